@@ -1,0 +1,7 @@
+"""minicnn: a small convolutional-network framework you can read line by line."""
+__version__ = "0.1.0"
+
+from ._config import get_num_threads, set_num_threads, show_config
+from .gradcheck import gradcheck
+from . import random
+from .random import seed

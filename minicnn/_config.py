@@ -1,0 +1,82 @@
+"""Thread count and build configuration.
+
+The kernels take their thread count as an argument; this module is where it lives.
+It comes from ``MINICNN_NUM_THREADS``, else ``OMP_NUM_THREADS``, else every core,
+and ``set_num_threads`` changes it at run time.
+"""
+import os
+import sys
+
+import numpy as np
+
+_num_threads = None
+
+
+def _threads_from_env():
+    for name in ("MINICNN_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if not value:
+            continue
+        # OMP_NUM_THREADS may be a list such as "4,2"; the first level is ours.
+        first = value.split(",")[0]
+        try:
+            n = int(first)
+        except ValueError:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+        if n < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        return n
+    return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """The number of threads the kernels use."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _threads_from_env()
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Set the number of threads the kernels use (a positive int)."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    _num_threads = int(n)
+
+
+def openmp_enabled():
+    """True when the kernels were compiled with OpenMP."""
+    from ._kernels import openmp
+
+    return openmp.openmp_enabled()
+
+
+def config():
+    """The build and run-time configuration as a dict."""
+    from . import __version__
+    from ._kernels import openmp
+
+    return {
+        "minicnn": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "openmp": openmp.openmp_enabled(),
+        "boundscheck": openmp.boundscheck_enabled(),
+        "num_threads": get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def show_config(file=None):
+    """Print the version, NumPy version, OpenMP status and thread count."""
+    cfg = config()
+    lines = [
+        f"minicnn     {cfg['minicnn']}",
+        f"python      {cfg['python']}",
+        f"numpy       {cfg['numpy']}",
+        f"openmp      {'yes' if cfg['openmp'] else 'no (serial kernels)'}",
+        f"debug build {'yes (bounds checks on)' if cfg['boundscheck'] else 'no'}",
+        f"threads     {cfg['num_threads']} (of {cfg['cpu_count']} cores)",
+    ]
+    print("\n".join(lines), file=file or sys.stdout)

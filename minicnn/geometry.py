@@ -1,0 +1,151 @@
+"""The geometry of convolution and pooling, written once.
+
+Output sizes, 'same' padding, per-side padding normalisation and the receptive
+field live here; layers, functional ops, the model summary and the tests all call
+these functions, so each formula exists in one place.
+
+Conventions: sizes are per axis; ``padding`` in normalised form is
+``((top, bottom), (left, right))``.
+"""
+import math
+import numbers
+
+PADDING_MODES = ("zeros", "constant", "reflect", "symmetric", "replicate", "circular")
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def pair(value, name, owner, minimum=1):
+    """Normalise an int or an (h, w) pair of ints to a tuple, checking ``>= minimum``."""
+    if _is_int(value):
+        out = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        out = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{owner}: {name} must be an int or a pair of ints (h, w), got {value!r}")
+    if min(out) < minimum:
+        raise ValueError(f"{owner}: {name} must be >= {minimum} in each axis, got {value!r}")
+    return out
+
+
+def normalize_padding(padding, owner, allow_same=True):
+    """Normalise a padding argument.
+
+    Accepts an int, an (h, w) pair, ``((top, bottom), (left, right))``, ``'valid'``
+    and (when ``allow_same``) ``'same'``. Returns the string ``'same'`` or the
+    per-side form ``((top, bottom), (left, right))``.
+    """
+    if isinstance(padding, str):
+        p = padding.lower()
+        if p == "valid":
+            return ((0, 0), (0, 0))
+        if p == "same" and allow_same:
+            return "same"
+        allowed = "an int, (h, w), ((top, bottom), (left, right)), 'valid'" + (
+            " or 'same'" if allow_same else ""
+        )
+        raise ValueError(f"{owner}: padding must be {allowed}, got {padding!r}")
+    if _is_int(padding):
+        p = int(padding)
+        sides = ((p, p), (p, p))
+    elif isinstance(padding, (tuple, list)) and len(padding) == 2:
+        if all(_is_int(v) for v in padding):
+            sides = ((int(padding[0]),) * 2, (int(padding[1]),) * 2)
+        elif all(
+            isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(u) for u in v)
+            for v in padding
+        ):
+            sides = tuple((int(v[0]), int(v[1])) for v in padding)
+        else:
+            sides = None
+    else:
+        sides = None
+    if sides is None:
+        raise TypeError(
+            f"{owner}: padding must be an int, (h, w), ((top, bottom), (left, right)) "
+            f"or a string, got {padding!r}"
+        )
+    if min(sides[0] + sides[1]) < 0:
+        raise ValueError(f"{owner}: padding must be >= 0 on every side, got {padding!r}")
+    return sides
+
+
+def effective_kernel(k, dilation=1):
+    """The span of a dilated kernel: dilation * (k - 1) + 1."""
+    return dilation * (k - 1) + 1
+
+
+def same_padding(n, k, stride=1, dilation=1):
+    """(before, after) padding so that the output has ceil(n / stride) elements.
+
+    When the total is odd the extra element goes after (bottom or right), as in
+    TensorFlow.
+    """
+    out = -(-n // stride)
+    total = max((out - 1) * stride + effective_kernel(k, dilation) - n, 0)
+    return (total // 2, total - total // 2)
+
+
+def resolve_padding(padding, in_hw, kernel_size, stride, dilation=(1, 1)):
+    """Per-side padding for an input of size ``in_hw``: resolves 'same', else returns it."""
+    if padding == "same":
+        return tuple(
+            same_padding(n, k, s, d) for n, k, s, d in zip(in_hw, kernel_size, stride, dilation)
+        )
+    return padding
+
+
+def conv_output_size(n, k, stride=1, pad_before=0, pad_after=0, dilation=1):
+    """floor((n + pad_before + pad_after - dilation * (k - 1) - 1) / stride) + 1.
+
+    With symmetric padding P and no dilation this is the notes' (X + 2P - K) / S + 1.
+    Returns 0 or less when the kernel does not fit; callers turn that into an error.
+    """
+    span = n + pad_before + pad_after - effective_kernel(k, dilation)
+    if span < 0:
+        return 0
+    return span // stride + 1
+
+
+def pool_output_size(n, k, stride, pad_before=0, pad_after=0, ceil_mode=False):
+    """Output size of a pooling window, with PyTorch's ceil_mode rule.
+
+    In ceil mode the last window may hang over the end, but it must start inside
+    the input or the leading padding (otherwise it is dropped).
+    """
+    span = n + pad_before + pad_after - k
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= n + pad_before:
+        out -= 1
+    return out
+
+
+def receptive_field_step(r, jump, k, stride=1, dilation=1):
+    """One layer of the receptive-field recurrence.
+
+    r_l = r_{l-1} + (k_eff - 1) * j_{l-1};  j_l = j_{l-1} * stride.
+    Starting from (r, j) = (1, 1) this gives r = 1 + sum((k_i - 1) * prod(s_j, j < i)).
+    """
+    return r + (effective_kernel(k, dilation) - 1) * jump, jump * stride
+
+
+def check_fits(owner, in_hw, kernel_size, padding, dilation=(1, 1)):
+    """Raise ValueError naming the layer when the kernel does not fit the padded input."""
+    for axis, n, k, (before, after), d in zip("HW", in_hw, kernel_size, padding, dilation):
+        span = effective_kernel(k, d)
+        if n + before + after < span:
+            raise ValueError(
+                f"{owner}: kernel size {span} (dilated) along {axis} does not fit the padded "
+                f"input of size {n} + {before} + {after} = {n + before + after}"
+            )
+
+
+def mac_count(out_hw, kernel_size, in_channels, out_channels, groups=1):
+    """Multiply-accumulates of one image through a convolution: OH*OW*KH*KW*Cin*Cout/groups."""
+    return out_hw[0] * out_hw[1] * kernel_size[0] * kernel_size[1] * in_channels * out_channels // groups

@@ -1,0 +1,12 @@
+"""Layers, one file per family. ``LAYERS`` maps class names to classes (for checkpoints)."""
+from .base import Layer, Parameter
+
+# === engine (owner: conv, pad, pool) ===
+
+# === compose (owner: compose) ===
+
+LAYERS = {
+    cls.__name__: cls
+    for cls in list(globals().values())
+    if isinstance(cls, type) and issubclass(cls, Layer) and cls is not Layer
+}

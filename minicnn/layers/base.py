@@ -1,0 +1,159 @@
+"""The Layer base class: params/grads dicts, config, repr, dtype handling."""
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype, owner):
+    """Return np.float32 or np.float64 from a dtype-like, else raise TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{owner}: dtype must be float32 or float64, got {dtype!r}")
+    return dt.type
+
+
+class Parameter:
+    """A view of one parameter of a layer: its dotted name, value and gradient.
+
+    It looks the arrays up in the layer's dicts on each access, so it stays valid
+    after ``astype`` replaces them. Optimizers update ``value`` in place.
+    """
+
+    __slots__ = ("layer", "key", "name")
+
+    def __init__(self, layer, key, name=None):
+        self.layer = layer
+        self.key = key
+        self.name = name or key
+
+    @property
+    def value(self):
+        return self.layer.params[self.key]
+
+    @property
+    def grad(self):
+        return self.layer.grads[self.key]
+
+    def __repr__(self):
+        return f"Parameter({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+class Layer:
+    """A layer of a network.
+
+    Subclasses set ``self.params`` / ``self.grads`` (same keys, same shapes),
+    implement ``forward(x, training=True)`` (caching what backward needs) and
+    ``backward(dout)`` (filling ``grads`` and returning dx), and ``get_config()``
+    returning their constructor arguments as plain JSON-able values.
+    """
+
+    #: defaults of the constructor arguments, used by repr to show only what differs
+    defaults = {}
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.training = True
+        self.dtype = None  # set by layers with parameters
+
+    # --- interface -------------------------------------------------------
+    def forward(self, x, training=True):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def output_shape(self, input_shape):
+        """The output shape (without batch) for an input shape (without batch)."""
+        return tuple(self.forward(np.zeros((1,) + tuple(input_shape), np.float32), False).shape[1:])
+
+    def macs(self, input_shape):
+        """Multiply-accumulates for one sample of ``input_shape`` (no batch axis)."""
+        return 0
+
+    def receptive_params(self):
+        """((kh, kw), (sh, sw), (dh, dw)) for the receptive-field recurrence, or None."""
+        return None
+
+    # --- conveniences ------------------------------------------------------
+    def parameters(self, prefix=""):
+        """The layer's parameters as a list of Parameter, named ``prefix + key``."""
+        return [Parameter(self, k, prefix + k) for k in self.params]
+
+    def __call__(self, x, training=True):
+        return self.forward(x, training)
+
+    def train(self):
+        self.training = True
+        return self
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g.fill(0)
+
+    def astype(self, dtype):
+        """Convert parameters (and gradients) to ``dtype`` in place; returns self."""
+        dt = check_dtype(dtype, type(self).__name__)
+        if self.params:
+            self.dtype = dt
+        for k in self.params:
+            self.params[k] = np.ascontiguousarray(self.params[k], dtype=dt)
+            self.grads[k] = np.zeros_like(self.params[k])
+        return self
+
+    def _backward_check(self, name="cache"):
+        if getattr(self, name, None) is None:
+            raise RuntimeError(f"{self!r}: backward called before forward(x, training=True)")
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def extra_repr(self):
+        cfg = self.get_config()
+        parts = []
+        for k, v in cfg.items():
+            if k in self.defaults and self.defaults[k] == v:
+                continue
+            parts.append(f"{k}={v!r}")
+        return ", ".join(parts)
+
+    def __repr__(self):
+        return f"{self.name}({self.extra_repr()})"
+
+
+def as_float_input(x, owner, dtype=None, ndim=None):
+    """Check an input array: floating (or cast to ``dtype``), of rank ``ndim``.
+
+    Layers with parameters pass their own ``dtype`` so that float32/float64 input
+    is cast to it; layers without pass ``None`` and compute in the input's dtype.
+    Integer, boolean and complex input is rejected: raw uint8 images must be
+    normalised first.
+    """
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype not in FLOAT_DTYPES:
+        if x.dtype.kind in "biu":
+            hint = " (normalise raw images first, e.g. x.astype(np.float32) / 255)"
+        else:
+            hint = ""
+        raise TypeError(f"{owner}: expected a float32 or float64 input, got {x.dtype}{hint}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{owner}: expected a {ndim}-d input, got shape {x.shape}")
+    if dtype is not None and x.dtype != dtype:
+        x = x.astype(dtype)
+    return x
