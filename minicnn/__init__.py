@@ -5,3 +5,13 @@ from ._config import get_num_threads, set_num_threads, show_config
 from .gradcheck import gradcheck
 from . import random
 from .random import seed
+
+# === engine (owner: conv, pad, pool) ===
+
+# === compose (owner: compose) ===
+
+# === model (owner: model) ===
+
+# === training (owner: training) ===
+
+# === data (owner: data) ===
