@@ -7,6 +7,8 @@ from . import random
 from .random import seed
 
 # === engine (owner: conv, pad, pool) ===
+from . import functional, geometry, layers
+from .layers import Conv2D, Pad
 
 # === compose (owner: compose) ===
 

@@ -9,10 +9,223 @@ import numpy as np
 
 from . import geometry
 from ._config import get_num_threads
+from ._kernels import conv as _conv
+from ._kernels import pad as _pad
 
 # === padding (owner: pad) ====================================================
 
+def pad_index(n, before, after, mode):
+    """The source index of each of the n + before + after padded positions along one axis.
+
+    -1 marks a position filled with the constant. The modes, shown on 1 2 3 padded by 2:
+    zeros/constant 0 0 1 2 3 0 0; reflect (mirror, edge not repeated) 3 2 1 2 3 2 1;
+    symmetric (mirror, edge repeated) 2 1 1 2 3 3 2; replicate 1 1 1 2 3 3 3;
+    circular 2 3 1 2 3 1 2.
+    """
+    t = np.arange(-before, n + after)
+    if mode in ("zeros", "constant"):
+        return np.where((t >= 0) & (t < n), t, -1).astype(np.intp)
+    if mode == "replicate":
+        return np.clip(t, 0, n - 1).astype(np.intp)
+    if mode == "circular":
+        return np.mod(t, n).astype(np.intp)
+    if mode == "reflect":
+        period = 2 * (n - 1)
+        t = np.mod(t, period) if period else np.zeros_like(t)
+        return np.where(t < n, t, period - t).astype(np.intp)
+    if mode == "symmetric":
+        t = np.mod(t, 2 * n)
+        return np.where(t < n, t, 2 * n - 1 - t).astype(np.intp)
+    raise ValueError(f"pad: mode must be one of {geometry.PADDING_MODES}, got {mode!r}")
+
+
+def check_pad_mode(owner, in_hw, padding, mode):
+    """Mirror and circular padding can only copy pixels the input has (as in PyTorch)."""
+    limits = {"reflect": 1, "symmetric": 0, "circular": 0}
+    if mode not in limits:
+        return
+    for axis, n, sides in zip("HW", in_hw, padding):
+        widest = n - limits[mode]
+        if max(sides) > widest:
+            raise ValueError(
+                f"{owner}: {mode} padding {sides} along {axis} needs an input of size at least "
+                f"{max(sides) + limits[mode]}, got {n} (at most {widest} for this input)"
+            )
+
+
+def _planes(x):
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(x).reshape(n * c, h, w)
+
+
+def pad(x, padding, mode="zeros", value=0.0, owner="pad"):
+    """Pad the last two axes of an NCHW array.
+
+    padding: per-side ((top, bottom), (left, right)); mode: see ``pad_index``.
+    Returns a new (N, C, H + top + bottom, W + left + right) array of x's dtype.
+    """
+    (top, bottom), (left, right) = padding
+    n, c, h, w = x.shape
+    check_pad_mode(owner, (h, w), padding, mode)
+    out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
+    if out.size == 0:
+        return out
+    rows = pad_index(h, top, bottom, mode)
+    cols = pad_index(w, left, right, mode)
+    fill = value if mode == "constant" else 0.0
+    _pad.pad_forward(_planes(x), rows, cols, x.dtype.type(fill), _planes(out), get_num_threads())
+    return out
+
+
+def pad_backward(dout, padding, mode, in_hw):
+    """The gradient of ``pad``: each output gradient is added back into its source pixel."""
+    (top, bottom), (left, right) = padding
+    n, c = dout.shape[:2]
+    h, w = in_hw
+    dx = np.zeros((n, c, h, w), dtype=dout.dtype)
+    if dx.size == 0:
+        return dx
+    rows = pad_index(h, top, bottom, mode)
+    cols = pad_index(w, left, right, mode)
+    _pad.pad_backward(_planes(dout), rows, cols, _planes(dx), get_num_threads())
+    return dx
+
+
 # === convolution (owner: conv) ===============================================
+
+def _check_conv_args(x, w, b, stride, padding, dilation, groups, owner):
+    """Validate an input against a weight; return the per-side padding resolved for x."""
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{owner}: expected a float32 or float64 input, got {got}")
+    if w.ndim != 4:
+        raise ValueError(f"{owner}: weight must be 4-d (out, in/groups, kh, kw), got shape {w.shape}")
+    out_channels, cin_g, kh, kw = w.shape
+    in_channels = cin_g * groups
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"{owner}: expected input (N, {in_channels}, H, W), got {x.shape}")
+    if x.dtype != w.dtype:
+        raise TypeError(f"{owner}: input dtype {x.dtype} differs from weight dtype {w.dtype}")
+    if out_channels % groups:
+        raise ValueError(f"{owner}: out_channels={out_channels} is not divisible by groups={groups}")
+    if b is not None and (b.shape != (out_channels,) or b.dtype != w.dtype):
+        raise ValueError(f"{owner}: bias must be ({out_channels},) {w.dtype}, got {b.shape} {b.dtype}")
+    padding = geometry.resolve_padding(padding, x.shape[2:], (kh, kw), stride, dilation)
+    geometry.check_fits(owner, x.shape[2:], (kh, kw), padding, dilation)
+    return padding
+
+
+def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+                   groups=1, padding_mode="zeros", flip_kernel=False, training=True, owner="conv2d"):
+    """2-d cross-correlation (a true convolution when ``flip_kernel``): returns (out, cache).
+
+    x: (N, C, H, W); w: (O, C/groups, KH, KW); b: (O,) or None. ``padding`` is
+    per-side ((top, bottom), (left, right)) or 'same'; ``padding_mode`` any mode
+    of ``pad``. out: (N, O, OH, OW) with OH = floor((H + top + bottom -
+    dilation*(KH - 1) - 1) / stride) + 1. ``cache`` is what ``conv2d_backward``
+    needs (None when not training).
+    """
+    padding = _check_conv_args(x, w, b, stride, padding, dilation, groups, owner)
+    if flip_kernel:
+        w = w[:, :, ::-1, ::-1]
+    w = np.ascontiguousarray(w)
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    oh = geometry.conv_output_size(h, kh, sh, *padding[0], dilation=dh)
+    ow = geometry.conv_output_size(wd, kw, sw, *padding[1], dilation=dw)
+    padded = padding != ((0, 0), (0, 0))
+    xp = pad(x, padding, padding_mode, owner=owner) if padded else np.ascontiguousarray(x)
+    threads = get_num_threads()
+    cache = {"x_shape": x.shape, "padding": padding, "padding_mode": padding_mode,
+             "stride": stride, "dilation": dilation, "groups": groups, "w": w,
+             "flip": flip_kernel, "has_bias": b is not None, "out_hw": (oh, ow)}
+
+    if groups == c and c > 1:
+        # depthwise: a direct loop beats a GEMM with one input channel per group
+        path = "depthwise"
+        bias = b if b is not None else np.zeros(o, dtype=w.dtype)
+        out = np.empty((n, o, oh, ow), dtype=w.dtype)
+        _conv.depthwise_forward(xp, w, bias, out, sh, sw, dh, dw, threads)
+        saved = xp
+    elif kh == kw == 1 and stride == (1, 1) and not padded and groups == 1:
+        # 1x1: the input already is the column matrix, no im2col copy
+        path = "pointwise"
+        out = np.matmul(w.reshape(o, c), xp.reshape(n, c, h * wd)).reshape(n, o, oh, ow)
+        if b is not None:
+            out += b.reshape(1, o, 1, 1)
+        saved = xp
+    else:
+        path = "gemm"
+        g = groups
+        cols = np.empty((c * kh * kw, n, oh * ow), dtype=w.dtype)
+        _conv.im2col(xp, cols, kh, kw, sh, sw, dh, dw, ow, threads)
+        out_t = np.matmul(w.reshape(g, o // g, -1), cols.reshape(g, -1, n * oh * ow))
+        out = np.empty((n, o, oh, ow), dtype=w.dtype)
+        out_t = out_t.reshape(o, n, oh * ow).transpose(1, 0, 2)
+        if b is not None:
+            np.add(out_t, b.reshape(1, o, 1), out=out.reshape(n, o, oh * ow))
+        else:
+            out.reshape(n, o, oh * ow)[...] = out_t
+        saved = cols
+    cache.update(path=path, saved=saved, padded_shape=xp.shape)
+    return out, (cache if training else None)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+           flip_kernel=False):
+    """Functional 2-d convolution, forward only, with the Conv2D argument forms."""
+    owner = "conv2d"
+    stride = geometry.pair(stride, "stride", owner)
+    dilation = geometry.pair(dilation, "dilation", owner)
+    padding = geometry.normalize_padding(padding, owner)
+    if padding_mode not in geometry.PADDING_MODES or padding_mode == "constant":
+        raise ValueError(f"{owner}: padding_mode must be one of zeros, reflect, symmetric, "
+                         f"replicate, circular, got {padding_mode!r}")
+    return conv2d_forward(x, w, b, stride, padding, dilation, groups, padding_mode,
+                          flip_kernel, training=False, owner=owner)[0]
+
+
+def conv2d_backward(dout, cache):
+    """Gradients of ``conv2d_forward``: returns (dx, dw, db); db is None without bias."""
+    n, c, h, wd = cache["x_shape"]
+    w = cache["w"]
+    o, cin_g, kh, kw = w.shape
+    (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
+    oh, ow = cache["out_hw"]
+    g = cache["groups"]
+    if dout.shape != (n, o, oh, ow):
+        raise ValueError(f"conv2d_backward: dout must be {(n, o, oh, ow)}, got {dout.shape}")
+    dout = np.ascontiguousarray(dout, dtype=w.dtype)
+    threads = get_num_threads()
+    path, saved = cache["path"], cache["saved"]
+    db = dout.sum(axis=(0, 2, 3)) if cache["has_bias"] else None
+
+    if path == "depthwise":
+        dw_ = np.empty_like(w)
+        _conv.depthwise_backward_weight(dout, saved, dw_, sh, sw, dh, dw, threads)
+        dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
+        _conv.depthwise_backward_input(dout, w, dxp, sh, sw, dh, dw, threads)
+    elif path == "pointwise":
+        d3 = dout.reshape(n, o, oh * ow)
+        dw_ = np.tensordot(d3, saved.reshape(n, c, h * wd), axes=([0, 2], [0, 2])).reshape(w.shape)
+        dxp = np.matmul(w.reshape(o, c).T, d3).reshape(n, c, h, wd)
+    else:
+        dout_t = dout.reshape(n, o, oh * ow).transpose(1, 0, 2).reshape(g, o // g, n * oh * ow)
+        cols = saved.reshape(g, -1, n * oh * ow)
+        dw_ = np.matmul(dout_t, cols.transpose(0, 2, 1)).reshape(w.shape)
+        dcols = np.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t)
+        dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
+        _conv.col2im(dcols.reshape(c * kh * kw, n, oh * ow), dxp, kh, kw, sh, sw, dh, dw, ow, threads)
+
+    if cache["padding"] != ((0, 0), (0, 0)):
+        dx = pad_backward(dxp, cache["padding"], cache["padding_mode"], (h, wd))
+    else:
+        dx = dxp
+    if cache["flip"]:
+        dw_ = np.ascontiguousarray(dw_[:, :, ::-1, ::-1])
+    return dx, dw_, db
+
 
 # === pooling (owner: pool) ===================================================
 

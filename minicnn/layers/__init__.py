@@ -2,6 +2,8 @@
 from .base import Layer, Parameter
 
 # === engine (owner: conv, pad, pool) ===
+from .conv import Conv2D
+from .pad import Pad
 
 # === compose (owner: compose) ===
 

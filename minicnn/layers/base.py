@@ -123,17 +123,25 @@ class Layer:
     def name(self):
         return type(self).__name__
 
-    def extra_repr(self):
-        cfg = self.get_config()
+    def extra_repr(self, skip=()):
+        """The config arguments that differ from ``defaults``, as ``k=v`` pairs."""
         parts = []
-        for k, v in cfg.items():
-            if k in self.defaults and self.defaults[k] == v:
+        for k, v in self.get_config().items():
+            if k in skip or (k in self.defaults and self.defaults[k] == v):
                 continue
             parts.append(f"{k}={v!r}")
         return ", ".join(parts)
 
     def __repr__(self):
         return f"{self.name}({self.extra_repr()})"
+
+
+def as_tuples(v):
+    """An argument with lists turned into tuples, so a config read back from JSON
+    (which has lists) rebuilds a layer with the same config and repr."""
+    if isinstance(v, (tuple, list)):
+        return tuple(as_tuples(u) for u in v)
+    return v
 
 
 def as_float_input(x, owner, dtype=None, ndim=None):

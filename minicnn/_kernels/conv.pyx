@@ -1,0 +1,166 @@
+"""Convolution kernels: im2col / col2im for the GEMM path, direct loops for depthwise.
+
+All inputs are already padded (minicnn.functional pads first, in any mode), so the
+loops only deal with stride and dilation. Index convention: output pixel (i, j)
+with kernel tap (ki, kj) reads padded input pixel (i*sh + ki*dh, j*sw + kj*dw).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+
+# --- im2col / col2im ---------------------------------------------------------
+# cols has shape (C*KH*KW, N, OH*OW): row r = (c*KH + ki)*KW + kj holds, for every
+# image and output pixel, the input value that tap (c, ki, kj) multiplies. The
+# forward is then one GEMM  W(O, C*KH*KW) @ cols -> (O, N*OH*OW).
+
+cdef inline void _im2col_row(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
+                             Py_ssize_t r, int kh, int kw, int sh, int sw, int dh, int dw,
+                             Py_ssize_t ow) noexcept nogil:
+    cdef Py_ssize_t c = r // (kh * kw)
+    cdef Py_ssize_t ki = (r // kw) % kh
+    cdef Py_ssize_t kj = r % kw
+    cdef Py_ssize_t n, i, j, hi, base
+    cdef Py_ssize_t oh = cols.shape[2] // ow
+    for n in range(x.shape[0]):
+        for i in range(oh):
+            hi = i * sh + ki * dh
+            base = i * ow
+            for j in range(ow):
+                cols[r, n, base + j] = x[n, c, hi, j * sw + kj * dw]
+
+
+def im2col(const floating[:, :, :, ::1] x,     # IN  (N, C, Hp, Wp) padded input
+           floating[:, :, ::1] cols,           # OUT (C*KH*KW, N, OH*OW)
+           int kh, int kw, int sh, int sw, int dh, int dw, Py_ssize_t ow,
+           int num_threads):
+    cdef Py_ssize_t r
+    with nogil:
+        for r in prange(cols.shape[0], schedule="static", num_threads=num_threads):
+            _im2col_row(x, cols, r, kh, kw, sh, sw, dh, dw, ow)
+
+
+cdef inline void _col2im_plane(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
+                               Py_ssize_t p, int kh, int kw, int sh, int sw, int dh, int dw,
+                               Py_ssize_t ow) noexcept nogil:
+    cdef Py_ssize_t C = dx.shape[1]
+    cdef Py_ssize_t n = p // C
+    cdef Py_ssize_t c = p % C
+    cdef Py_ssize_t oh = cols.shape[2] // ow
+    cdef Py_ssize_t ki, kj, r, i, j, hi, base
+    for ki in range(kh):
+        for kj in range(kw):
+            r = (c * kh + ki) * kw + kj
+            for i in range(oh):
+                hi = i * sh + ki * dh
+                base = i * ow
+                for j in range(ow):
+                    dx[n, c, hi, j * sw + kj * dw] += cols[r, n, base + j]
+
+
+def col2im(const floating[:, :, ::1] cols,     # IN  (C*KH*KW, N, OH*OW)
+           floating[:, :, :, ::1] dx,          # OUT (N, C, Hp, Wp), zeroed by the caller
+           int kh, int kw, int sh, int sw, int dh, int dw, Py_ssize_t ow,
+           int num_threads):
+    """The adjoint of im2col: each column entry is added back to its input pixel.
+
+    Parallel over (image, channel) planes, so no two threads write one pixel.
+    """
+    cdef Py_ssize_t p
+    with nogil:
+        for p in prange(dx.shape[0] * dx.shape[1], schedule="static", num_threads=num_threads):
+            _col2im_plane(cols, dx, p, kh, kw, sh, sw, dh, dw, ow)
+
+
+# --- depthwise (groups == in_channels) -----------------------------------------
+# Output channel o reads input channel o // M, where M = out_channels / in_channels.
+
+cdef inline void _dw_forward_plane(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                                   const floating[::1] b, floating[:, :, :, ::1] out,
+                                   Py_ssize_t p, int sh, int sw, int dh, int dw) noexcept nogil:
+    cdef Py_ssize_t O = out.shape[1]
+    cdef Py_ssize_t n = p // O
+    cdef Py_ssize_t o = p % O
+    cdef Py_ssize_t c = o // (O // x.shape[1])
+    cdef Py_ssize_t i, j, ki, kj, hi, wj
+    cdef floating wv
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            out[n, o, i, j] = b[o]
+    for ki in range(w.shape[2]):
+        for kj in range(w.shape[3]):
+            wv = w[o, 0, ki, kj]
+            wj = kj * dw
+            for i in range(out.shape[2]):
+                hi = i * sh + ki * dh
+                for j in range(out.shape[3]):
+                    out[n, o, i, j] += wv * x[n, c, hi, j * sw + wj]
+
+
+def depthwise_forward(const floating[:, :, :, ::1] x,   # IN  (N, C, Hp, Wp) padded
+                      const floating[:, :, :, ::1] w,   # IN  (O, 1, KH, KW), O = C*M
+                      const floating[::1] b,            # IN  (O,) (zeros when no bias)
+                      floating[:, :, :, ::1] out,       # OUT (N, O, OH, OW)
+                      int sh, int sw, int dh, int dw, int num_threads):
+    cdef Py_ssize_t p
+    with nogil:
+        for p in prange(out.shape[0] * out.shape[1], schedule="static", num_threads=num_threads):
+            _dw_forward_plane(x, w, b, out, p, sh, sw, dh, dw)
+
+
+cdef inline void _dw_dx_plane(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] w,
+                              floating[:, :, :, ::1] dx, Py_ssize_t p,
+                              int sh, int sw, int dh, int dw) noexcept nogil:
+    cdef Py_ssize_t C = dx.shape[1]
+    cdef Py_ssize_t M = dout.shape[1] // C
+    cdef Py_ssize_t n = p // C
+    cdef Py_ssize_t c = p % C
+    cdef Py_ssize_t q, o, i, j, ki, kj, hi, wj
+    cdef floating wv
+    for q in range(M):
+        o = c * M + q
+        for ki in range(w.shape[2]):
+            for kj in range(w.shape[3]):
+                wv = w[o, 0, ki, kj]
+                wj = kj * dw
+                for i in range(dout.shape[2]):
+                    hi = i * sh + ki * dh
+                    for j in range(dout.shape[3]):
+                        dx[n, c, hi, j * sw + wj] += wv * dout[n, o, i, j]
+
+
+def depthwise_backward_input(const floating[:, :, :, ::1] dout,  # IN  (N, O, OH, OW)
+                             const floating[:, :, :, ::1] w,     # IN  (O, 1, KH, KW)
+                             floating[:, :, :, ::1] dx,          # OUT (N, C, Hp, Wp), zeroed
+                             int sh, int sw, int dh, int dw, int num_threads):
+    cdef Py_ssize_t p
+    with nogil:
+        for p in prange(dx.shape[0] * dx.shape[1], schedule="static", num_threads=num_threads):
+            _dw_dx_plane(dout, w, dx, p, sh, sw, dh, dw)
+
+
+cdef inline floating _dw_tap(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] x,
+                             Py_ssize_t o, Py_ssize_t c, Py_ssize_t ki, Py_ssize_t kj,
+                             int sh, int sw, int dh, int dw) noexcept nogil:
+    cdef floating acc = 0
+    cdef Py_ssize_t n, i, j, hi, wj = kj * dw
+    for n in range(dout.shape[0]):
+        for i in range(dout.shape[2]):
+            hi = i * sh + ki * dh
+            for j in range(dout.shape[3]):
+                acc = acc + dout[n, o, i, j] * x[n, c, hi, j * sw + wj]
+    return acc
+
+
+def depthwise_backward_weight(const floating[:, :, :, ::1] dout,  # IN  (N, O, OH, OW)
+                              const floating[:, :, :, ::1] x,     # IN  (N, C, Hp, Wp) padded
+                              floating[:, :, :, ::1] dw_out,      # OUT (O, 1, KH, KW)
+                              int sh, int sw, int dh, int dw, int num_threads):
+    """Parallel over output channels; each tap is one sum in a fixed order."""
+    cdef Py_ssize_t O = dout.shape[1]
+    cdef Py_ssize_t M = O // x.shape[1]
+    cdef Py_ssize_t o, ki, kj
+    with nogil:
+        for o in prange(O, schedule="static", num_threads=num_threads):
+            for ki in range(dw_out.shape[2]):
+                for kj in range(dw_out.shape[3]):
+                    dw_out[o, 0, ki, kj] = _dw_tap(dout, x, o, o // M, ki, kj, sh, sw, dh, dw)

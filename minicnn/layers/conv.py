@@ -1,0 +1,128 @@
+"""Conv2D: a 2-d convolution layer over NCHW input."""
+import numpy as np
+
+from .. import functional as F
+from .. import geometry
+from ..init import WEIGHT_INITS, init_weight
+from .base import Layer, as_float_input, as_tuples, check_dtype
+
+CONV_PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
+
+
+class Conv2D(Layer):
+    """2-d convolution (cross-correlation, or a true convolution with ``flip_kernel=True``).
+
+    params: ``weight`` (out_channels, in_channels // groups, kh, kw), ``bias`` (out_channels,).
+    Input (N, in_channels, H, W); output (N, out_channels, OH, OW) with, per axis,
+    OH = floor((H + pad_before + pad_after - dilation * (kh - 1) - 1) / stride) + 1.
+
+    padding: an int, (h, w), ((top, bottom), (left, right)), 'valid', or 'same'
+    (output ceil(H / stride); an odd total puts the extra row/column at the bottom/right).
+    padding_mode: 'zeros', 'reflect' (1 2 3 -> 2 1 2 3 2), 'symmetric' (1 1 2 3 3),
+    'replicate' or 'circular'. groups == in_channels is a depthwise convolution.
+    """
+
+    defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,
+                "padding_mode": "zeros", "flip_kernel": False, "weight_init": "he",
+                "dtype": "float32"}
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", flip_kernel=False, weight_init="he",
+                 dtype=np.float32, rng=None):
+        super().__init__()
+        owner = f"Conv2D({in_channels}->{out_channels}, kernel_size={kernel_size!r})"
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                        ("groups", groups)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{owner}: {name} must be a positive int, got {v!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{owner}: groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}")
+        if padding_mode not in CONV_PADDING_MODES:
+            raise ValueError(f"{owner}: padding_mode must be one of {list(CONV_PADDING_MODES)}, "
+                             f"got padding_mode={padding_mode!r}")
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(f"{owner}: weight_init must be one of {list(WEIGHT_INITS)}, "
+                             f"got {weight_init!r}")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"{owner}: bias must be True or False, got {bias!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = geometry.pair(kernel_size, "kernel_size", owner)
+        self.stride = geometry.pair(stride, "stride", owner)
+        self.dilation = geometry.pair(dilation, "dilation", owner)
+        self.padding = geometry.normalize_padding(padding, owner)
+        self.groups = int(groups)
+        self.padding_mode = padding_mode
+        self.flip_kernel = bool(flip_kernel)
+        self.weight_init = weight_init
+        self.dtype = check_dtype(dtype, owner)
+        self._args = {"kernel_size": as_tuples(kernel_size), "stride": as_tuples(stride),
+                      "padding": as_tuples(padding), "dilation": as_tuples(dilation)}
+        kh, kw = self.kernel_size
+        cin_g = self.in_channels // self.groups
+        fan_in = cin_g * kh * kw
+        fan_out = self.out_channels // self.groups * kh * kw
+        self.params["weight"] = init_weight((self.out_channels, cin_g, kh, kw), fan_in, fan_out,
+                                            weight_init, self.dtype, rng, owner)
+        self.grads["weight"] = np.zeros_like(self.params["weight"])
+        if bias:
+            self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
+            self.grads["bias"] = np.zeros_like(self.params["bias"])
+        self.cache = None
+
+    def get_config(self):
+        cfg = {"in_channels": self.in_channels, "out_channels": self.out_channels}
+        cfg.update(self._args)
+        cfg.update(groups=self.groups, bias="bias" in self.params, padding_mode=self.padding_mode,
+                   flip_kernel=self.flip_kernel, weight_init=self.weight_init,
+                   dtype=np.dtype(self.dtype).name)
+        return cfg
+
+    def __repr__(self):
+        head = f"{self.in_channels}->{self.out_channels}, kernel_size={self._args['kernel_size']!r}"
+        extra = self.extra_repr(skip=("in_channels", "out_channels", "kernel_size"))
+        return f"Conv2D({head}{', ' + extra if extra else ''})"
+
+    def _padding_for(self, in_hw):
+        return geometry.resolve_padding(self.padding, in_hw, self.kernel_size, self.stride,
+                                        self.dilation)
+
+    def forward(self, x, training=True):
+        x = as_float_input(x, repr(self), self.dtype, ndim=4)
+        out, self.cache = F.conv2d_forward(
+            x, self.params["weight"], self.params.get("bias"), self.stride,
+            self._padding_for(x.shape[2:]), self.dilation, self.groups, self.padding_mode,
+            self.flip_kernel, training, owner=repr(self))
+        return out
+
+    def backward(self, dout):
+        self._backward_check()
+        dx, dw, db = F.conv2d_backward(dout, self.cache)
+        self.grads["weight"] = dw
+        if db is not None:
+            self.grads["bias"] = db
+        return dx
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        if c != self.in_channels:
+            raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W), "
+                             f"got (N, {c}, {h}, {w})")
+        padding = self._padding_for((h, w))
+        geometry.check_fits(repr(self), (h, w), self.kernel_size, padding, self.dilation)
+        if self.padding_mode != "zeros":
+            F.check_pad_mode(repr(self), (h, w), padding, self.padding_mode)
+        oh = geometry.conv_output_size(h, self.kernel_size[0], self.stride[0], *padding[0],
+                                       dilation=self.dilation[0])
+        ow = geometry.conv_output_size(w, self.kernel_size[1], self.stride[1], *padding[1],
+                                       dilation=self.dilation[1])
+        return (self.out_channels, oh, ow)
+
+    def macs(self, input_shape):
+        _, oh, ow = self.output_shape(input_shape)
+        return geometry.mac_count((oh, ow), self.kernel_size, self.in_channels,
+                                  self.out_channels, self.groups)
+
+    def receptive_params(self):
+        return self.kernel_size, self.stride, self.dilation

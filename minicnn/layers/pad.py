@@ -1,0 +1,51 @@
+"""Pad: pad the spatial axes of NCHW input in any mode."""
+import numbers
+
+from .. import functional as F
+from .. import geometry
+from .base import Layer, as_float_input, as_tuples
+
+
+class Pad(Layer):
+    """Pad H and W. padding: an int, (h, w), ((top, bottom), (left, right)) or 'valid'.
+
+    mode: 'zeros', 'constant' (with ``value``), 'reflect' (mirror, edge not repeated:
+    1 2 3 -> 2 1 2 3 2), 'symmetric' (mirror, edge repeated: 1 1 2 3 3), 'replicate'
+    or 'circular'. The backward adds each gradient back into the pixel it was copied from.
+    """
+
+    defaults = {"mode": "zeros", "value": 0.0}
+
+    def __init__(self, padding, mode="zeros", value=0.0):
+        super().__init__()
+        owner = f"Pad({padding!r})"
+        self.padding = geometry.normalize_padding(padding, owner, allow_same=False)
+        if mode not in geometry.PADDING_MODES:
+            raise ValueError(f"{owner}: mode must be one of {list(geometry.PADDING_MODES)}, "
+                             f"got mode={mode!r}")
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"{owner}: value must be a number, got {value!r}")
+        if value != 0 and mode != "constant":
+            raise ValueError(f"{owner}: value={value!r} needs mode='constant', got mode={mode!r}")
+        self.mode = mode
+        self.value = float(value)
+        self._padding_arg = as_tuples(padding)
+        self.in_hw = None
+
+    def get_config(self):
+        return {"padding": self._padding_arg, "mode": self.mode, "value": self.value}
+
+    def forward(self, x, training=True):
+        x = as_float_input(x, repr(self), None, ndim=4)
+        self.in_hw = x.shape[2:]
+        return F.pad(x, self.padding, self.mode, self.value, owner=repr(self))
+
+    def backward(self, dout):
+        self._backward_check("in_hw")
+        return F.pad_backward(dout, self.padding, self.mode, self.in_hw)
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        F.check_pad_mode(repr(self), (h, w), self.padding, self.mode)
+        (t, b), (l, r) = self.padding
+        return (c, h + t + b, w + l + r)

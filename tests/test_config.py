@@ -1,0 +1,59 @@
+"""Build configuration and thread control."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import minicnn
+from minicnn import _config
+
+
+def test_set_and_get_num_threads():
+    old = minicnn.get_num_threads()
+    try:
+        minicnn.set_num_threads(1)
+        assert minicnn.get_num_threads() == 1
+    finally:
+        minicnn.set_num_threads(old)
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="n must be a positive integer"):
+            minicnn.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"MINICNN_NUM_THREADS": "3", "OMP_NUM_THREADS": "5"}, 3),
+    ({"OMP_NUM_THREADS": "5,2"}, 5),
+    ({}, os.cpu_count()),
+])
+def test_threads_from_env(monkeypatch, env, expected):
+    monkeypatch.delenv("MINICNN_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert _config._threads_from_env() == expected
+
+
+def test_bad_thread_env(monkeypatch):
+    monkeypatch.setenv("MINICNN_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="MINICNN_NUM_THREADS must be a positive integer"):
+        _config._threads_from_env()
+
+
+def test_info_command():
+    out = subprocess.run([sys.executable, "-m", "minicnn", "info"], capture_output=True, text=True,
+                         check=True).stdout
+    assert f"minicnn     {minicnn.__version__}" in out
+    assert "numpy" in out and "openmp" in out and "threads" in out
+
+
+@pytest.mark.skipif(os.environ.get("MINICNN_EXPECT_OPENMP") != "1",
+                    reason="set MINICNN_EXPECT_OPENMP=1 where the compiler has OpenMP (CI does)")
+def test_openmp_was_not_lost():
+    assert minicnn._config.openmp_enabled(), "the kernels were built without OpenMP"
+
+
+@pytest.mark.skipif(os.environ.get("MINICNN_EXPECT_DEBUG") != "1",
+                    reason="set MINICNN_EXPECT_DEBUG=1 when testing a MINICNN_DEBUG=1 build")
+def test_debug_build_checks_bounds():
+    assert minicnn._config.config()["boundscheck"]

@@ -1,0 +1,309 @@
+"""Conv2D and functional.conv2d: reference agreement, gradients, worked examples, errors."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import minicnn
+from minicnn import Conv2D, functional as F, geometry
+from reference import conv2d_ref
+
+MODES = ["zeros", "reflect", "symmetric", "replicate", "circular"]
+
+
+def make_conv(rng, dtype=np.float64, **kw):
+    conv = Conv2D(dtype=dtype, rng=rng, **kw)
+    if "bias" in conv.params:
+        conv.params["bias"][...] = rng.standard_normal(conv.params["bias"].shape)
+    return conv
+
+
+def reference_of(conv, x):
+    padding = geometry.resolve_padding(conv.padding, x.shape[2:], conv.kernel_size, conv.stride,
+                                       conv.dilation)
+    return conv2d_ref(x.astype(np.float64), conv.params["weight"].astype(np.float64),
+                      conv.params.get("bias"), conv.stride, padding, conv.dilation, conv.groups,
+                      conv.padding_mode, conv.flip_kernel)
+
+
+@st.composite
+def conv_configs(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin = groups * draw(st.integers(1, 2))
+    cout = groups * draw(st.integers(1, 2))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    mode = draw(st.sampled_from(MODES))
+    h, w = draw(st.integers(3, 7)), draw(st.integers(3, 7))
+    padding = draw(st.one_of(
+        st.integers(0, 2),
+        st.tuples(st.integers(0, 2), st.integers(0, 2)),
+        st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                  st.tuples(st.integers(0, 2), st.integers(0, 2))),
+        st.sampled_from(["same", "valid"]),
+    ))
+    cfg = dict(in_channels=cin, out_channels=cout, kernel_size=k, stride=stride, padding=padding,
+               dilation=dilation, groups=groups, bias=draw(st.booleans()), padding_mode=mode,
+               flip_kernel=draw(st.booleans()))
+    return cfg, (draw(st.integers(1, 2)), cin, h, w)
+
+
+def fits(cfg, shape):
+    conv = Conv2D(**cfg)
+    try:
+        conv.output_shape(shape[1:])
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_configs(), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+def test_matches_reference(config, dtype, seed):
+    cfg, shape = config
+    assume(fits(cfg, shape))
+    rng = np.random.default_rng(seed)
+    conv = make_conv(rng, dtype, **cfg)
+    x = rng.standard_normal(shape).astype(dtype)
+    out = conv.forward(x)
+    assert out.dtype == dtype
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(out, reference_of(conv, x), rtol=tol, atol=tol)
+
+
+GRAD_CASES = [
+    dict(kernel_size=3),
+    dict(kernel_size=3, padding=1),
+    dict(kernel_size=(2, 3), padding=((0, 2), (1, 0))),
+    dict(kernel_size=3, padding="same", stride=2),
+    dict(kernel_size=2, padding="same"),
+    dict(kernel_size=3, stride=(2, 1)),
+    dict(kernel_size=3, dilation=2, padding=2),
+    dict(kernel_size=1),
+    dict(kernel_size=1, stride=2),
+    dict(kernel_size=3, groups=2),
+    dict(kernel_size=3, bias=False),
+    dict(kernel_size=3, flip_kernel=True, padding=1),
+] + [dict(kernel_size=3, padding=((1, 2), (2, 1)), padding_mode=m) for m in MODES[1:]]
+
+
+@pytest.mark.parametrize("cfg", GRAD_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_gradcheck(cfg, rng):
+    conv = make_conv(rng, in_channels=2, out_channels=4, **cfg)
+    assert minicnn.gradcheck(conv, rng.standard_normal((2, 2, 6, 5)))
+
+
+@pytest.mark.parametrize("cfg", [dict(), dict(padding=1, stride=2), dict(dilation=2, padding="same"),
+                                 dict(padding=1, padding_mode="reflect", bias=False)])
+def test_depthwise_gradcheck_and_reference(cfg, rng):
+    conv = make_conv(rng, in_channels=3, out_channels=6, kernel_size=3, groups=3, **cfg)
+    x = rng.standard_normal((2, 3, 6, 6))
+    np.testing.assert_allclose(conv.forward(x), reference_of(conv, x), atol=1e-12)
+    assert minicnn.gradcheck(conv, x)
+
+
+def test_each_path_is_used():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    paths = {}
+    for name, cfg in {"depthwise": dict(out_channels=4, kernel_size=3, groups=4),
+                      "pointwise": dict(out_channels=3, kernel_size=1),
+                      "gemm": dict(out_channels=3, kernel_size=3)}.items():
+        conv = Conv2D(4, rng=rng, **cfg)
+        conv.forward(x)
+        paths[name] = conv.cache["path"]
+    assert paths == {"depthwise": "depthwise", "pointwise": "pointwise", "gemm": "gemm"}
+
+
+# --- worked examples from the convolution notes ------------------------------
+
+def test_edge_detector():
+    x = np.array([[0, 1, 2, 2], [0, 0, 1, 2], [0, 0, 0, 1]], dtype=np.float64)[None, None]
+    k = np.array([[1, -1]], dtype=np.float64)[None, None]
+    expected = [[-1, -1, 0], [0, -1, -1], [0, 0, -1]]
+    np.testing.assert_array_equal(F.conv2d(x, k)[0, 0], expected)
+
+
+def test_three_channels_give_14():
+    x = np.array([[[1, 2], [3, 4]], [[5, 6], [7, 8]], [[9, 10], [11, 12]]], dtype=np.float32)[None]
+    k = np.array([[[-1, -1], [1, 1]], [[-2, 2], [-2, 2]], [[-3, 3], [-3, 3]]], dtype=np.float32)[None]
+    out = F.conv2d(x, k)
+    assert out.shape == (1, 1, 1, 1) and out.item() == 14
+
+
+@pytest.mark.parametrize("stride,size", [(1, 3), (2, 2)])
+def test_output_size_4x4_2x2(stride, size):
+    conv = Conv2D(1, 1, 2, stride=stride)
+    assert conv.forward(np.ones((1, 1, 4, 4), np.float32)).shape == (1, 1, size, size)
+    assert geometry.conv_output_size(4, 2, stride) == size
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_same_keeps_28x28(k):
+    conv = Conv2D(1, 2, k, padding="same")
+    assert conv.forward(np.zeros((1, 1, 28, 28), np.float32)).shape == (1, 2, 28, 28)
+
+
+def test_true_convolution_is_rotated_cross_correlation(rng):
+    x = rng.standard_normal((2, 3, 6, 7))
+    w = rng.standard_normal((4, 3, 3, 2))
+    conv = F.conv2d(x, w, flip_kernel=True)
+    np.testing.assert_allclose(conv, F.conv2d(x, np.rot90(w, 2, axes=(2, 3)).copy()), atol=1e-12)
+    # and it is the textbook sum x[i - m, j - n] * k[m, n] for one channel
+    x1, k1 = x[:1, :1], w[:1, :1]
+    full = F.conv2d(x1, k1, flip_kernel=True, padding=((2, 2), (1, 1)))[0, 0]
+    for i in range(full.shape[0]):
+        for j in range(full.shape[1]):
+            s = sum(x1[0, 0, i - m, j - n] * k1[0, 0, m, n]
+                    for m in range(3) for n in range(2)
+                    if 0 <= i - m < 6 and 0 <= j - n < 7)
+            assert full[i, j] == pytest.approx(s)
+
+
+def test_1x1_is_weighted_channel_sum(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    w = rng.standard_normal((2, 3, 1, 1))
+    out = F.conv2d(x, w)
+    for o in range(2):
+        np.testing.assert_allclose(out[:, o], sum(w[o, c, 0, 0] * x[:, c] for c in range(3)))
+
+
+def test_mirror_padding_in_conv_uses_reflect_values():
+    x = np.arange(1, 10, dtype=np.float64).reshape(1, 1, 3, 3)
+    identity = np.zeros((1, 1, 3, 3))
+    identity[0, 0, 0, 0] = 1.0  # picks the top-left pixel of each window of the padded input
+    out = F.conv2d(x, identity, padding=1, padding_mode="reflect")
+    np.testing.assert_array_equal(out[0, 0], [[5, 4, 5], [2, 1, 2], [5, 4, 5]])
+
+
+# --- dtype, layout, config -------------------------------------------------------
+
+def test_dtype_rules(rng):
+    conv = Conv2D(1, 2, 3)
+    assert conv.params["weight"].dtype == np.float32
+    assert conv.forward(rng.standard_normal((1, 1, 5, 5))).dtype == np.float32
+    conv.astype(np.float64)
+    assert conv.forward(rng.standard_normal((1, 1, 5, 5)).astype(np.float32)).dtype == np.float64
+    with pytest.raises(TypeError, match=r"Conv2D\(1->2.*uint8.*normalise"):
+        conv.forward(np.zeros((1, 1, 5, 5), np.uint8))
+    with pytest.raises(TypeError, match="complex"):
+        conv.forward(np.zeros((1, 1, 5, 5), np.complex64))
+
+
+def test_non_contiguous_input(rng):
+    conv = make_conv(rng, in_channels=3, out_channels=2, kernel_size=3, padding=1)
+    x = rng.standard_normal((5, 6, 3, 2)).transpose(0, 2, 1, 3)[::2]  # (3, 3, 6, 2) strided
+    xf = np.asfortranarray(rng.standard_normal((2, 3, 5, 5)))
+    np.testing.assert_allclose(conv.forward(x), reference_of(conv, np.ascontiguousarray(x)), atol=1e-12)
+    np.testing.assert_allclose(conv.forward(xf), reference_of(conv, np.ascontiguousarray(xf)), atol=1e-12)
+
+
+def test_backward_before_forward():
+    with pytest.raises(RuntimeError, match="before forward"):
+        Conv2D(1, 1, 3).backward(np.zeros((1, 1, 1, 1), np.float32))
+
+
+def test_eval_forward_keeps_no_cache(rng):
+    conv = Conv2D(1, 1, 3)
+    conv.forward(rng.standard_normal((1, 1, 5, 5)), training=False)
+    assert conv.cache is None
+
+
+def test_config_round_trip(rng):
+    conv = Conv2D(4, 6, (3, 2), stride=2, padding=((1, 0), (0, 1)), dilation=(1, 2), groups=2,
+                  bias=False, padding_mode="circular", flip_kernel=True, dtype=np.float64)
+    clone = Conv2D.from_config(conv.get_config())
+    assert clone.get_config() == conv.get_config()
+    assert repr(clone) == repr(conv)
+    assert "padding_mode='circular'" in repr(conv) and "stride" in repr(conv)
+
+
+def test_weight_init(rng):
+    conv = Conv2D(64, 64, 3, rng=rng)
+    assert abs(conv.params["weight"].std() - np.sqrt(2 / (64 * 9))) < 0.005
+    assert not conv.params["bias"].any()
+    glorot = Conv2D(64, 64, 3, weight_init="glorot", rng=rng)
+    assert np.abs(glorot.params["weight"]).max() <= np.sqrt(6 / (2 * 64 * 9))
+
+
+def test_same_seed_same_weights():
+    a = Conv2D(3, 4, 3, rng=7).params["weight"]
+    b = Conv2D(3, 4, 3, rng=7).params["weight"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_thread_counts_agree(rng):
+    conv = make_conv(rng, np.float32, in_channels=3, out_channels=8, kernel_size=3, padding=1)
+    x = rng.standard_normal((4, 3, 9, 9)).astype(np.float32)
+    old = minicnn.get_num_threads()
+    try:
+        results = []
+        for t in (1, 2, 3):
+            minicnn.set_num_threads(t)
+            out = conv.forward(x)
+            dx = conv.backward(np.ones_like(out))
+            results.append((out, dx, conv.grads["weight"].copy()))
+    finally:
+        minicnn.set_num_threads(old)
+    for r in results[1:]:
+        for a, b in zip(results[0], r):
+            np.testing.assert_array_equal(a, b)
+
+
+# --- bad input ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(in_channels=0, out_channels=1, kernel_size=3), ValueError, "in_channels must be a positive int"),
+    (dict(in_channels=1, out_channels=-2, kernel_size=3), ValueError, "out_channels"),
+    (dict(in_channels=1, out_channels=1, kernel_size=0), ValueError, "kernel_size must be >= 1"),
+    (dict(in_channels=1, out_channels=1, kernel_size=(3, 3, 3)), TypeError, "kernel_size must be an int or a pair"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, stride=0), ValueError, "stride must be >= 1"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, dilation=(1, 0)), ValueError, "dilation"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, padding=-1), ValueError, "padding must be >= 0"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, padding="full"), ValueError, "padding must be"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, padding=1.5), TypeError, "padding must be"),
+    (dict(in_channels=4, out_channels=6, kernel_size=3, groups=4), ValueError, "groups=4 must divide"),
+    (dict(in_channels=3, out_channels=6, kernel_size=3, groups=2), ValueError, "groups=2 must divide"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, padding_mode="mirror"), ValueError,
+     r"padding_mode must be one of .*got padding_mode='mirror'"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, weight_init="lecun"), ValueError, "weight_init"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, bias="yes"), TypeError, "bias must be True or False"),
+])
+def test_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        Conv2D(**kwargs)
+
+
+@pytest.mark.parametrize("conv_kwargs,shape,match", [
+    (dict(kernel_size=3), (1, 2, 5, 5), r"Conv2D\(1->2, kernel_size=3\): expected input \(N, 1, H, W\), got \(1, 2, 5, 5\)"),
+    (dict(kernel_size=3), (1, 5, 5), r"expected a 4-d input"),
+    (dict(kernel_size=7), (1, 1, 5, 5), r"kernel size 7 .* along H does not fit the padded input of size 5 \+ 0 \+ 0"),
+    (dict(kernel_size=3, dilation=3), (1, 1, 6, 6), r"kernel size 7 \(dilated\)"),
+    (dict(kernel_size=3, padding=3, padding_mode="reflect"), (1, 1, 3, 3), r"reflect padding \(3, 3\) along H"),
+    (dict(kernel_size=3, padding=4, padding_mode="circular"), (1, 1, 3, 8), r"circular padding"),
+])
+def test_bad_input(conv_kwargs, shape, match):
+    conv = Conv2D(1, 2, **conv_kwargs)
+    with pytest.raises(ValueError, match=match):
+        conv.forward(np.zeros(shape, np.float32))
+
+
+def test_functional_checks_weight_and_bias(rng):
+    x = rng.standard_normal((1, 2, 5, 5))
+    with pytest.raises(ValueError, match=r"expected input \(N, 3, H, W\)"):
+        F.conv2d(x, rng.standard_normal((1, 3, 3, 3)))
+    with pytest.raises(ValueError, match="bias must be"):
+        F.conv2d(x, rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(3))
+    with pytest.raises(TypeError, match="differs from weight dtype"):
+        F.conv2d(x.astype(np.float32), rng.standard_normal((4, 2, 3, 3)))
+    with pytest.raises(ValueError, match="padding_mode"):
+        F.conv2d(x, rng.standard_normal((4, 2, 3, 3)), padding_mode="constant")
+
+
+def test_backward_checks_dout_shape(rng):
+    conv = Conv2D(1, 2, 3)
+    conv.forward(rng.standard_normal((1, 1, 5, 5)))
+    with pytest.raises(ValueError, match=r"dout must be \(1, 2, 3, 3\)"):
+        conv.backward(np.zeros((1, 2, 4, 4), np.float32))

@@ -1,0 +1,107 @@
+"""Pad and functional.pad: every mode and side, against loops and np.pad, with gradients."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import minicnn
+from minicnn import Pad, functional as F
+from reference import pad_ref
+
+MODES = ["zeros", "constant", "reflect", "symmetric", "replicate", "circular"]
+NP_MODE = {"reflect": "reflect", "symmetric": "symmetric", "replicate": "edge", "circular": "wrap"}
+LIMIT = {"reflect": 1, "symmetric": 0, "circular": 0}
+
+
+def legal(mode, shape, padding):
+    return all(max(s) <= n - LIMIT.get(mode, -10**9) for n, s in zip(shape[2:], padding))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(MODES), st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 6),
+                                         st.integers(1, 6)),
+       st.tuples(st.tuples(st.integers(0, 5), st.integers(0, 5)),
+                 st.tuples(st.integers(0, 5), st.integers(0, 5))),
+       st.sampled_from([np.float32, np.float64]))
+def test_matches_reference_and_numpy(mode, shape, padding, dtype):
+    assume(legal(mode, shape, padding))
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    value = 2.5 if mode == "constant" else 0.0
+    out = F.pad(x, padding, mode, value)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, pad_ref(x, padding, mode, value))
+    if mode in NP_MODE:
+        np.testing.assert_array_equal(out, np.pad(x, ((0, 0), (0, 0)) + padding, NP_MODE[mode]))
+
+
+def test_mirror_worked_example():
+    x = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
+    expected = [[5, 4, 5, 6, 5], [2, 1, 2, 3, 2], [5, 4, 5, 6, 5], [8, 7, 8, 9, 8], [5, 4, 5, 6, 5]]
+    np.testing.assert_array_equal(Pad(1, mode="reflect").forward(x)[0, 0], expected)
+
+
+@pytest.mark.parametrize("mode,row", [
+    ("reflect", [2, 1, 2, 3, 2]), ("symmetric", [1, 1, 2, 3, 3]), ("replicate", [1, 1, 2, 3, 3]),
+    ("circular", [3, 1, 2, 3, 1]), ("zeros", [0, 1, 2, 3, 0]),
+])
+def test_modes_on_one_row(mode, row):
+    x = np.array([[[[1, 2, 3]]]], dtype=np.float64)
+    np.testing.assert_array_equal(Pad(((0, 0), (1, 1)), mode=mode).forward(x)[0, 0, 0], row)
+
+
+def test_some_sides_only():
+    x = np.ones((1, 1, 2, 2), np.float32)
+    out = Pad(((1, 0), (0, 2)), mode="constant", value=-1).forward(x)
+    np.testing.assert_array_equal(out[0, 0], [[-1, -1, -1, -1], [1, 1, -1, -1], [1, 1, -1, -1]])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("padding", [1, (2, 0), ((0, 2), (3, 1))])
+def test_gradcheck(mode, padding, rng):
+    layer = Pad(padding, mode=mode, value=1.5 if mode == "constant" else 0.0)
+    assert minicnn.gradcheck(layer, rng.standard_normal((2, 2, 4, 5)))
+
+
+def test_backward_adds_into_source_pixels():
+    # reflect of [a b c] by 2 on the left reads c b | a b c: b is read twice, c twice
+    x = np.zeros((1, 1, 1, 3))
+    layer = Pad(((0, 0), (2, 0)), mode="reflect")
+    layer.forward(x)
+    dx = layer.backward(np.ones((1, 1, 1, 5)))
+    np.testing.assert_array_equal(dx[0, 0, 0], [1, 2, 2])
+
+
+def test_dtype_follows_input_and_non_contiguous(rng):
+    x = rng.standard_normal((3, 4, 5, 6)).transpose(1, 0, 3, 2)[:, ::2]
+    out = Pad(1, mode="replicate").forward(x.astype(np.float32))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, pad_ref(np.ascontiguousarray(x.astype(np.float32)),
+                                               ((1, 1), (1, 1)), "replicate"))
+
+
+@pytest.mark.parametrize("args,shape,exc,match", [
+    (dict(padding=1, mode="mirror"), None, ValueError, r"mode must be one of .*got mode='mirror'"),
+    (dict(padding=-1), None, ValueError, "padding must be >= 0"),
+    (dict(padding="same"), None, ValueError, "padding must be"),
+    (dict(padding=1, value=3), None, ValueError, "needs mode='constant'"),
+    (dict(padding=1, mode="constant", value="x"), None, TypeError, "value must be a number"),
+    (dict(padding=3, mode="reflect"), (1, 1, 3, 3), ValueError,
+     r"Pad\(padding=3, mode='reflect'\): reflect padding \(3, 3\) along H needs an input of size at least 4, got 3"),
+    (dict(padding=((0, 0), (4, 0)), mode="symmetric"), (1, 1, 3, 3), ValueError, "symmetric padding .* along W"),
+    (dict(padding=1), (3, 3), ValueError, "expected a 4-d input"),
+    (dict(padding=1), "int", TypeError, "expected a float32 or float64 input, got int64"),
+])
+def test_errors(args, shape, exc, match):
+    with pytest.raises(exc, match=match):
+        layer = Pad(**args)
+        if shape == "int":
+            layer.forward(np.zeros((1, 1, 3, 3), np.int64))
+        elif shape is not None:
+            layer.forward(np.zeros(shape, np.float32))
+
+
+def test_config_round_trip():
+    layer = Pad(((1, 2), (3, 0)), mode="constant", value=0.5)
+    clone = Pad.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config() and repr(clone) == repr(layer)
+    assert clone.output_shape((2, 4, 4)) == (2, 7, 7)
