@@ -96,7 +96,9 @@ def extensions():
         "initializedcheck": debug,
         "cdivision": True,
     }
-    return cythonize(exts, compiler_directives=directives, compile_time_env={})
+    # Generated C goes under build/, never beside the sources. The directives are baked into
+    # the C, so a debug build must regenerate it even when the .pyx files did not change.
+    return cythonize(exts, compiler_directives=directives, build_dir="build/cython", force=debug)
 
 
 setup(ext_modules=extensions())
