@@ -9,6 +9,7 @@ from .random import seed
 # === engine (owner: conv, pad, pool) ===
 from . import functional, geometry, layers
 from .layers import Conv2D, Pad
+from .layers import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
 
 # === compose (owner: compose) ===
 

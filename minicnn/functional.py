@@ -229,4 +229,162 @@ def conv2d_backward(dout, cache):
 
 # === pooling (owner: pool) ===================================================
 
+from ._kernels import pool as _pool  # noqa: E402
+
+
+def pool_args(kernel_size, stride=None, padding=0, owner="pool2d"):
+    """Normalise pooling arguments to ((kh, kw), (sh, sw), ((top, bottom), (left, right))).
+
+    kernel_size, stride: an int or an (h, w) pair; stride None means the kernel size.
+    padding: an int, (h, w), ((top, bottom), (left, right)) or 'valid' (not 'same').
+    As in PyTorch every side is at most kernel // 2 in its axis: then each window
+    overlaps the input, so a max pool never returns the -inf of its virtual padding.
+    """
+    kernel_size = geometry.pair(kernel_size, "kernel_size", owner)
+    stride = kernel_size if stride is None else geometry.pair(stride, "stride", owner)
+    padding = geometry.normalize_padding(padding, owner, allow_same=False)
+    for axis, k, sides in zip("HW", kernel_size, padding):
+        if max(sides) > k // 2:
+            raise ValueError(
+                f"{owner}: padding along {axis} must be at most half the kernel size "
+                f"({k} // 2 = {k // 2}) on each side, got {sides}")
+    return kernel_size, stride, padding
+
+
+def pool_output_hw(in_hw, kernel_size, stride, padding, ceil_mode=False, owner="pool2d"):
+    """(OH, OW) for normalised pooling arguments, with PyTorch's ceil_mode rule.
+
+    Raises ValueError when H or W is 0 or the window does not fit the padded input.
+    """
+    if min(in_hw) < 1:
+        raise ValueError(f"{owner}: expected an input with H >= 1 and W >= 1, got H, W = "
+                         f"{tuple(in_hw)}")
+    geometry.check_fits(owner, in_hw, kernel_size, padding)
+    return tuple(geometry.pool_output_size(n, k, s, before, after, ceil_mode)
+                 for n, k, s, (before, after) in zip(in_hw, kernel_size, stride, padding))
+
+
+def _check_pool_input(x, owner, name="input"):
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{owner}: expected a float32 or float64 {name}, got {got}")
+    if x.ndim != 4:
+        raise ValueError(f"{owner}: expected a 4-d {name} (N, C, H, W), got shape {x.shape}")
+
+
+def _check_input_shape(input_shape, owner):
+    shape = tuple(input_shape)
+    if len(shape) != 4 or min(shape) < 0:
+        raise ValueError(f"{owner}: input_shape must be (N, C, H, W), got {input_shape!r}")
+    return shape
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, owner="max_pool2d"):
+    """Max pooling of each channel: returns (out, argmax).
+
+    x: (N, C, H, W) float32/float64 (any strides). out: (N, C, OH, OW) of x's dtype;
+    argmax: (N, C, OH, OW) intp, the flat index h*W + w of each maximum in its input
+    plane (what ``max_pool2d_backward`` needs). Padding counts as minus infinity.
+    NaN rule: a NaN in a window wins (the output is NaN, as in PyTorch; argmax is the
+    first NaN); otherwise ties go to the first maximum in row-major window order.
+    """
+    kernel_size, stride, padding = pool_args(kernel_size, stride, padding, owner)
+    _check_pool_input(x, owner)
+    n, c, h, w = x.shape
+    oh, ow = pool_output_hw((h, w), kernel_size, stride, padding, bool(ceil_mode), owner)
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    argmax = np.empty((n, c, oh, ow), dtype=np.intp)
+    if out.size:
+        _pool.max_pool_forward(np.ascontiguousarray(x).reshape(n * c, h, w),
+                               out.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow),
+                               *kernel_size, *stride, padding[0][0], padding[1][0],
+                               get_num_threads())
+    return out, argmax
+
+
+def max_pool2d_backward(dout, argmax, input_shape, owner="max_pool2d_backward"):
+    """Gradient of ``max_pool2d``: dout (N, C, OH, OW) goes to the argmax positions.
+
+    Returns dx with shape ``input_shape`` (N, C, H, W) and dout's dtype; a pixel that
+    is the maximum of several windows receives the sum of their gradients.
+    """
+    n, c, h, w = _check_input_shape(input_shape, owner)
+    _check_pool_input(dout, owner, "dout")
+    argmax = np.asarray(argmax)
+    if argmax.shape != dout.shape or dout.shape[:2] != (n, c):
+        raise ValueError(f"{owner}: dout {dout.shape} and argmax {argmax.shape} must have one "
+                         f"shape (N, C, OH, OW) with (N, C) = {(n, c)}")
+    if argmax.dtype.kind not in "iu":
+        raise TypeError(f"{owner}: argmax must be an integer array, got {argmax.dtype}")
+    dx = np.zeros((n, c, h, w), dtype=dout.dtype)
+    if dout.size == 0 or dx.size == 0:
+        return dx
+    if argmax.min() < 0 or argmax.max() >= h * w:
+        # the kernel writes through these indices unchecked
+        raise ValueError(f"{owner}: argmax values must lie in [0, H*W) = [0, {h * w}), got "
+                         f"[{argmax.min()}, {argmax.max()}]")
+    _pool.max_pool_backward(np.ascontiguousarray(dout).reshape(n * c, -1),
+                            np.ascontiguousarray(argmax, dtype=np.intp).reshape(n * c, -1),
+                            dx.reshape(n * c, h * w), get_num_threads())
+    return dx
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               owner="avg_pool2d"):
+    """Average pooling of each channel: x (N, C, H, W) -> (N, C, OH, OW), x's dtype.
+
+    Each window is clipped to the input; its sum is divided, when count_include_pad,
+    by the number of window cells inside the padded input (a ceil_mode window that
+    passes the padding counts only up to its end), else by the real cells only.
+    Sums are accumulated in float64.
+    """
+    kernel_size, stride, padding = pool_args(kernel_size, stride, padding, owner)
+    _check_pool_input(x, owner)
+    n, c, h, w = x.shape
+    oh, ow = pool_output_hw((h, w), kernel_size, stride, padding, bool(ceil_mode), owner)
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    if out.size:
+        (pt, pb), (pl, pr) = padding
+        _pool.avg_pool_forward(np.ascontiguousarray(x).reshape(n * c, h, w),
+                               out.reshape(n * c, oh, ow), *kernel_size, *stride,
+                               pt, pl, pb, pr, bool(count_include_pad), get_num_threads())
+    return out
+
+
+def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, owner="avg_pool2d_backward"):
+    """Gradient of ``avg_pool2d`` with the same arguments: dout (N, C, OH, OW) -> dx.
+
+    dx has shape ``input_shape`` (N, C, H, W) and dout's dtype: each output gradient
+    over its divisor is added to every input cell of its window.
+    """
+    n, c, h, w = _check_input_shape(input_shape, owner)
+    kernel_size, stride, padding = pool_args(kernel_size, stride, padding, owner)
+    _check_pool_input(dout, owner, "dout")
+    oh, ow = pool_output_hw((h, w), kernel_size, stride, padding, bool(ceil_mode), owner)
+    if dout.shape != (n, c, oh, ow):
+        raise ValueError(f"{owner}: dout must be {(n, c, oh, ow)}, got {dout.shape}")
+    dx = np.zeros((n, c, h, w), dtype=dout.dtype)
+    if dx.size:
+        (pt, pb), (pl, pr) = padding
+        _pool.avg_pool_backward(np.ascontiguousarray(dout).reshape(n * c, oh, ow),
+                                dx.reshape(n * c, h, w), *kernel_size, *stride,
+                                pt, pl, pb, pr, bool(count_include_pad), get_num_threads())
+    return dx
+
+
+def global_avg_pool2d(x, owner="global_avg_pool2d"):
+    """The mean over H x W of each channel: (N, C, H, W) -> (N, C, 1, 1), x's dtype."""
+    _check_pool_input(x, owner)
+    if min(x.shape[2:]) < 1:
+        raise ValueError(f"{owner}: expected an input with H >= 1 and W >= 1, got shape {x.shape}")
+    return avg_pool2d(x, x.shape[2:], owner=owner)
+
+
+def global_avg_pool2d_backward(dout, input_shape, owner="global_avg_pool2d_backward"):
+    """Gradient of ``global_avg_pool2d``: dout (N, C, 1, 1) spread evenly over H x W."""
+    shape = _check_input_shape(input_shape, owner)
+    return avg_pool2d_backward(dout, shape, shape[2:], owner=owner)
+
+
 # === dense and activations (owner: compose) ==================================

@@ -76,4 +76,77 @@ def conv2d_ref(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(
 
 # === pooling (owner: pool) ===================================================
 
+def pool_windows(n, k, stride, before, after, ceil_mode):
+    """The window starts along one axis (in input coordinates, may be negative), by definition.
+
+    Windows start at i*stride - before. Floor mode keeps those that end inside the
+    padded input; ceil mode also keeps one that hangs over the end, as long as it
+    starts inside the input or the leading padding (PyTorch's rule).
+    """
+    starts = []
+    i = 0
+    while True:
+        start = i * stride - before
+        end = start + k
+        if ceil_mode:
+            keep = start < n and end - stride < n + after
+        else:
+            keep = end <= n + after
+        if not keep:
+            return starts
+        starts.append(start)
+        i += 1
+
+
+def max_pool2d_ref(x, kernel_size, stride, padding, ceil_mode=False):
+    """(out, argmax): the largest real cell of each window (a NaN wins, the first one), the
+    first of equal maxima in row-major order, and its flat index h*W + w in the plane."""
+    (kh, kw), (sh, sw), ((top, bottom), (left, right)) = kernel_size, stride, padding
+    n, c, h, w = x.shape
+    rows = pool_windows(h, kh, sh, top, bottom, ceil_mode)
+    cols = pool_windows(w, kw, sw, left, right, ceil_mode)
+    out = np.zeros((n, c, len(rows), len(cols)), dtype=x.dtype)
+    argmax = np.zeros(out.shape, dtype=np.intp)
+    for img in range(n):
+        for ch in range(c):
+            for i, r0 in enumerate(rows):
+                for j, c0 in enumerate(cols):
+                    cells = [(x[img, ch, r, s], r * w + s)
+                             for r in range(r0, r0 + kh) if 0 <= r < h
+                             for s in range(c0, c0 + kw) if 0 <= s < w]
+                    nans = [cell for cell in cells if np.isnan(cell[0])]
+                    if nans:
+                        best = nans[0]
+                    else:
+                        top_value = max(v for v, _ in cells)
+                        best = next(cell for cell in cells if cell[0] == top_value)
+                    out[img, ch, i, j], argmax[img, ch, i, j] = best
+    return out, argmax
+
+
+def avg_pool2d_ref(x, kernel_size, stride, padding, ceil_mode=False, count_include_pad=True):
+    """The mean of each window in float64: the sum of its real cells over, with
+    count_include_pad, the number of its cells inside the padded input, else the number
+    of real cells."""
+    (kh, kw), (sh, sw), ((top, bottom), (left, right)) = kernel_size, stride, padding
+    n, c, h, w = x.shape
+    rows = pool_windows(h, kh, sh, top, bottom, ceil_mode)
+    cols = pool_windows(w, kw, sw, left, right, ceil_mode)
+    out = np.zeros((n, c, len(rows), len(cols)))
+    for img in range(n):
+        for ch in range(c):
+            for i, r0 in enumerate(rows):
+                for j, c0 in enumerate(cols):
+                    total, real, padded = 0.0, 0, 0
+                    for r in range(r0, r0 + kh):
+                        for s in range(c0, c0 + kw):
+                            if -top <= r < h + bottom and -left <= s < w + right:
+                                padded += 1
+                            if 0 <= r < h and 0 <= s < w:
+                                real += 1
+                                total += float(x[img, ch, r, s])
+                    out[img, ch, i, j] = total / (padded if count_include_pad else real)
+    return out
+
+
 # === dense and activations (owner: compose) ==================================

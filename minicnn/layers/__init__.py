@@ -4,6 +4,7 @@ from .base import Layer, Parameter
 # === engine (owner: conv, pad, pool) ===
 from .conv import Conv2D
 from .pad import Pad
+from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
 
 # === compose (owner: compose) ===
 

@@ -1,0 +1,157 @@
+"""Pooling kernels: max (with argmax) and average, forward and backward.
+
+Padding is virtual: no padded copy is made. Output pixel (i, j) pools the window
+whose first row is i*sh - pad_top and first column j*sw - pad_left, clipped to the
+input. The caller guarantees every clipped window holds at least one input pixel
+(PyTorch's rule pad <= kernel // 2 does). Arrays are planes: (P, H, W) with
+P = N*C, and each plane is pooled on its own, so threads split planes and never
+share an output element.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+
+cdef inline void _max_plane(const floating[:, :, ::1] x,     # IN  (P, H, W)
+                            floating[:, :, ::1] out,          # OUT (P, OH, OW)
+                            Py_ssize_t[:, :, ::1] argmax,     # OUT (P, OH, OW) flat h*W + w
+                            Py_ssize_t p, int kh, int kw, int sh, int sw,
+                            int pt, int pl) noexcept nogil:
+    cdef Py_ssize_t H = x.shape[1]
+    cdef Py_ssize_t W = x.shape[2]
+    cdef Py_ssize_t i, j, h, w, h0, h1, w0, w1, best_at
+    cdef floating v, best
+    for i in range(out.shape[1]):
+        h0 = i * sh - pt
+        h1 = min(h0 + kh, H)
+        h0 = max(h0, 0)
+        for j in range(out.shape[2]):
+            w0 = j * sw - pl
+            w1 = min(w0 + kw, W)
+            w0 = max(w0, 0)
+            best = x[p, h0, w0]
+            best_at = h0 * W + w0
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    v = x[p, h, w]
+                    # strictly greater keeps the first maximum; v != v is NaN, which wins
+                    # once (best == best fails after that, so the first NaN stays)
+                    if v > best or (v != v and best == best):
+                        best = v
+                        best_at = h * W + w
+            out[p, i, j] = best
+            argmax[p, i, j] = best_at
+
+
+def max_pool_forward(const floating[:, :, ::1] x,    # IN  (P, H, W)
+                     floating[:, :, ::1] out,         # OUT (P, OH, OW)
+                     Py_ssize_t[:, :, ::1] argmax,    # OUT (P, OH, OW)
+                     int kh, int kw, int sh, int sw, int pt, int pl, int num_threads):
+    """out = the maximum of each window; argmax = its flat index h*W + w in the plane."""
+    cdef Py_ssize_t p
+    with nogil:
+        for p in prange(x.shape[0], schedule="static", num_threads=num_threads):
+            _max_plane(x, out, argmax, p, kh, kw, sh, sw, pt, pl)
+
+
+cdef inline void _max_scatter_plane(const floating[:, ::1] dout,     # IN  (P, OH*OW)
+                                    const Py_ssize_t[:, ::1] argmax,  # IN  (P, OH*OW)
+                                    floating[:, ::1] dx,              # OUT (P, H*W), zeroed
+                                    Py_ssize_t p) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(dout.shape[1]):
+        dx[p, argmax[p, k]] += dout[p, k]
+
+
+def max_pool_backward(const floating[:, ::1] dout, const Py_ssize_t[:, ::1] argmax,
+                      floating[:, ::1] dx, int num_threads):
+    """dx[p, argmax[p, k]] += dout[p, k]; ``dx`` zeroed by the caller, planes flattened."""
+    cdef Py_ssize_t p
+    with nogil:
+        for p in prange(dout.shape[0], schedule="static", num_threads=num_threads):
+            _max_scatter_plane(dout, argmax, dx, p)
+
+
+cdef inline double _window_sum(const floating[:, :, ::1] x, Py_ssize_t p, Py_ssize_t h0,
+                               Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
+    # double accumulator: float32 windows are summed exactly enough and in a fixed order
+    cdef double total = 0.0
+    cdef Py_ssize_t h, w
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            total += x[p, h, w]
+    return total
+
+
+cdef inline void _avg_plane(const floating[:, :, ::1] x, floating[:, :, ::1] out, Py_ssize_t p,
+                            int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr,
+                            bint count_include_pad) noexcept nogil:
+    cdef Py_ssize_t H = x.shape[1]
+    cdef Py_ssize_t W = x.shape[2]
+    cdef Py_ssize_t i, j, h0, h1, w0, w1, rows, count
+    for i in range(out.shape[1]):
+        # as in PyTorch: the divisor counts cells inside the padded extent, so the window
+        # end is clipped to H + pad_bottom first (a ceil-mode window may pass even that)
+        h0 = i * sh - pt
+        h1 = min(h0 + kh, H + pb)
+        rows = h1 - h0
+        h0 = max(h0, 0)
+        h1 = min(h1, H)
+        for j in range(out.shape[2]):
+            w0 = j * sw - pl
+            w1 = min(w0 + kw, W + pr)
+            count = rows * (w1 - w0)
+            w0 = max(w0, 0)
+            w1 = min(w1, W)
+            if not count_include_pad:
+                count = (h1 - h0) * (w1 - w0)
+            out[p, i, j] = <floating>(_window_sum(x, p, h0, h1, w0, w1) / count)
+
+
+def avg_pool_forward(const floating[:, :, ::1] x,    # IN  (P, H, W)
+                     floating[:, :, ::1] out,         # OUT (P, OH, OW)
+                     int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr,
+                     bint count_include_pad, int num_threads):
+    """out = the sum of each clipped window over its divisor (see _avg_plane)."""
+    cdef Py_ssize_t p
+    with nogil:
+        for p in prange(x.shape[0], schedule="static", num_threads=num_threads):
+            _avg_plane(x, out, p, kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad)
+
+
+cdef inline void _avg_scatter_plane(const floating[:, :, ::1] dout, floating[:, :, ::1] dx,
+                                    Py_ssize_t p, int kh, int kw, int sh, int sw,
+                                    int pt, int pl, int pb, int pr,
+                                    bint count_include_pad) noexcept nogil:
+    cdef Py_ssize_t H = dx.shape[1]
+    cdef Py_ssize_t W = dx.shape[2]
+    cdef Py_ssize_t i, j, h, w, h0, h1, w0, w1, rows, count
+    cdef floating g
+    for i in range(dout.shape[1]):
+        h0 = i * sh - pt
+        h1 = min(h0 + kh, H + pb)
+        rows = h1 - h0
+        h0 = max(h0, 0)
+        h1 = min(h1, H)
+        for j in range(dout.shape[2]):
+            w0 = j * sw - pl
+            w1 = min(w0 + kw, W + pr)
+            count = rows * (w1 - w0)
+            w0 = max(w0, 0)
+            w1 = min(w1, W)
+            if not count_include_pad:
+                count = (h1 - h0) * (w1 - w0)
+            g = dout[p, i, j] / count
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    dx[p, h, w] += g
+
+
+def avg_pool_backward(const floating[:, :, ::1] dout,   # IN  (P, OH, OW)
+                      floating[:, :, ::1] dx,            # OUT (P, H, W), zeroed by the caller
+                      int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr,
+                      bint count_include_pad, int num_threads):
+    """Each output gradient, over its divisor, is added to every input cell of its window."""
+    cdef Py_ssize_t p
+    with nogil:
+        for p in prange(dout.shape[0], schedule="static", num_threads=num_threads):
+            _avg_scatter_plane(dout, dx, p, kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad)
