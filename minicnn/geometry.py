@@ -141,7 +141,7 @@ def check_fits(owner, in_hw, kernel_size, padding, dilation=(1, 1)):
         span = effective_kernel(k, d)
         if n + before + after < span:
             raise ValueError(
-                f"{owner}: kernel size {span} (dilated) along {axis} does not fit the padded "
+                f"{owner}: kernel size {span}{' (dilated)' if d > 1 else ''} along {axis} does not fit the padded "
                 f"input of size {n} + {before} + {after} = {n + before + after}"
             )
 
