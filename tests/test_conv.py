@@ -279,7 +279,7 @@ def test_bad_arguments(kwargs, exc, match):
 @pytest.mark.parametrize("conv_kwargs,shape,match", [
     (dict(kernel_size=3), (1, 2, 5, 5), r"Conv2D\(1->2, kernel_size=3\): expected input \(N, 1, H, W\), got \(1, 2, 5, 5\)"),
     (dict(kernel_size=3), (1, 5, 5), r"expected a 4-d input"),
-    (dict(kernel_size=7), (1, 1, 5, 5), r"kernel size 7 .* along H does not fit the padded input of size 5 \+ 0 \+ 0"),
+    (dict(kernel_size=7), (1, 1, 5, 5), r"kernel size 7 along H does not fit the padded input of size 5 \+ 0 \+ 0"),
     (dict(kernel_size=3, dilation=3), (1, 1, 6, 6), r"kernel size 7 \(dilated\)"),
     (dict(kernel_size=3, padding=3, padding_mode="reflect"), (1, 1, 3, 3), r"reflect padding \(3, 3\) along H"),
     (dict(kernel_size=3, padding=4, padding_mode="circular"), (1, 1, 3, 8), r"circular padding"),

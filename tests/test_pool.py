@@ -317,7 +317,7 @@ def test_bad_arguments(make, exc, match):
      r"GlobalAvgPool2D\(\): expected a 4-d input \(N, C, H, W\), got shape \(1, 4, 4\)"),
     (GlobalAvgPool2D(), np.zeros((1, 2, 0, 4)), ValueError, r"GlobalAvgPool2D\(\): expected an input with H >= 1"),
     (MaxPool2D(5), np.zeros((1, 1, 4, 8)), ValueError,
-     r"MaxPool2D\(kernel_size=5\): kernel size 5 .* along H does not fit the padded input of size 4"),
+     r"MaxPool2D\(kernel_size=5\): kernel size 5 along H does not fit the padded input of size 4"),
     (MaxPool2D(3, padding=1), np.zeros((1, 1, 0, 5)), ValueError, r"expected an input with H >= 1"),
 ])
 def test_bad_inputs(layer, x, exc, match):
