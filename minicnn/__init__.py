@@ -2,7 +2,7 @@
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
-from .gradcheck import gradcheck
+from .gradcheck import gradcheck, gradcheck_loss
 from . import random
 from .random import seed
 
@@ -12,6 +12,8 @@ from .layers import Conv2D, Pad
 from .layers import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
 
 # === compose (owner: compose) ===
+from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
+from .losses import MSELoss, SoftmaxCrossEntropy
 
 # === model (owner: model) ===
 

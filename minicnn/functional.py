@@ -388,3 +388,54 @@ def global_avg_pool2d_backward(dout, input_shape, owner="global_avg_pool2d_backw
 
 
 # === dense and activations (owner: compose) ==================================
+
+def dense(x, w, b=None):
+    """x (N, in) @ w.T (in, out) + b (out,) -> (N, out)."""
+    out = x @ w.T
+    if b is not None:
+        out += b
+    return out
+
+
+def dense_backward(dout, x, w, has_bias=True):
+    """Returns (dx, dw, db): dx = dout @ w, dw = dout.T @ x, db = sum of dout over the batch."""
+    dout = np.asarray(dout, dtype=w.dtype)
+    if dout.shape != (x.shape[0], w.shape[0]):
+        raise ValueError(f"dense_backward: dout must be {(x.shape[0], w.shape[0])}, got {dout.shape}")
+    return dout @ w, dout.T @ x, (dout.sum(axis=0) if has_bias else None)
+
+
+def relu(x):
+    return np.maximum(x, 0, dtype=x.dtype)
+
+
+def relu_backward(dout, out):
+    """The gradient passes where the output is positive."""
+    return np.where(out > 0, dout, 0).astype(out.dtype, copy=False)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(dout, x, negative_slope=0.01):
+    return np.where(x > 0, dout, dout * x.dtype.type(negative_slope)).astype(x.dtype, copy=False)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x): the max is subtracted first, so large logits never overflow."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)), computed stably."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+

@@ -86,3 +86,13 @@ def gradcheck(layer, x, eps=1e-6, atol=1e-5, rtol=1e-4, check_input=True, seed=0
     for name, p in _named_params(layer):
         _compare(name, grads[name], numerical_gradient(loss, p, eps), atol, rtol)
     return True
+
+
+def gradcheck_loss(loss, pred, target, eps=1e-6, atol=1e-6, rtol=1e-4):
+    """Check ``loss.backward()`` against central differences of ``loss.forward(pred, target)``."""
+    pred = np.array(pred, dtype=np.float64, order="C")
+    loss.forward(pred, target)
+    analytic = np.asarray(loss.backward())
+    numeric = numerical_gradient(lambda: loss.forward(pred, target), pred, eps)
+    _compare("prediction", analytic, numeric, atol, rtol)
+    return True

@@ -150,3 +150,22 @@ def avg_pool2d_ref(x, kernel_size, stride, padding, ceil_mode=False, count_inclu
 
 
 # === dense and activations (owner: compose) ==================================
+
+def dense_ref(x, w, b=None):
+    """out[n, o] = b[o] + sum over i of x[n, i] * w[o, i]."""
+    out = np.zeros((x.shape[0], w.shape[0]))
+    for n in range(x.shape[0]):
+        for o in range(w.shape[0]):
+            out[n, o] = (0.0 if b is None else b[o]) + sum(x[n, i] * w[o, i] for i in range(w.shape[1]))
+    return out
+
+
+def cross_entropy_ref(logits, labels):
+    """-log(exp(z_y) / sum(exp(z))) averaged over the batch, in exact (math.fsum) arithmetic."""
+    import math
+    total = 0.0
+    for z, y in zip(logits.astype(float), labels):
+        m = max(z)
+        total += -(z[y] - m - math.log(math.fsum(math.exp(v - m) for v in z)))
+    return total / len(labels)
+

@@ -7,6 +7,10 @@ from .pad import Pad
 from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
 
 # === compose (owner: compose) ===
+from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .dense import Dense
+from .dropout import Dropout
+from .shape import Flatten
 
 LAYERS = {
     cls.__name__: cls

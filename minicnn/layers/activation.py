@@ -1,0 +1,85 @@
+"""Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh. They compute in the input's dtype."""
+import numbers
+
+import numpy as np
+
+from .. import functional as F
+from .base import Layer, as_float_input
+
+
+class _Activation(Layer):
+    """An element-wise layer: caches what its derivative needs, keeps the shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.saved = None
+
+    def forward(self, x, training=True):
+        x = as_float_input(x, repr(self))
+        out, saved = self._forward(x)
+        self.saved = saved if training else None
+        return out
+
+    def backward(self, dout):
+        self._backward_check("saved")
+        if dout.shape != self.saved.shape:
+            raise ValueError(f"{self!r}: dout must have shape {self.saved.shape}, got {dout.shape}")
+        return self._backward(dout)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+class ReLU(_Activation):
+    """max(x, 0)."""
+
+    def _forward(self, x):
+        out = F.relu(x)
+        return out, out  # the output tells where x > 0
+
+    def _backward(self, dout):
+        return F.relu_backward(dout, self.saved)
+
+
+class LeakyReLU(_Activation):
+    """x for x > 0, negative_slope * x otherwise."""
+
+    defaults = {"negative_slope": 0.01}
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool) \
+                or not np.isfinite(negative_slope):
+            raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def get_config(self):
+        return {"negative_slope": self.negative_slope}
+
+    def _forward(self, x):
+        return F.leaky_relu(x, self.negative_slope), x
+
+    def _backward(self, dout):
+        return F.leaky_relu_backward(dout, self.saved, self.negative_slope)
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
+
+    def _forward(self, x):
+        out = F.sigmoid(x)
+        return out, out
+
+    def _backward(self, dout):
+        return dout * self.saved * (1 - self.saved)
+
+
+class Tanh(_Activation):
+    """tanh(x)."""
+
+    def _forward(self, x):
+        out = np.tanh(x)
+        return out, out
+
+    def _backward(self, dout):
+        return dout * (1 - self.saved * self.saved)
