@@ -2,7 +2,7 @@
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
-from .gradcheck import gradcheck, gradcheck_loss
+from .gradcheck import GradcheckError, gradcheck, gradcheck_loss
 from . import random
 from .random import seed
 
@@ -16,6 +16,9 @@ from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 
 # === model (owner: model) ===
+from .checkpoint import CheckpointError, load
+from .model import Sequential
+from .summary import receptive_field
 
 # === training (owner: training) ===
 

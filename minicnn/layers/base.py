@@ -85,6 +85,10 @@ class Layer:
         """((kh, kw), (sh, sw), (dh, dw)) for the receptive-field recurrence, or None."""
         return None
 
+    def receptive_params_for(self, input_shape):
+        """receptive_params() for an input of ``input_shape`` (C, H, W); global layers need it."""
+        return self.receptive_params()
+
     # --- conveniences ------------------------------------------------------
     def parameters(self, prefix=""):
         """The layer's parameters as a list of Parameter, named ``prefix + key``."""

@@ -127,7 +127,8 @@ class AvgPool2D(Pool2D):
 class GlobalAvgPool2D(Layer):
     """The mean of each channel over the whole H x W: (N, C, H, W) -> (N, C, 1, 1).
 
-    receptive_params() is None: the window is the whole input, whatever its size.
+    Its window is the whole input, so its receptive-field step depends on the input size
+    (receptive_params_for); receptive_params() alone is None.
     """
 
     def __init__(self):
@@ -150,6 +151,9 @@ class GlobalAvgPool2D(Layer):
             raise ValueError(f"{self!r}: input_shape must be (C, H, W) with H, W >= 1, "
                              f"got {tuple(input_shape)}")
         return (input_shape[0], 1, 1)
+
+    def receptive_params_for(self, input_shape):
+        return tuple(input_shape[1:]), (1, 1), (1, 1)
 
     def macs(self, input_shape):
         return 0
