@@ -21,5 +21,11 @@ from .model import Sequential
 from .summary import receptive_field
 
 # === training (owner: training) ===
+from . import callbacks, metrics, schedules
+from .callbacks import Callback, CSVLogger, EarlyStopping, JSONLinesLogger, ModelCheckpoint
+from .metrics import confusion_matrix
+from .optim import SGD, Adam
+from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
+from .trainer import Trainer, TrainingDivergedError
 
 # === data (owner: data) ===

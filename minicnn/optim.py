@@ -1,0 +1,136 @@
+"""Optimizers with PyTorch's update rules: the same gradients give the same weights.
+
+An optimizer holds a list of ``Parameter`` (``model.parameters()``) and updates
+their values in place in ``step()``; ``lr`` may be changed between steps (the
+learning-rate schedules do).
+"""
+import numbers
+
+import numpy as np
+
+
+def _number(owner, name, value, low=0.0, high=None, high_open=False):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
+    if value < low or (high is not None and (value >= high if high_open else value > high)):
+        bound = f"[{low}, {high})" if high_open else (f">= {low}" if high is None else f"in [{low}, {high}]")
+        raise ValueError(f"{owner}: {name} must be {bound}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for p in self.params:
+            if not all(hasattr(p, a) for a in ("name", "value", "grad")):
+                raise TypeError(f"{type(self).__name__}: params must be Parameters (model.parameters()), "
+                                f"got {type(p).__name__}")
+        self.lr = _number(type(self).__name__, "lr", lr)
+        self.state = {}  # per parameter name: a dict of arrays
+        self.steps = 0
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad.fill(0)
+
+    def step(self):
+        self.steps += 1
+        for p in self.params:
+            self._update(p, self.state.setdefault(p.name, {}))
+
+    def state_dict(self):
+        """Scalars and arrays only (no pickle): {'steps', 'lr', 'state': {name: {key: array}}}."""
+        return {"steps": self.steps, "lr": self.lr,
+                "state": {n: {k: v.copy() for k, v in s.items()} for n, s in self.state.items()}}
+
+    def load_state_dict(self, d):
+        names = {p.name: p for p in self.params}
+        for name, s in d["state"].items():
+            if name not in names:
+                raise KeyError(f"{type(self).__name__}.load_state_dict: unknown parameter {name!r}")
+            for k, v in s.items():
+                if np.shape(v) != names[name].value.shape:
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: {name}.{k} has shape "
+                                     f"{np.shape(v)}, expected {names[name].value.shape}")
+        self.steps = int(d["steps"])
+        self.lr = float(d["lr"])
+        self.state = {n: {k: np.array(v, dtype=names[n].value.dtype) for k, v in s.items()}
+                      for n, s in d["state"].items()}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, as torch.optim.SGD.
+
+    d = g + weight_decay * p; with momentum: b = d on the first step, else
+    b = momentum * b + (1 - dampening) * d, and d = d + momentum * b (Nesterov) or
+    d = b; then p -= lr * d.
+    """
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.momentum = _number("SGD", "momentum", momentum)
+        self.dampening = _number("SGD", "dampening", dampening)
+        self.weight_decay = _number("SGD", "weight_decay", weight_decay)
+        if nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0, "
+                             f"got momentum={momentum}, dampening={dampening}")
+        self.nesterov = bool(nesterov)
+
+    def _update(self, p, state):
+        w, g = p.value, p.grad
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        if self.momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = np.array(g, dtype=w.dtype, copy=True)
+            else:
+                buf *= self.momentum
+                buf += (1 - self.dampening) * g
+            g = g + self.momentum * buf if self.nesterov else buf
+        w -= w.dtype.type(self.lr) * g
+
+    def __repr__(self):
+        return (f"SGD(lr={self.lr}, momentum={self.momentum}, dampening={self.dampening}, "
+                f"nesterov={self.nesterov}, weight_decay={self.weight_decay})")
+
+
+class Adam(Optimizer):
+    """Adam, as torch.optim.Adam (weight decay added to the gradient, not decoupled).
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = tuple(_number("Adam", f"betas[{i}]", b, 0.0, 1.0, high_open=True)
+                           for i, b in enumerate(betas))
+        self.eps = _number("Adam", "eps", eps)
+        self.weight_decay = _number("Adam", "weight_decay", weight_decay)
+
+    def _update(self, p, state):
+        w, g = p.value, p.grad
+        b1, b2 = self.betas
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        if "exp_avg" not in state:
+            state["exp_avg"] = np.zeros_like(w)
+            state["exp_avg_sq"] = np.zeros_like(w)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
+        t = self.steps
+        step_size = self.lr / (1 - b1 ** t)
+        denom = np.sqrt(v / (1 - b2 ** t))
+        denom += self.eps
+        w -= w.dtype.type(step_size) * (m / denom)
+
+    def __repr__(self):
+        return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"

@@ -1,0 +1,246 @@
+"""The Trainer: fit a model on arrays with progress bars, callbacks, evaluation, resumable state."""
+import json
+import math
+import signal
+import threading
+import time
+
+import numpy as np
+
+from . import metrics
+from ._io import atomic_write
+from .random import get_rng
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+class History(dict):
+    """Per-epoch lists: loss, accuracy, val_loss, val_accuracy, lr, seconds, images_per_second.
+
+    ``interrupted`` is True when Ctrl-C ended training early.
+    """
+
+    keys_ = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_second")
+
+    def __init__(self, data=None):
+        super().__init__({k: [] for k in self.keys_})
+        if data:
+            for k, v in data.items():
+                self[k] = list(v)
+        self.interrupted = False
+
+
+class _InterruptFlag:
+    """While active (main thread only), the first Ctrl-C sets ``requested`` instead of raising,
+    so the step in progress finishes; a second Ctrl-C raises at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._old)  # a second Ctrl-C behaves as usual
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _batches(n, batch_size, order):
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+class Trainer:
+    """Train ``model`` with ``loss`` and ``optimizer`` (and an optional learning-rate ``scheduler``)."""
+
+    def __init__(self, model, loss, optimizer, scheduler=None):
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.epoch = 0  # epochs completed, across fit() calls and resumes
+        self.history = History()
+        self.seed = None
+        self.stop_training = False
+
+    # --- training --------------------------------------------------------------------
+    def fit(self, x, y, epochs, batch_size=64, shuffle=True, validation_data=None, callbacks=(),
+            seed=None, verbose=1, transform=None):
+        """Train until ``epochs`` epochs are complete (counting earlier fits and a loaded state).
+
+        x: (N, ...) samples (any dtype when ``transform`` turns a batch into float
+        input, e.g. minicnn.data.normalize for uint8 images); y: (N,) integer labels
+        (or targets for MSELoss). The shuffle of epoch e is drawn from (seed, e), so a
+        resumed run sees the same batches. Returns the History.
+        """
+        n = len(x)
+        if len(y) != n:
+            raise ValueError(f"Trainer.fit: x has {n} samples but y has {len(y)}")
+        if batch_size < 1 or n == 0:
+            raise ValueError(f"Trainer.fit: need batch_size >= 1 and at least one sample, got "
+                             f"batch_size={batch_size}, {n} samples")
+        if self.seed is None or seed is not None:
+            self.seed = int(seed) if seed is not None else int(get_rng().integers(2**31))
+        self.stop_training = False
+        self.history.interrupted = False
+        for cb in callbacks:
+            cb.on_train_begin(self)
+        with _InterruptFlag() as interrupt:
+            while self.epoch < epochs and not self.stop_training:
+                logs = self._run_epoch(x, y, batch_size, shuffle, epochs, verbose, transform, interrupt)
+                if logs is None:  # interrupted
+                    self.history.interrupted = True
+                    if verbose:
+                        print(f"Interrupted: stopped in epoch {self.epoch + 1}; the weights are "
+                              "those of the last finished step.")
+                    break
+                if validation_data is not None:
+                    logs["val_loss"], logs["val_accuracy"] = self.evaluate(
+                        *validation_data, batch_size=max(batch_size, 256), transform=transform)
+                for k in History.keys_:
+                    self.history[k].append(logs.get(k))
+                self.epoch += 1
+                if verbose:
+                    print(self._epoch_line(epochs, logs))
+                if self.scheduler is not None and not self.scheduler.per_batch:
+                    self.scheduler.step()
+                for cb in callbacks:
+                    cb.on_epoch_end(self, self.epoch, logs)
+        for cb in callbacks:
+            cb.on_train_end(self)
+        return self.history
+
+    def _run_epoch(self, x, y, batch_size, shuffle, epochs, verbose, transform, interrupt):
+        from tqdm.auto import tqdm
+
+        n = len(x)
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(n) if shuffle
+                 else np.arange(n))
+        self.model.train()
+        classify = hasattr(self.loss, "probs")
+        total_loss, correct, seen = 0.0, 0, 0
+        lr = self.optimizer.lr
+        start = time.perf_counter()
+        bar = tqdm(total=n, desc=f"epoch {self.epoch + 1}/{epochs}", unit="img", disable=not verbose,
+                   leave=False, dynamic_ncols=True)
+        try:
+            for b, idx in enumerate(_batches(n, batch_size, order)):
+                xb, yb = x[idx], y[idx]
+                if transform is not None:
+                    xb = transform(xb)
+                out = self.model.forward(xb, training=True)
+                value = self.loss.forward(out, yb)
+                if not math.isfinite(value):
+                    raise TrainingDivergedError(
+                        f"the loss became {value} in epoch {self.epoch + 1}, batch {b + 1}; the weights "
+                        f"are those of the last finite step. Try a lower learning rate (now {self.optimizer.lr:g}).")
+                self.model.backward(self.loss.backward())
+                self.optimizer.step()
+                if self.scheduler is not None and self.scheduler.per_batch:
+                    self.scheduler.step()
+                k = len(idx)
+                total_loss += value * k
+                seen += k
+                if classify:
+                    correct += int(np.sum(out.argmax(axis=1) == yb))
+                if verbose and (b % 10 == 0 or seen == n):
+                    elapsed = time.perf_counter() - start
+                    post = {"loss": f"{total_loss / seen:.4f}"}
+                    if classify:
+                        post["acc"] = f"{correct / seen:.4f}"
+                    post["img/s"] = f"{seen / max(elapsed, 1e-9):.0f}"
+                    bar.set_postfix(post, refresh=False)
+                bar.update(k)
+                if interrupt.requested:
+                    return None
+        except KeyboardInterrupt:  # not in the main thread: no deferred handler
+            return None
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+        return {"loss": total_loss / seen, "accuracy": correct / seen if classify else None,
+                "val_loss": None, "val_accuracy": None, "lr": lr, "seconds": seconds,
+                "images_per_second": seen / seconds}
+
+    def _epoch_line(self, epochs, logs):
+        parts = [f"epoch {self.epoch}/{epochs}", f"loss {logs['loss']:.4f}"]
+        if logs.get("accuracy") is not None:
+            parts.append(f"acc {logs['accuracy']:.4f}")
+        if logs.get("val_loss") is not None:
+            parts.append(f"val_loss {logs['val_loss']:.4f}")
+        if logs.get("val_accuracy") is not None:
+            parts.append(f"val_acc {logs['val_accuracy']:.4f}")
+        parts += [f"lr {logs['lr']:.4g}", f"{logs['seconds']:.1f} s",
+                  f"{logs['images_per_second']:.0f} img/s"]
+        return "  ".join(parts)
+
+    # --- evaluation ------------------------------------------------------------------------
+    def predict_logits(self, x, batch_size=256, transform=None):
+        """The model's outputs on ``x`` in eval mode, batch by batch."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            outs = [self.model.forward(transform(x[i:i + batch_size]) if transform else x[i:i + batch_size],
+                                       training=False) for i in range(0, len(x), batch_size)]
+        finally:
+            if was_training:
+                self.model.train()
+        return np.concatenate(outs)
+
+    def evaluate(self, x, y, batch_size=256, transform=None):
+        """(mean loss, accuracy) on ``x``, ``y`` in eval mode; accuracy is None for non-classifiers."""
+        out = self.predict_logits(x, batch_size, transform)
+        value = self.loss.forward(out, y)
+        acc = metrics.accuracy(y, out.argmax(axis=1)) if hasattr(self.loss, "probs") else None
+        return value, acc
+
+    # --- resumable state -------------------------------------------------------------------
+    def save_state(self, path):
+        """Write model parameters, optimizer and scheduler state, epoch, seed and history to one
+        .npz, atomically and without pickle, for ``load_state``."""
+        opt = self.optimizer.state_dict()
+        meta = {"epoch": self.epoch, "seed": self.seed, "history": dict(self.history),
+                "optimizer": {"steps": opt["steps"], "lr": opt["lr"]},
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+        arrays = {"__trainer__": np.array(json.dumps(meta))}
+        for name, value in self.model.state_dict().items():
+            arrays["param:" + name] = value
+        for name, state in opt["state"].items():
+            for key, value in state.items():
+                arrays[f"opt:{name}:{key}"] = value
+        atomic_write(path, lambda f: np.savez(f, **arrays))
+
+    def load_state(self, path):
+        """Restore what ``save_state`` wrote; the next ``fit`` continues from the stored epoch."""
+        from .checkpoint import CheckpointError
+
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                meta = json.loads(str(npz["__trainer__"][()]))
+                params = {k[6:]: npz[k] for k in npz.files if k.startswith("param:")}
+                opt_state = {}
+                for k in npz.files:
+                    if k.startswith("opt:"):
+                        name, key = k[4:].rsplit(":", 1)
+                        opt_state.setdefault(name, {})[key] = npz[k]
+        except (OSError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{path}: not a readable trainer state ({e})") from e
+        self.model.load_state_dict(params)
+        self.optimizer.load_state_dict({"steps": meta["optimizer"]["steps"], "lr": meta["optimizer"]["lr"],
+                                        "state": opt_state})
+        if self.scheduler is not None and meta["scheduler"] is not None:
+            self.scheduler.load_state_dict(meta["scheduler"])
+        self.epoch = int(meta["epoch"])
+        self.seed = meta["seed"]
+        self.history = History(meta["history"])
+        return self

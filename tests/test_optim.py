@@ -1,0 +1,181 @@
+"""Optimizers and schedules against hand-computed steps (and PyTorch when it is installed)."""
+import math
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import SGD, Adam, CosineAnnealingLR, Dense, LinearWarmup, OneCycleLR, StepLR
+from minicnn.layers.base import Parameter
+
+
+class Holder:
+    """A stand-in layer holding one parameter array."""
+
+    def __init__(self, w, g):
+        self.params = {"w": np.array(w, dtype=np.float64)}
+        self.grads = {"w": np.array(g, dtype=np.float64)}
+
+
+def one_param(w, g):
+    h = Holder(w, g)
+    return h, [Parameter(h, "w")]
+
+
+def test_sgd_plain_and_weight_decay():
+    h, params = one_param([1.0, -2.0], [0.5, 0.5])
+    SGD(params, lr=0.1, weight_decay=0.1).step()
+    # d = g + 0.1 w = [0.6, 0.3]; w -= 0.1 d
+    np.testing.assert_allclose(h.params["w"], [0.94, -2.03])
+
+
+def test_sgd_momentum_dampening():
+    h, params = one_param([1.0], [1.0])
+    opt = SGD(params, lr=0.1, momentum=0.9, dampening=0.5)
+    opt.step()                       # b = g = 1 (no dampening on the first step); w = 0.9
+    h.grads["w"][...] = 2.0
+    opt.step()                       # b = 0.9 * 1 + 0.5 * 2 = 1.9; w = 0.9 - 0.19 = 0.71
+    np.testing.assert_allclose(h.params["w"], [0.71])
+
+
+def test_sgd_nesterov():
+    h, params = one_param([1.0], [1.0])
+    opt = SGD(params, lr=0.1, momentum=0.9, nesterov=True)
+    opt.step()                       # b = 1; d = 1 + 0.9 * 1 = 1.9; w = 0.81
+    h.grads["w"][...] = 2.0
+    opt.step()                       # b = 0.9 + 2 = 2.9; d = 2 + 2.61 = 4.61; w = 0.81 - 0.461
+    np.testing.assert_allclose(h.params["w"], [0.349])
+
+
+def test_adam_two_steps_with_weight_decay():
+    h, params = one_param([1.0], [0.5])
+    opt = Adam(params, lr=0.1, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+    opt.step()
+    # g = 0.5 + 0.1 = 0.6; m = 0.06; v = 0.0036; mhat = 0.6; vhat = 0.36; w = 1 - 0.1 * 0.6 / 0.6
+    w1 = 1 - 0.1 * 0.6 / (0.6 + 1e-8)
+    np.testing.assert_allclose(h.params["w"], [w1], rtol=1e-15)
+    opt.step()
+    g = 0.5 + 0.1 * w1
+    m = 0.9 * 0.06 + 0.1 * g
+    v = 0.99 * 0.0036 + 0.01 * g * g
+    expected = w1 - 0.1 * (m / (1 - 0.9 ** 2)) / (math.sqrt(v / (1 - 0.99 ** 2)) + 1e-8)
+    np.testing.assert_allclose(h.params["w"], [expected], rtol=1e-12)
+
+
+def test_optimizer_keeps_float32():
+    layer = Dense(3, 2)
+    opt = Adam(layer.parameters(), lr=0.01)
+    layer.grads["weight"] = np.ones((2, 3), np.float32)
+    layer.grads["bias"] = np.ones(2, np.float32)
+    opt.step()
+    assert layer.params["weight"].dtype == np.float32
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
+    lambda p: SGD(p, lr=0.1, momentum=0.5, dampening=0.3),
+    lambda p: Adam(p, lr=0.01, weight_decay=1e-2),
+])
+def test_matches_pytorch(make):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal(5)
+    h, params = one_param(w0, np.zeros(5))
+    opt = make(params)
+    tw = torch.tensor(w0, requires_grad=True)
+    name = type(opt).__name__
+    kwargs = {"lr": opt.lr, "weight_decay": opt.weight_decay}
+    if name == "SGD":
+        kwargs.update(momentum=opt.momentum, dampening=opt.dampening, nesterov=opt.nesterov)
+        topt = torch.optim.SGD([tw], **kwargs)
+    else:
+        topt = torch.optim.Adam([tw], betas=opt.betas, eps=opt.eps, **kwargs)
+    for _ in range(5):
+        g = rng.standard_normal(5)
+        h.grads["w"][...] = g
+        opt.step()
+        tw.grad = torch.tensor(g)
+        topt.step()
+    np.testing.assert_allclose(h.params["w"], tw.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_state_dict_round_trip():
+    h, params = one_param([1.0, 2.0], [0.3, -0.1])
+    opt = Adam(params, lr=0.1)
+    opt.step()
+    h2, params2 = one_param(h.params["w"], [0.3, -0.1])
+    opt2 = Adam(params2, lr=0.5)
+    opt2.load_state_dict(opt.state_dict())
+    opt.step()
+    opt2.step()
+    np.testing.assert_array_equal(h.params["w"], h2.params["w"])
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: SGD(p, lr=-1), r"SGD: lr must be >= 0.0, got -1"),
+    (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov momentum requires momentum > 0"),
+    (lambda p: SGD(p, lr=0.1, momentum=float("nan")), "momentum must be a finite number"),
+    (lambda p: Adam(p, betas=(0.9, 1.0)), r"betas\[1\] must be \[0.0, 1.0\)"),
+    (lambda p: Adam(p, betas=0.9), "betas must be a pair"),
+    (lambda p: SGD([], lr=0.1), "empty parameter list"),
+])
+def test_bad_arguments(make, match):
+    _, params = one_param([1.0], [1.0])
+    with pytest.raises(ValueError, match=match):
+        make(params)
+    with pytest.raises(TypeError, match="params must be Parameters"):
+        SGD([np.zeros(3)], lr=0.1)
+
+
+def lrs(schedule, n):
+    out = [schedule.get_last_lr()]
+    for _ in range(n):
+        schedule.step()
+        out.append(schedule.get_last_lr())
+    return out
+
+
+def opt_with_lr(lr):
+    return SGD(one_param([1.0], [0.0])[1], lr=lr)
+
+
+def test_step_lr():
+    np.testing.assert_allclose(lrs(StepLR(opt_with_lr(1.0), 2, gamma=0.5), 5), [1, 1, 0.5, 0.5, 0.25, 0.25])
+
+
+def test_cosine():
+    values = lrs(CosineAnnealingLR(opt_with_lr(1.0), T_max=4, eta_min=0.2), 4)
+    expected = [0.2 + 0.8 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(5)]
+    np.testing.assert_allclose(values, expected)
+    assert values[-1] == pytest.approx(0.2)
+
+
+def test_one_cycle_shape():
+    s = OneCycleLR(opt_with_lr(0.0), max_lr=1.0, total_steps=10, pct_start=0.3)
+    values = lrs(s, 9)
+    assert values[0] == pytest.approx(1 / 25) and max(values) == pytest.approx(1.0)
+    assert values.index(max(values)) == 2 and values[-1] == pytest.approx(1 / 25 / 1e4)
+    assert s.per_batch
+
+
+def test_linear_warmup():
+    np.testing.assert_allclose(lrs(LinearWarmup(opt_with_lr(1.0), 4, start_factor=0.2), 6),
+                               [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("StepLR", dict(step_size=3, gamma=0.3)),
+    ("CosineAnnealingLR", dict(T_max=7, eta_min=0.01)),
+    ("OneCycleLR", dict(max_lr=0.5, total_steps=20)),
+])
+def test_schedules_match_pytorch(name, kwargs):
+    torch = pytest.importorskip("torch")
+    ours = getattr(minicnn, name)(opt_with_lr(0.1), **kwargs)
+    tw = torch.zeros(1, requires_grad=True)
+    topt = torch.optim.SGD([tw], lr=0.1)
+    theirs = getattr(torch.optim.lr_scheduler, name)(topt, **kwargs)
+    for _ in range(15):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr()[0], rel=1e-9)
+        topt.step()
+        theirs.step()
+        ours.step()
