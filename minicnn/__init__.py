@@ -29,3 +29,4 @@ from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
 from .trainer import Trainer, TrainingDivergedError
 
 # === data (owner: data) ===
+from . import data

@@ -75,13 +75,15 @@ class Trainer:
 
     # --- training --------------------------------------------------------------------
     def fit(self, x, y, epochs, batch_size=64, shuffle=True, validation_data=None, callbacks=(),
-            seed=None, verbose=1, transform=None):
+            seed=None, verbose=1, transform=None, augment=None):
         """Train until ``epochs`` epochs are complete (counting earlier fits and a loaded state).
 
         x: (N, ...) samples (any dtype when ``transform`` turns a batch into float
         input, e.g. minicnn.data.normalize for uint8 images); y: (N,) integer labels
-        (or targets for MSELoss). The shuffle of epoch e is drawn from (seed, e), so a
-        resumed run sees the same batches. Returns the History.
+        (or targets for MSELoss). ``augment(xb, rng)``, when given, alters each raw
+        training batch before ``transform`` (e.g. minicnn.data.random_shift); validation
+        data is never augmented. The shuffle and augmentation of epoch e are drawn from
+        (seed, e), so a resumed run sees the same batches. Returns the History.
         """
         n = len(x)
         if len(y) != n:
@@ -97,7 +99,8 @@ class Trainer:
             cb.on_train_begin(self)
         with _InterruptFlag() as interrupt:
             while self.epoch < epochs and not self.stop_training:
-                logs = self._run_epoch(x, y, batch_size, shuffle, epochs, verbose, transform, interrupt)
+                logs = self._run_epoch(x, y, batch_size, shuffle, epochs, verbose, transform, augment,
+                                       interrupt)
                 if logs is None:  # interrupted
                     self.history.interrupted = True
                     if verbose:
@@ -120,12 +123,13 @@ class Trainer:
             cb.on_train_end(self)
         return self.history
 
-    def _run_epoch(self, x, y, batch_size, shuffle, epochs, verbose, transform, interrupt):
+    def _run_epoch(self, x, y, batch_size, shuffle, epochs, verbose, transform, augment, interrupt):
         from tqdm.auto import tqdm
 
         n = len(x)
         order = (np.random.default_rng([self.seed, self.epoch]).permutation(n) if shuffle
                  else np.arange(n))
+        augment_rng = np.random.default_rng([self.seed, self.epoch, 1])
         self.model.train()
         classify = hasattr(self.loss, "probs")
         total_loss, correct, seen = 0.0, 0, 0
@@ -136,6 +140,8 @@ class Trainer:
         try:
             for b, idx in enumerate(_batches(n, batch_size, order)):
                 xb, yb = x[idx], y[idx]
+                if augment is not None:
+                    xb = augment(xb, augment_rng)
                 if transform is not None:
                     xb = transform(xb)
                 out = self.model.forward(xb, training=True)
