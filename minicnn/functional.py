@@ -389,8 +389,21 @@ def global_avg_pool2d_backward(dout, input_shape, owner="global_avg_pool2d_backw
 
 # === dense and activations (owner: compose) ==================================
 
+def _float_array(x, owner, name="input"):
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{owner}: expected a float32 or float64 {name}, got {got}")
+
+
 def dense(x, w, b=None):
-    """x (N, in) @ w.T (in, out) + b (out,) -> (N, out)."""
+    """x (N, in) @ w.T (in, out) + b (out,) -> (N, out), one BLAS matmul, in w's dtype."""
+    _float_array(x, "dense")
+    if w.ndim != 2 or x.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"dense: expected x (N, {w.shape[-1]}) for weight {w.shape}, got {x.shape}")
+    if x.dtype != w.dtype:
+        raise TypeError(f"dense: input dtype {x.dtype} differs from weight dtype {w.dtype}")
+    if b is not None and (b.shape != (w.shape[0],) or b.dtype != w.dtype):
+        raise ValueError(f"dense: bias must be ({w.shape[0]},) {w.dtype}, got {b.shape} {b.dtype}")
     out = x @ w.T
     if b is not None:
         out += b
@@ -405,12 +418,16 @@ def dense_backward(dout, x, w, has_bias=True):
     return dout @ w, dout.T @ x, (dout.sum(axis=0) if has_bias else None)
 
 
+# Activations work on any rank and keep x's dtype; each backward takes what its forward
+# returned or was given (the output for ReLU, sigmoid and tanh; the input for LeakyReLU)
+# and casts dout to that dtype.
+
 def relu(x):
     return np.maximum(x, 0, dtype=x.dtype)
 
 
 def relu_backward(dout, out):
-    """The gradient passes where the output is positive."""
+    """The gradient passes where the output is positive (0 at x = 0, as PyTorch)."""
     return np.where(out > 0, dout, 0).astype(out.dtype, copy=False)
 
 
@@ -419,14 +436,40 @@ def leaky_relu(x, negative_slope=0.01):
 
 
 def leaky_relu_backward(dout, x, negative_slope=0.01):
-    return np.where(x > 0, dout, dout * x.dtype.type(negative_slope)).astype(x.dtype, copy=False)
+    dout = np.asarray(dout, dtype=x.dtype)
+    return np.where(x > 0, dout, dout * x.dtype.type(negative_slope))
 
 
 def sigmoid(x):
     """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    one = x.dtype.type(1)
+    return np.where(x >= 0, one / (one + e), e / (one + e)).astype(x.dtype, copy=False)
 
+
+def sigmoid_backward(dout, out):
+    """d sigmoid = out * (1 - out)."""
+    one = out.dtype.type(1)
+    return np.asarray(dout, dtype=out.dtype) * out * (one - out)
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def tanh_backward(dout, out):
+    """d tanh = 1 - out**2."""
+    one = out.dtype.type(1)
+    return np.asarray(dout, dtype=out.dtype) * (one - out * out)
+
+
+def dropout_mask(shape, p, dtype, rng):
+    """Inverted-dropout mask: 0 with probability p, else 1 / (1 - p); out = x * mask."""
+    keep = rng.random(shape) >= p
+    return keep.astype(dtype) / np.dtype(dtype).type(1 - p)
+
+
+# === softmax and losses (owner: compose) =====================================
 
 def log_softmax(x, axis=-1):
     """x - logsumexp(x): the max is subtracted first, so large logits never overflow."""
@@ -435,7 +478,38 @@ def log_softmax(x, axis=-1):
 
 
 def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)), computed stably."""
+    """exp(x) / sum(exp(x)), computed stably (the max is subtracted first)."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
+
+def softmax_cross_entropy(logits, labels):
+    """Mean over the batch of -log softmax(logits)[n, labels[n]]: returns (loss, probs).
+
+    logits (N, C) float; labels (N,) ints in [0, C) (not checked here). probs (N, C)
+    has logits' dtype; the loss is a Python float (0.0 for an empty batch).
+    """
+    logp = log_softmax(logits, axis=1)
+    n = logits.shape[0]
+    loss = float(-logp[np.arange(n), labels].mean()) if n else 0.0
+    return loss, np.exp(logp)
+
+
+def softmax_cross_entropy_backward(probs, labels):
+    """(probs - one_hot(labels)) / N, in probs' dtype."""
+    n = probs.shape[0]
+    dlogits = probs.copy()
+    dlogits[np.arange(n), labels] -= 1
+    dlogits /= max(n, 1)
+    return dlogits
+
+
+def mse(pred, target):
+    """Mean of (pred - target)**2 over every element: returns (loss, diff)."""
+    diff = pred - np.asarray(target, dtype=pred.dtype)
+    return (float(np.mean(diff * diff)) if diff.size else 0.0), diff
+
+
+def mse_backward(diff):
+    """2 (pred - target) / number of elements, in diff's dtype."""
+    return diff * diff.dtype.type(2 / max(diff.size, 1))

@@ -1,4 +1,5 @@
-"""Losses. ``forward(pred, target)`` returns the loss as a float; ``backward()`` returns dpred."""
+"""Losses. ``forward(pred, target)`` (also ``loss(pred, target)``) returns the loss as a
+Python float; ``backward()`` then returns d loss / d pred, in pred's dtype."""
 import numpy as np
 
 from . import functional as F
@@ -25,47 +26,50 @@ class Loss:
 class SoftmaxCrossEntropy(Loss):
     """Softmax followed by cross-entropy, averaged over the batch.
 
-    pred: logits (N, C); target: integer class labels (N,) in [0, C). Computed with
-    log-sum-exp, so large logits never overflow. ``probs`` holds the softmax of the
-    last forward (for accuracy); the gradient is (softmax - one_hot) / N.
+    pred: logits (N, C); target: integer class labels (N,) in [0, C) (not one-hot).
+    Computed with log-sum-exp, so large logits never overflow. ``probs`` holds the
+    softmax (N, C) of the last forward (for accuracy); the gradient is
+    (softmax - one_hot) / N.
     """
 
     def __init__(self):
         self.cache = None
         self.probs = None
 
-    def forward(self, pred, target):
-        pred = self._check_pred(pred)
-        target = np.asarray(target)
+    def _check_target(self, pred, target):
         if pred.ndim != 2:
             raise ValueError(f"{self!r}: expected logits (N, C), got shape {pred.shape}")
         if target.dtype.kind not in "iu":
-            raise TypeError(f"{self!r}: labels must be integers, got {target.dtype}")
+            raise TypeError(f"{self!r}: labels must be integers (class indices), got {target.dtype} "
+                            f"labels of shape {target.shape} for logits {pred.shape}")
         if target.shape != (pred.shape[0],):
+            hint = " (class indices, not one-hot)" if target.shape == pred.shape else ""
             raise ValueError(f"{self!r}: expected labels of shape ({pred.shape[0]},) for logits "
-                             f"{pred.shape}, got {target.shape}")
-        n, c = pred.shape
-        if n and (target.min() < 0 or target.max() >= c):
-            raise ValueError(f"{self!r}: labels must be in [0, {c}), got values from "
-                             f"{target.min()} to {target.max()}")
-        logp = F.log_softmax(pred, axis=1)
-        rows = np.arange(n)
-        self.probs = np.exp(logp)
-        self.cache = (target.astype(np.intp), pred.dtype)
-        return float(-logp[rows, target].mean()) if n else 0.0
+                             f"{pred.shape}, got {target.shape}{hint}")
+        c = pred.shape[1]
+        if target.size and (target.min() < 0 or target.max() >= c):
+            raise ValueError(f"{self!r}: labels must be in [0, {c}) for logits {pred.shape}, got "
+                             f"values from {target.min()} to {target.max()}")
+
+    def forward(self, pred, target):
+        pred = self._check_pred(pred)
+        target = np.asarray(target)
+        self._check_target(pred, target)
+        target = target.astype(np.intp, copy=False)
+        loss, self.probs = F.softmax_cross_entropy(pred, target)
+        self.cache = target
+        return loss
 
     def backward(self):
         self._backward_check()
-        target, dtype = self.cache
-        n = target.shape[0]
-        grad = self.probs.copy()
-        grad[np.arange(n), target] -= 1
-        grad /= max(n, 1)
-        return grad.astype(dtype, copy=False)
+        return F.softmax_cross_entropy_backward(self.probs, self.cache)
 
 
 class MSELoss(Loss):
-    """Mean squared error over every element (PyTorch's default 'mean' reduction)."""
+    """Mean squared error over every element (PyTorch's default 'mean' reduction).
+
+    pred and target have the same shape; the gradient is 2 (pred - target) / pred.size.
+    """
 
     def __init__(self):
         self.cache = None
@@ -73,14 +77,14 @@ class MSELoss(Loss):
     def forward(self, pred, target):
         pred = self._check_pred(pred)
         target = np.asarray(target)
+        if target.dtype.kind not in "biuf":
+            raise TypeError(f"{self!r}: target must be real numbers, got {target.dtype}")
         if target.shape != pred.shape:
             raise ValueError(f"{self!r}: target shape {target.shape} differs from prediction "
                              f"shape {pred.shape}")
-        diff = pred - target.astype(pred.dtype, copy=False)
-        self.cache = diff
-        return float(np.mean(diff * diff)) if diff.size else 0.0
+        loss, self.cache = F.mse(pred, target)
+        return loss
 
     def backward(self):
         self._backward_check()
-        diff = self.cache
-        return (2 / max(diff.size, 1)) * diff
+        return F.mse_backward(self.cache)

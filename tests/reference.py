@@ -169,3 +169,24 @@ def cross_entropy_ref(logits, labels):
         total += -(z[y] - m - math.log(math.fsum(math.exp(v - m) for v in z)))
     return total / len(labels)
 
+
+def sigmoid_ref(x):
+    """1 / (1 + e^-v) for each element, one at a time (e^-v taken only where it cannot overflow)."""
+    import math
+    flat = [1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
+            for v in np.asarray(x, dtype=float).ravel()]
+    return np.array(flat).reshape(np.shape(x))
+
+
+def softmax_ref(z):
+    """exp(z_i - max) / sum_j exp(z_j - max) along the last axis, row by row."""
+    import math
+    z = np.asarray(z, dtype=float)
+    out = np.zeros_like(z)
+    for idx in np.ndindex(z.shape[:-1]):
+        row = z[idx]
+        m = max(row)
+        total = math.fsum(math.exp(v - m) for v in row)
+        out[idx] = [math.exp(v - m) / total for v in row]
+    return out
+

@@ -1,4 +1,8 @@
-"""Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh. They compute in the input's dtype."""
+"""Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh.
+
+They take any rank, compute in the input's dtype, and cache the one array their
+derivative needs (the output, or for LeakyReLU the input).
+"""
 import numbers
 
 import numpy as np
@@ -8,7 +12,7 @@ from .base import Layer, as_float_input
 
 
 class _Activation(Layer):
-    """An element-wise layer: caches what its derivative needs, keeps the shape."""
+    """An element-wise layer: ``_forward(x)`` returns (out, saved); ``_backward(dout)``."""
 
     def __init__(self):
         super().__init__()
@@ -22,8 +26,8 @@ class _Activation(Layer):
 
     def backward(self, dout):
         self._backward_check("saved")
-        if dout.shape != self.saved.shape:
-            raise ValueError(f"{self!r}: dout must have shape {self.saved.shape}, got {dout.shape}")
+        if np.shape(dout) != self.saved.shape:
+            raise ValueError(f"{self!r}: dout must have shape {self.saved.shape}, got {np.shape(dout)}")
         return self._backward(dout)
 
     def output_shape(self, input_shape):
@@ -48,8 +52,9 @@ class LeakyReLU(_Activation):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool) \
-                or not np.isfinite(negative_slope):
+        if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool):
+            raise TypeError(f"LeakyReLU: negative_slope must be a number, got {negative_slope!r}")
+        if not np.isfinite(negative_slope):
             raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
@@ -71,15 +76,15 @@ class Sigmoid(_Activation):
         return out, out
 
     def _backward(self, dout):
-        return dout * self.saved * (1 - self.saved)
+        return F.sigmoid_backward(dout, self.saved)
 
 
 class Tanh(_Activation):
     """tanh(x)."""
 
     def _forward(self, x):
-        out = np.tanh(x)
+        out = F.tanh(x)
         return out, out
 
     def _backward(self, dout):
-        return dout * (1 - self.saved * self.saved)
+        return F.tanh_backward(dout, self.saved)

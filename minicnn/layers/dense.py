@@ -3,13 +3,25 @@ import numpy as np
 
 from .. import functional as F
 from ..init import WEIGHT_INITS, init_weight
+from ..random import get_rng
 from .base import Layer, as_float_input, check_dtype
+
+
+def check_positive_int(v, name, owner):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{owner}: {name} must be a positive int, got {v!r}")
+    if v < 1:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {v!r}")
+    return int(v)
 
 
 class Dense(Layer):
     """Fully connected layer. params: ``weight`` (out_features, in_features), ``bias`` (out_features,).
 
-    Input (N, in_features); output (N, out_features).
+    Input (N, in_features); output (N, out_features). Weights are drawn with
+    ``weight_init`` ('he' or 'glorot', fan_in = in_features, fan_out = out_features)
+    from ``rng`` (a Generator, an int seed, or None for the package's generator);
+    the bias starts at zero.
     """
 
     defaults = {"bias": True, "weight_init": "he", "dtype": "float32"}
@@ -17,17 +29,19 @@ class Dense(Layer):
     def __init__(self, in_features, out_features, bias=True, weight_init="he", dtype=np.float32,
                  rng=None):
         super().__init__()
-        owner = f"Dense({in_features}, {out_features})"
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{owner}: {name} must be a positive int, got {v!r}")
-        if weight_init not in WEIGHT_INITS:
-            raise ValueError(f"{owner}: weight_init must be one of {list(WEIGHT_INITS)}, got {weight_init!r}")
+        owner = f"Dense({in_features!r}, {out_features!r})"
+        self.in_features = check_positive_int(in_features, "in_features", owner)
+        self.out_features = check_positive_int(out_features, "out_features", owner)
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"{owner}: bias must be True or False, got {bias!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        if not isinstance(weight_init, str) or weight_init not in WEIGHT_INITS:
+            raise ValueError(f"{owner}: weight_init must be one of {list(WEIGHT_INITS)}, got {weight_init!r}")
         self.weight_init = weight_init
         self.dtype = check_dtype(dtype, owner)
+        try:
+            rng = get_rng(rng)
+        except TypeError as e:
+            raise TypeError(f"{owner}: {e}") from None
         self.params["weight"] = init_weight((self.out_features, self.in_features), self.in_features,
                                             self.out_features, weight_init, self.dtype, rng, owner)
         self.grads["weight"] = np.zeros_like(self.params["weight"])
@@ -45,10 +59,13 @@ class Dense(Layer):
         extra = self.extra_repr(skip=("in_features", "out_features"))
         return f"Dense({self.in_features}, {self.out_features}{', ' + extra if extra else ''})"
 
-    def _check(self, shape):
-        if len(shape) != 2 or shape[1] != self.in_features:
-            hint = " (put a Flatten() before it)" if len(shape) > 2 else ""
-            raise ValueError(f"{self!r}: expected input (N, {self.in_features}), got {tuple(shape)}{hint}")
+    def _check(self, shape, batch=None):
+        """Raise unless ``shape`` is (N, in_features); ``batch`` names N when the shape lacks it."""
+        full = tuple(shape) if batch is None else (batch,) + tuple(shape)
+        if len(full) != 2 or full[1] != self.in_features:
+            hint = " (put a Flatten() before it)" if len(full) > 2 else ""
+            got = "(" + ", ".join(str(d) for d in full) + ("," if len(full) == 1 else "") + ")"
+            raise ValueError(f"{self!r}: expected input (N, {self.in_features}), got {got}{hint}")
 
     def forward(self, x, training=True):
         x = as_float_input(x, repr(self), self.dtype)
@@ -65,7 +82,7 @@ class Dense(Layer):
         return dx
 
     def output_shape(self, input_shape):
-        self._check((None,) + tuple(input_shape))
+        self._check(input_shape, batch="N")
         return (self.out_features,)
 
     def macs(self, input_shape):

@@ -3,6 +3,7 @@ import numbers
 
 import numpy as np
 
+from .. import functional as F
 from ..random import get_rng
 from .base import Layer, as_float_input
 
@@ -10,20 +11,35 @@ from .base import Layer, as_float_input
 class Dropout(Layer):
     """Zero each element with probability p while training and scale the rest by 1 / (1 - p).
 
-    In evaluation it is the identity. Masks are drawn from ``rng`` (a Generator or a
-    seed); when None, from the model's generator (set by ``Sequential(rng=...)``) or
-    else the package's default one (``minicnn.seed``).
+    In evaluation (``training=False``) it is the identity. Masks are drawn from
+    ``self.rng`` (a Generator, or an int seed turned into one); when None, from the
+    model's generator (``Sequential(rng=...)`` sets ``rng``) or else the package's
+    default one (``minicnn.seed``).
     """
 
     defaults = {"p": 0.5}
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p < 1:
+        if not isinstance(p, numbers.Real) or isinstance(p, bool):
+            raise TypeError(f"Dropout: p must be a number in [0, 1), got {p!r}")
+        if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be a number in [0, 1), got {p!r}")
         self.p = float(p)
-        self.rng = None if rng is None else get_rng(rng)
+        self.rng = rng
         self.mask = None
+
+    @property
+    def rng(self):
+        return self._rng
+
+    @rng.setter
+    def rng(self, rng):
+        # an int seed becomes a Generator once, so that successive masks differ
+        try:
+            self._rng = None if rng is None else get_rng(rng)
+        except TypeError as e:
+            raise TypeError(f"{self!r}: {e}") from None
 
     def get_config(self):
         return {"p": self.p}
@@ -31,14 +47,16 @@ class Dropout(Layer):
     def forward(self, x, training=True):
         x = as_float_input(x, repr(self))
         if not training or self.p == 0:
-            self.mask = np.ones((), dtype=x.dtype)
+            self.mask = np.ones((), dtype=x.dtype)  # backward passes dout through
             return x
-        keep = get_rng(self.rng).random(x.shape) >= self.p
-        self.mask = keep.astype(x.dtype) / x.dtype.type(1 - self.p)
+        self.mask = F.dropout_mask(x.shape, self.p, x.dtype, get_rng(self.rng))
         return x * self.mask
 
     def backward(self, dout):
         self._backward_check("mask")
+        dout = np.asarray(dout, dtype=self.mask.dtype)
+        if self.mask.ndim and dout.shape != self.mask.shape:
+            raise ValueError(f"{self!r}: dout must have shape {self.mask.shape}, got {dout.shape}")
         return dout * self.mask
 
     def output_shape(self, input_shape):

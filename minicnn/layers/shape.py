@@ -7,7 +7,11 @@ from .base import Layer, as_float_input
 
 
 class Flatten(Layer):
-    """Flatten every axis but the batch axis (C, H, W order, as PyTorch)."""
+    """Flatten every axis but the batch axis, in C, H, W order (as PyTorch).
+
+    Any strides are accepted (a non-contiguous input is copied); backward reshapes
+    dout back to the input's shape.
+    """
 
     def __init__(self):
         super().__init__()
@@ -17,11 +21,15 @@ class Flatten(Layer):
         x = as_float_input(x, repr(self))
         if x.ndim < 2:
             raise ValueError(f"{self!r}: expected an input with a batch axis (N, ...), got shape {x.shape}")
-        self.in_shape = x.shape
+        self.in_shape = x.shape if training else None
         return np.reshape(x, (x.shape[0], -1))
 
     def backward(self, dout):
         self._backward_check("in_shape")
+        n = self.in_shape[0]
+        expected = (n, math.prod(self.in_shape[1:]))
+        if np.shape(dout) != expected:
+            raise ValueError(f"{self!r}: dout must have shape {expected}, got {np.shape(dout)}")
         return np.reshape(dout, self.in_shape)
 
     def output_shape(self, input_shape):
