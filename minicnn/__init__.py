@@ -18,6 +18,7 @@ from .losses import MSELoss, SoftmaxCrossEntropy
 # === model (owner: model) ===
 from .checkpoint import CheckpointError, load
 from .model import Sequential
+from . import architectures
 from .summary import receptive_field
 
 # === training (owner: training) ===

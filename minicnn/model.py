@@ -69,10 +69,11 @@ class Sequential:
 
     def _where(self, i, shape):
         here = f"layer {i} {self.layers[i]!r}"
+        shape = "(" + ", ".join(str(v) for v in shape) + ("," if len(shape) == 1 else "") + ")"
         if i == 0:
-            return f"{here} cannot take the model input of shape {tuple(shape)}: "
+            return f"{here} cannot take the model input of shape {shape}: "
         return (f"{here} cannot take the output of layer {i - 1} {self.layers[i - 1]!r}, of "
-                f"shape {tuple(shape)}: ")
+                f"shape {shape}: ")
 
     # --- parameters and modes ------------------------------------------------------------
     def parameters(self):

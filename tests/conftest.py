@@ -23,3 +23,33 @@ def mnist_root():
     if root and os.path.isdir(os.path.join(root, "mnist")):
         return root
     return None
+
+
+def fake_dataset(monkeypatch, n=5, root=None):
+    """A tiny synthetic MNIST: the loader's published hashes and sizes are swapped for its own.
+
+    Returns (arrays, files): the arrays and their IDX bytes by file name; with ``root``,
+    the files are also written to root/mnist/ (uncompressed).
+    """
+    import hashlib
+
+    from minicnn.data import mnist as M
+
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n).astype(np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n).astype(np.uint8)}
+    files = {}
+    for name, a in arrays.items():
+        header = bytes([0, 0, 8, a.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in a.shape)
+        files[name] = header + a.tobytes()
+        if root is not None:
+            os.makedirs(os.path.join(root, "mnist"), exist_ok=True)
+            with open(os.path.join(root, "mnist", name), "wb") as f:
+                f.write(files[name])
+    monkeypatch.setitem(M.DATASETS, "mnist", {
+        "mirrors": ("http://mirror-a/", "http://mirror-b/"),
+        "sha256": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}})
+    monkeypatch.setattr(M, "SIZES", {k: len(v) for k, v in files.items()})
+    return arrays, files

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import mnist_root
+from conftest import fake_dataset, mnist_root
 from minicnn import data
 from minicnn.data import mnist as M
 from minicnn.data import (ChecksumError, DatasetNotFoundError, IDXError, batches, load_mnist,
@@ -102,23 +102,6 @@ def test_env_var_and_kind_validation(tmp_path, monkeypatch):
     assert data.data_root() == str(tmp_path)
     with pytest.raises(ValueError, match=r"kind must be one of \['fashion-mnist', 'mnist'\]"):
         load_mnist(kind="cifar")
-
-
-def fake_dataset(monkeypatch, n=5):
-    """Swap the published hashes and sizes for those of a tiny synthetic data set; return its files."""
-    rng = np.random.default_rng(0)
-    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
-              "train-labels-idx1-ubyte": rng.integers(0, 10, n).astype(np.uint8),
-              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
-              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n).astype(np.uint8)}
-    files = {}
-    for name, a in arrays.items():
-        header = bytes([0, 0, 8, a.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in a.shape)
-        files[name] = header + a.tobytes()
-    monkeypatch.setitem(M.DATASETS, "mnist", {"mirrors": ("http://mirror-a/", "http://mirror-b/"),
-                                              "sha256": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}})
-    monkeypatch.setattr(M, "SIZES", {k: len(v) for k, v in files.items()})
-    return arrays, files
 
 
 def test_download_from_second_mirror(tmp_path, monkeypatch):

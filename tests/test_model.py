@@ -118,7 +118,7 @@ def test_global_pool_sees_the_whole_input():
 def test_shape_mismatch_names_both_layers():
     model = Sequential(Conv2D(1, 4, 3), Flatten(), Dense(100, 10))
     msg = (r"layer 2 Dense\(100, 10\) cannot take the output of layer 1 Flatten\(\), of shape "
-           r"\('N', 144\): Dense\(100, 10\): expected input \(N, 100\), got \(None, 144\)")
+           r"\(N, 144\): Dense\(100, 10\): expected input \(N, 100\), got \(N, 144\)")
     with pytest.raises(ValueError, match=msg):
         model.summary((1, 8, 8), print_fn=None)
     with pytest.raises(ValueError, match=r"layer 2 Dense\(100, 10\) cannot take the output of layer 1 "
