@@ -186,8 +186,12 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
                           flip_kernel, training=False, owner=owner)[0]
 
 
-def conv2d_backward(dout, cache):
-    """Gradients of ``conv2d_forward``: returns (dx, dw, db); db is None without bias."""
+def conv2d_backward(dout, cache, need_dx=True):
+    """Gradients of ``conv2d_forward``: returns (dx, dw, db).
+
+    db is None without bias; dx is None when ``need_dx`` is False (the first layer of
+    a network needs no input gradient, which saves a GEMM and a col2im).
+    """
     n, c, h, wd = cache["x_shape"]
     w = cache["w"]
     o, cin_g, kh, kw = w.shape
@@ -201,24 +205,31 @@ def conv2d_backward(dout, cache):
     path, saved = cache["path"], cache["saved"]
     db = dout.sum(axis=(0, 2, 3)) if cache["has_bias"] else None
 
+    dxp = None
     if path == "depthwise":
         dw_ = np.empty_like(w)
         _conv.depthwise_backward_weight(dout, saved, dw_, sh, sw, dh, dw, threads)
-        dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
-        _conv.depthwise_backward_input(dout, w, dxp, sh, sw, dh, dw, threads)
+        if need_dx:
+            dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
+            _conv.depthwise_backward_input(dout, w, dxp, sh, sw, dh, dw, threads)
     elif path == "pointwise":
         d3 = dout.reshape(n, o, oh * ow)
         dw_ = np.tensordot(d3, saved.reshape(n, c, h * wd), axes=([0, 2], [0, 2])).reshape(w.shape)
-        dxp = np.matmul(w.reshape(o, c).T, d3).reshape(n, c, h, wd)
+        if need_dx:
+            dxp = np.matmul(w.reshape(o, c).T, d3).reshape(n, c, h, wd)
     else:
         dout_t = dout.reshape(n, o, oh * ow).transpose(1, 0, 2).reshape(g, o // g, n * oh * ow)
         cols = saved.reshape(g, -1, n * oh * ow)
         dw_ = np.matmul(dout_t, cols.transpose(0, 2, 1)).reshape(w.shape)
-        dcols = np.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t)
-        dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
-        _conv.col2im(dcols.reshape(c * kh * kw, n, oh * ow), dxp, kh, kw, sh, sw, dh, dw, ow, threads)
+        if need_dx:
+            dcols = np.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t)
+            dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
+            _conv.col2im(dcols.reshape(c * kh * kw, n, oh * ow), dxp, kh, kw, sh, sw, dh, dw, ow,
+                         threads)
 
-    if cache["padding"] != ((0, 0), (0, 0)):
+    if dxp is None:
+        dx = None
+    elif cache["padding"] != ((0, 0), (0, 0)):
         dx = pad_backward(dxp, cache["padding"], cache["padding_mode"], (h, wd))
     else:
         dx = dxp
@@ -410,12 +421,15 @@ def dense(x, w, b=None):
     return out
 
 
-def dense_backward(dout, x, w, has_bias=True):
-    """Returns (dx, dw, db): dx = dout @ w, dw = dout.T @ x, db = sum of dout over the batch."""
+def dense_backward(dout, x, w, has_bias=True, need_dx=True):
+    """Returns (dx, dw, db): dx = dout @ w, dw = dout.T @ x, db = sum of dout over the batch.
+
+    dx is None when ``need_dx`` is False (the first layer of a network).
+    """
     dout = np.asarray(dout, dtype=w.dtype)
     if dout.shape != (x.shape[0], w.shape[0]):
         raise ValueError(f"dense_backward: dout must be {(x.shape[0], w.shape[0])}, got {dout.shape}")
-    return dout @ w, dout.T @ x, (dout.sum(axis=0) if has_bias else None)
+    return (dout @ w if need_dx else None), dout.T @ x, (dout.sum(axis=0) if has_bias else None)
 
 
 # Activations work on any rank and keep x's dtype; each backward takes what its forward

@@ -53,9 +53,16 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dout):
-        """Backpropagate ``dout`` (the gradient of the loss with respect to the output); returns dx."""
-        for layer in reversed(self.layers):
+    def backward(self, dout, input_grad=True):
+        """Backpropagate ``dout`` (the gradient of the loss with respect to the output); returns dx.
+
+        With ``input_grad=False`` (as the Trainer calls it) the first layer skips the
+        gradient of the model input, which nothing uses in training, and None is returned.
+        """
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not input_grad and layer.skips_input_grad:
+                return layer.backward(dout, need_dx=False)
             dout = layer.backward(dout)
         return dout
 

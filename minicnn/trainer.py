@@ -150,7 +150,7 @@ class Trainer:
                     raise TrainingDivergedError(
                         f"the loss became {value} in epoch {self.epoch + 1}, batch {b + 1}; the weights "
                         f"are those of the last finite step. Try a lower learning rate (now {self.optimizer.lr:g}).")
-                self.model.backward(self.loss.backward())
+                self._backward(self.loss.backward())
                 self.optimizer.step()
                 if self.scheduler is not None and self.scheduler.per_batch:
                     self.scheduler.step()
@@ -177,6 +177,15 @@ class Trainer:
         return {"loss": total_loss / seen, "accuracy": correct / seen if classify else None,
                 "val_loss": None, "val_accuracy": None, "lr": lr, "seconds": seconds,
                 "images_per_second": seen / seconds}
+
+    def _backward(self, dout):
+        """Backpropagate; a Sequential is told that the input gradient is not needed."""
+        from .model import Sequential
+
+        if isinstance(self.model, Sequential):
+            self.model.backward(dout, input_grad=False)
+        else:
+            self.model.backward(dout)
 
     def _epoch_line(self, epochs, logs):
         parts = [f"epoch {self.epoch}/{epochs}", f"loss {logs['loss']:.4f}"]

@@ -243,3 +243,33 @@ def test_gradcheck_catches_a_wrong_backward(rng):
         minicnn.gradcheck(layer, rng.standard_normal((2, 3)))
     with pytest.raises(minicnn.GradcheckError, match="gradient of weight differs"):
         minicnn.gradcheck(layer, rng.standard_normal((2, 3)), samples=6)
+
+
+@pytest.mark.parametrize("first", [Conv2D(1, 3, 3, padding=1, rng=0), Conv2D(1, 3, 1, rng=0),
+                                   Conv2D(1, 2, 3, groups=1, padding="same", padding_mode="reflect", rng=0)],
+                         ids=["gemm", "pointwise", "reflect"])
+def test_backward_without_input_grad_gives_the_same_weight_grads(first, rng):
+    model = Sequential(first, ReLU(), Flatten(), Dense(first.out_channels * 16, 3, rng=rng))
+    x = rng.standard_normal((2, 1, 4, 4)).astype(np.float32)
+    dout = rng.standard_normal((2, 3)).astype(np.float32)
+    model(x)
+    assert model.backward(dout) is not None
+    full = {p.name: p.grad.copy() for p in model.parameters()}
+    grad_arrays = [p.grad for p in model.parameters()]
+    model(x)
+    assert model.backward(dout, input_grad=False) is None
+    for p, same in zip(model.parameters(), grad_arrays):
+        np.testing.assert_array_equal(p.grad, full[p.name])
+        assert p.grad is same  # gradients are written in place: references stay valid
+
+
+def test_depthwise_and_dense_first_layers_skip_input_grad(rng):
+    for model in (Sequential(Conv2D(2, 4, 3, groups=2, rng=rng), Flatten()),
+                  Sequential(Dense(4, 2, rng=rng))):
+        x = rng.standard_normal((3, 2, 3, 3) if isinstance(model[0], Conv2D) else (3, 4)).astype(np.float32)
+        out = model(x)
+        model.backward(np.ones_like(out))
+        g = [p.grad.copy() for p in model.parameters()]
+        assert model.backward(np.ones_like(out), input_grad=False) is None
+        for a, p in zip(g, model.parameters()):
+            np.testing.assert_array_equal(a, p.grad)

@@ -52,6 +52,8 @@ class Layer:
 
     #: defaults of the constructor arguments, used by repr to show only what differs
     defaults = {}
+    #: True when backward(dout, need_dx=False) can skip computing the input gradient
+    skips_input_grad = False
 
     def __init__(self):
         self.params = {}

@@ -22,6 +22,7 @@ class Conv2D(Layer):
     'replicate' or 'circular'. groups == in_channels is a depthwise convolution.
     """
 
+    skips_input_grad = True
     defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,
                 "padding_mode": "zeros", "flip_kernel": False, "weight_init": "he",
                 "dtype": "float32"}
@@ -96,12 +97,13 @@ class Conv2D(Layer):
             self.flip_kernel, training, owner=repr(self))
         return out
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
+        """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check()
-        dx, dw, db = F.conv2d_backward(dout, self.cache)
-        self.grads["weight"] = dw
+        dx, dw, db = F.conv2d_backward(dout, self.cache, need_dx)
+        self.grads["weight"][...] = dw
         if db is not None:
-            self.grads["bias"] = db
+            self.grads["bias"][...] = db
         return dx
 
     def output_shape(self, input_shape):

@@ -24,6 +24,7 @@ class Dense(Layer):
     the bias starts at zero.
     """
 
+    skips_input_grad = True
     defaults = {"bias": True, "weight_init": "he", "dtype": "float32"}
 
     def __init__(self, in_features, out_features, bias=True, weight_init="he", dtype=np.float32,
@@ -73,12 +74,14 @@ class Dense(Layer):
         self.x = x if training else None
         return F.dense(x, self.params["weight"], self.params.get("bias"))
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
+        """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check("x")
-        dx, dw, db = F.dense_backward(dout, self.x, self.params["weight"], "bias" in self.params)
-        self.grads["weight"] = dw
+        dx, dw, db = F.dense_backward(dout, self.x, self.params["weight"], "bias" in self.params,
+                                      need_dx)
+        self.grads["weight"][...] = dw
         if db is not None:
-            self.grads["bias"] = db
+            self.grads["bias"][...] = db
         return dx
 
     def output_shape(self, input_shape):
