@@ -2,6 +2,14 @@
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
+
+try:
+    from ._kernels import conv as _conv_kernels  # noqa: F401
+except ImportError as _e:  # a source checkout whose kernels were never compiled
+    raise ImportError(
+        f"minicnn's Cython kernels are not built ({_e}). Install the package with "
+        "'pip install .' (or 'pip install -e .' to work on it), or run from outside the "
+        "source folder to use an installed copy.") from None
 from .gradcheck import GradcheckError, gradcheck, gradcheck_loss
 from . import random
 from .random import seed

@@ -71,9 +71,10 @@ def test_predict_rejects_bad_images(tiny, capsys):
         cli.main(["predict", str(tmp / "m.npz"), str(tmp / "bad.npy")])
 
 
-def test_console_script_entry_point():
+def test_console_script_entry_point(tmp_path):
+    # from another folder, so that the installed package is what runs, not the source tree
     out = subprocess.run([sys.executable, "-m", "minicnn", "summary", "--arch", "lenet5"],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert "receptive field: 16" in out
 
 

@@ -40,9 +40,9 @@ def test_bad_thread_env(monkeypatch):
         _config._threads_from_env()
 
 
-def test_info_command():
+def test_info_command(tmp_path):
     out = subprocess.run([sys.executable, "-m", "minicnn", "info"], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, cwd=tmp_path).stdout
     assert f"minicnn     {minicnn.__version__}" in out
     assert "numpy" in out and "openmp" in out and "threads" in out
 
