@@ -2,6 +2,7 @@
 import json
 import math
 import signal
+import sys
 import threading
 import time
 
@@ -135,8 +136,10 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         lr = self.optimizer.lr
         start = time.perf_counter()
+        # in a log file (no terminal) a bar redrawn ten times a second buries everything else
+        interval = 0.1 if sys.stderr.isatty() else 10.0
         bar = tqdm(total=n, desc=f"epoch {self.epoch + 1}/{epochs}", unit="img", disable=not verbose,
-                   leave=False, dynamic_ncols=True)
+                   leave=False, dynamic_ncols=True, mininterval=interval)
         try:
             for b, idx in enumerate(_batches(n, batch_size, order)):
                 xb, yb = x[idx], y[idx]
