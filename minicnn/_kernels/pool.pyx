@@ -82,26 +82,26 @@ cdef inline double _window_sum(const floating[:, :, ::1] x, Py_ssize_t p, Py_ssi
     return total
 
 
+cdef inline Py_ssize_t _avg_span(Py_ssize_t o, int k, int s, int pad_before, int pad_after,
+                                 Py_ssize_t n, Py_ssize_t* start, Py_ssize_t* stop) noexcept nogil:
+    """Clip output o's window along one axis to the input: [start, stop). Returns the
+    window's length inside the padded extent, which count_include_pad divides by (as in
+    PyTorch, the end is clipped to n + pad_after first: a ceil-mode window may pass even that)."""
+    cdef Py_ssize_t a = o * s - pad_before
+    cdef Py_ssize_t b = min(a + k, n + pad_after)
+    start[0] = max(a, 0)
+    stop[0] = min(b, n)
+    return b - a
+
+
 cdef inline void _avg_plane(const floating[:, :, ::1] x, floating[:, :, ::1] out, Py_ssize_t p,
                             int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr,
                             bint count_include_pad) noexcept nogil:
-    cdef Py_ssize_t H = x.shape[1]
-    cdef Py_ssize_t W = x.shape[2]
     cdef Py_ssize_t i, j, h0, h1, w0, w1, rows, count
     for i in range(out.shape[1]):
-        # as in PyTorch: the divisor counts cells inside the padded extent, so the window
-        # end is clipped to H + pad_bottom first (a ceil-mode window may pass even that)
-        h0 = i * sh - pt
-        h1 = min(h0 + kh, H + pb)
-        rows = h1 - h0
-        h0 = max(h0, 0)
-        h1 = min(h1, H)
+        rows = _avg_span(i, kh, sh, pt, pb, x.shape[1], &h0, &h1)
         for j in range(out.shape[2]):
-            w0 = j * sw - pl
-            w1 = min(w0 + kw, W + pr)
-            count = rows * (w1 - w0)
-            w0 = max(w0, 0)
-            w1 = min(w1, W)
+            count = rows * _avg_span(j, kw, sw, pl, pr, x.shape[2], &w0, &w1)
             if not count_include_pad:
                 count = (h1 - h0) * (w1 - w0)
             out[p, i, j] = <floating>(_window_sum(x, p, h0, h1, w0, w1) / count)
@@ -122,22 +122,12 @@ cdef inline void _avg_scatter_plane(const floating[:, :, ::1] dout, floating[:, 
                                     Py_ssize_t p, int kh, int kw, int sh, int sw,
                                     int pt, int pl, int pb, int pr,
                                     bint count_include_pad) noexcept nogil:
-    cdef Py_ssize_t H = dx.shape[1]
-    cdef Py_ssize_t W = dx.shape[2]
     cdef Py_ssize_t i, j, h, w, h0, h1, w0, w1, rows, count
     cdef floating g
     for i in range(dout.shape[1]):
-        h0 = i * sh - pt
-        h1 = min(h0 + kh, H + pb)
-        rows = h1 - h0
-        h0 = max(h0, 0)
-        h1 = min(h1, H)
+        rows = _avg_span(i, kh, sh, pt, pb, dx.shape[1], &h0, &h1)
         for j in range(dout.shape[2]):
-            w0 = j * sw - pl
-            w1 = min(w0 + kw, W + pr)
-            count = rows * (w1 - w0)
-            w0 = max(w0, 0)
-            w1 = min(w1, W)
+            count = rows * _avg_span(j, kw, sw, pl, pr, dx.shape[2], &w0, &w1)
             if not count_include_pad:
                 count = (h1 - h0) * (w1 - w0)
             g = dout[p, i, j] / count
