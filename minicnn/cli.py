@@ -19,7 +19,8 @@ def add_train_arguments(parser):
                         help="folder holding mnist/ (default: $MINICNN_DATA, else ~/.cache/minicnn)")
     parser.add_argument("--kind", default="mnist", choices=["mnist", "fashion-mnist"])
     parser.add_argument("--out", default="runs", help="folder for the checkpoint and logs (default: runs)")
-    parser.add_argument("--augment", action="store_true", help="random shifts of up to 2 pixels")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="random shifts of up to 2 pixels (default: the recipe's; on for convnet)")
     parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all cores)")
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

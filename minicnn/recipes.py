@@ -19,12 +19,14 @@ from .random import seed as seed_everything
 from .schedules import CosineAnnealingLR
 from .trainer import Trainer
 
-#: epochs and learning rate of each architecture's default recipe (SGD, momentum 0.9,
-#: weight decay 5e-4, cosine decay over the run, batch 64)
+#: epochs, learning rate and augmentation of each architecture's default recipe (SGD,
+#: momentum 0.9, weight decay 5e-4, cosine decay over the run, batch 64). convnet's 1.2M
+#: parameters overfit MNIST (training loss 0.005 by epoch 8, test accuracy stuck near 99.0%),
+#: so its recipe shifts the images by up to 2 pixels.
 RECIPES = {
-    "lenet5": {"epochs": 10, "lr": 0.02},
-    "convnet": {"epochs": 12, "lr": 0.02},
-    "dwsep": {"epochs": 12, "lr": 0.02},
+    "lenet5": {"epochs": 10, "lr": 0.02, "augment": False},
+    "convnet": {"epochs": 12, "lr": 0.02, "augment": True},
+    "dwsep": {"epochs": 12, "lr": 0.02, "augment": False},
 }
 NORMALIZATION = {"mnist": (data.MNIST_MEAN, data.MNIST_STD),
                  "fashion-mnist": (data.FASHION_MEAN, data.FASHION_STD)}
@@ -37,14 +39,18 @@ def make_transform(kind):
 
 
 def train_mnist(arch="lenet5", epochs=None, batch_size=64, lr=None, seed=0, data_dir=None,
-                out="runs", kind="mnist", augment=False, threads=None, limit=None, verbose=1,
+                out="runs", kind="mnist", augment=None, threads=None, limit=None, verbose=1,
                 plot=True, print_fn=print):
-    """Train ``arch`` on MNIST (or Fashion-MNIST) and return a dict of results."""
+    """Train ``arch`` on MNIST (or Fashion-MNIST) and return a dict of results.
+
+    ``epochs``, ``lr`` and ``augment`` left as None take the architecture's recipe.
+    """
     if arch not in RECIPES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(RECIPES)}")
     recipe = RECIPES[arch]
     epochs = recipe["epochs"] if epochs is None else epochs
     lr = recipe["lr"] if lr is None else lr
+    augment = recipe["augment"] if augment is None else augment
     if threads is not None:
         set_num_threads(threads)
     seed_everything(seed)
@@ -58,7 +64,8 @@ def train_mnist(arch="lenet5", epochs=None, batch_size=64, lr=None, seed=0, data
     # 2. The network and what it costs.
     model = build(arch)
     print_fn(f"minicnn {__version__}: {arch} on {kind}, {len(x_train):,} training images, "
-             f"{epochs} epochs, batch {batch_size}, lr {lr}, {get_num_threads()} threads")
+             f"{epochs} epochs, batch {batch_size}, lr {lr}{', shifted images' if augment else ''}, "
+             f"{get_num_threads()} threads")
     model.summary((1, 28, 28), print_fn=print_fn)
 
     # 3. Train: SGD with momentum, the learning rate decaying along a cosine.
