@@ -92,3 +92,17 @@ def test_end_to_end_on_real_mnist_subset():
     trainer.fit(x[:20000], y[:20000], epochs=1, batch_size=32, transform=normalize, seed=0, verbose=0)
     loss, acc = trainer.evaluate(xt[:2000], yt[:2000], transform=normalize)
     assert acc >= 0.95, f"accuracy {acc:.4f} after one epoch on 20,000 images"
+
+
+def test_plots_when_matplotlib_is_installed(tmp_path):
+    pytest.importorskip("matplotlib")
+    from minicnn.recipes import save_plots
+    from minicnn.trainer import History
+
+    history = History({"loss": [0.5, 0.2], "accuracy": [0.8, 0.9], "val_loss": [0.4, 0.3],
+                       "val_accuracy": [0.85, 0.88]})
+    paths = save_plots(history, minicnn.architectures.lenet5(), str(tmp_path), "lenet5")
+    assert [os.path.basename(p) for p in paths] == ["lenet5-curves.png", "lenet5-filters.png"]
+    for p in paths:
+        with open(p, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
