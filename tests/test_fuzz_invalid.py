@@ -78,16 +78,34 @@ def test_conv2d(case, order):
     COUNTS.setdefault("conv", []).append(run(lambda: Conv2D(**args), shape, dtype, order))
 
 
-@settings(max_examples=150, deadline=None)
-@given(pair, st.one_of(st.none(), pair), padding, st.booleans(), st.booleans(), st.booleans(),
-       shapes, dtypes, st.sampled_from("CF"))
-def test_pools(k, stride, pad, ceil_mode, include_pad, use_max, shape, dtype, order):
-    if use_max:
-        make = lambda: MaxPool2D(k, stride=stride, padding=pad, ceil_mode=ceil_mode)  # noqa: E731
-    else:
-        make = lambda: AvgPool2D(k, stride=stride, padding=pad, ceil_mode=ceil_mode,  # noqa: E731
-                                 count_include_pad=include_pad)
-    COUNTS.setdefault("pool", []).append(run(make, shape, dtype, order))
+@st.composite
+def pool_cases(draw):
+    """A plausible pooling case with, most of the time, one argument or the input made wrong."""
+    k = draw(st.integers(1, 3))
+    args = dict(kernel_size=k, stride=draw(st.one_of(st.none(), st.integers(1, 3))),
+                padding=draw(st.integers(0, k // 2)), ceil_mode=draw(st.booleans()))
+    use_max = draw(st.booleans())
+    if not use_max:
+        args["count_include_pad"] = draw(st.booleans())
+    shape = (draw(st.integers(0, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    dtype = np.float64
+    bad = draw(st.sampled_from([None, None, "kernel_size", "stride", "padding", "ceil_mode", "dtype"]))
+    if bad in ("kernel_size", "stride"):
+        args[bad] = draw(st.sampled_from([0, -2, 1.5, (1, 1, 1), False]))
+    elif bad == "padding":
+        args[bad] = draw(st.sampled_from([-1, k + 1, "same", ((0, 5), (0, 0))]))
+    elif bad == "ceil_mode":
+        args[bad] = "yes"
+    elif bad == "dtype":
+        dtype = np.int64
+    return (MaxPool2D if use_max else AvgPool2D), args, shape, dtype
+
+
+@settings(max_examples=200, deadline=None)
+@given(pool_cases(), st.sampled_from("CF"))
+def test_pools(case, order):
+    cls, args, shape, dtype = case
+    COUNTS.setdefault("pool", []).append(run(lambda: cls(**args), shape, dtype, order))
 
 
 @settings(max_examples=150, deadline=None)
