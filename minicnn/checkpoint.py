@@ -5,6 +5,8 @@ constructor arguments, so opening a checkpoint can never run code. The path is u
 exactly as given (no suffix is added).
 """
 import json
+import math
+import os
 import zipfile
 
 import numpy as np
@@ -13,6 +15,8 @@ FORMAT = "minicnn-checkpoint"
 FORMAT_VERSION = 1
 ARCH_KEY = "__architecture__"
 MAX_ARCH_BYTES = 1 << 20
+#: deflate cannot expand data more than about 1032 to 1: a zip entry declaring more is lying
+MAX_DEFLATE_RATIO = 1032
 
 
 class CheckpointError(ValueError):
@@ -44,11 +48,16 @@ def read_architecture(path):
 
 def load(path):
     """Rebuild the model saved at ``path``; returns a ``Sequential`` (with ``.metadata``)."""
+    from .init import current_budget, weight_budget
     from .layers import LAYERS
     from .model import Sequential
 
     with _open(path) as npz:
         arch = _architecture(npz, path)
+        # what the file really holds, from the .npy headers and checked against its length,
+        # bounds what rebuilding the layers may allocate (see init.weight_budget)
+        shapes = {k: _entry_shape(npz, k, path) for k in npz.files if k.startswith("param:")}
+        budget = sum(math.prod(s) for s in shapes.values())
         layers = []
         for i, entry in enumerate(arch["layers"]):
             if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
@@ -58,7 +67,9 @@ def load(path):
                 raise CheckpointError(f"{path}: layer {i} is of unknown class {entry.get('class')!r}; "
                                       f"known: {sorted(LAYERS)}")
             try:
-                layers.append(cls.from_config(entry["config"]))
+                with weight_budget(budget, "what the checkpoint stores"):
+                    layers.append(cls.from_config(entry["config"]))
+                    budget = current_budget()
             except (TypeError, ValueError) as e:
                 raise CheckpointError(f"{path}: layer {i} ({entry['class']}) cannot be rebuilt: {e}") from e
         model = Sequential(*layers)
@@ -85,6 +96,45 @@ def _open(path):
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise CheckpointError(f"{path}: not a minicnn checkpoint (cannot read it as .npz: {e})") from e
+
+
+def _file_length(npz):
+    fp = npz.zip.fp
+    where = fp.tell()
+    try:
+        return fp.seek(0, os.SEEK_END)
+    finally:
+        fp.seek(where)
+
+
+def _entry_shape(npz, key, path):
+    """The shape an array entry declares, checked against the entry's and the file's sizes
+    before anything is allocated for it."""
+    name = key + ".npy"
+    try:
+        info = npz.zip.getinfo(name)
+        with npz.zip.open(name) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            header_bytes = f.tell()
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise CheckpointError(f"{path}: array {key!r} is corrupted or truncated ({e})") from e
+    if dtype.kind != "f" or dtype.itemsize > 8:
+        raise CheckpointError(f"{path}: array {key!r} is {dtype}, not float32 or float64")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared != info.file_size - header_bytes:
+        raise CheckpointError(f"{path}: array {key!r} declares shape {shape} ({declared:,} bytes) "
+                              f"but its entry holds {info.file_size - header_bytes:,} bytes")
+    limit = info.compress_size * (MAX_DEFLATE_RATIO if info.compress_type else 1)
+    if info.file_size > limit or info.compress_size > _file_length(npz):
+        raise CheckpointError(f"{path}: array {key!r} claims {info.file_size:,} bytes, more than "
+                              f"its {info.compress_size:,} stored bytes can hold")
+    return shape
 
 
 def _read(npz, key, path):

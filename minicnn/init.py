@@ -6,15 +6,51 @@
 fan_in and fan_out count the inputs and outputs one weight touches: for a
 convolution (in/groups) * kh * kw and (out/groups) * kh * kw.
 """
+import contextlib
 import math
+import threading
 
 from .random import get_rng
 
 WEIGHT_INITS = ("he", "glorot")
+_limit = threading.local()
+
+
+@contextlib.contextmanager
+def weight_budget(elements, what="the budget"):
+    """Within this block, weights may total at most ``elements`` values in this thread.
+
+    Loading a checkpoint rebuilds its layers from their stored arguments before the
+    weights are read; the budget (what the file really stores) keeps a crafted
+    architecture, say Dense(10**6, 10**6), from allocating terabytes first.
+    """
+    previous = getattr(_limit, "left", None), getattr(_limit, "what", None)
+    _limit.left, _limit.what = int(elements), what
+    try:
+        yield
+    finally:
+        _limit.left, _limit.what = previous
+
+
+def current_budget():
+    """The values left in this thread's weight budget (None outside ``weight_budget``)."""
+    return getattr(_limit, "left", None)
+
+
+def _spend(shape, owner):
+    left = getattr(_limit, "left", None)
+    if left is None:
+        return
+    size = math.prod(shape)
+    if size > left:
+        raise ValueError(f"{owner}: a weight of shape {tuple(shape)} ({size:,} values) exceeds "
+                         f"{_limit.what} ({left:,} values left)")
+    _limit.left = left - size
 
 
 def init_weight(shape, fan_in, fan_out, weight_init, dtype, rng=None, owner="layer"):
     """Draw a weight array of ``shape`` and ``dtype`` with the named scheme."""
+    _spend(shape, owner)
     gen = get_rng(rng)
     if weight_init == "he":
         w = gen.standard_normal(shape) * math.sqrt(2.0 / fan_in)

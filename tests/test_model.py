@@ -222,6 +222,57 @@ def test_mismatched_files(tmp_path, arch, arrays, match):
         minicnn.load(path)
 
 
+DENSE_ARCH = {"format": "minicnn-checkpoint", "format_version": 1,
+              "layers": [{"class": "Dense", "config": {"in_features": 3, "out_features": 2}}]}
+
+
+def test_crafted_architecture_cannot_allocate_more_than_the_file_stores(tmp_path):
+    """Dense(10**6, 10**6) would be 4 TB: refused before any weight is drawn."""
+    import copy
+    arch = copy.deepcopy(DENSE_ARCH)
+    arch["layers"][0]["config"].update(in_features=10**6, out_features=10**6)
+    path = tmp_path / "huge.npz"
+    write_npz(path, arch, **{"param:0.weight": np.zeros((2, 3), np.float32),
+                             "param:0.bias": np.zeros(2, np.float32)})
+    with pytest.raises(CheckpointError, match=r"\(1,000,000,000,000 values\) exceeds what the "
+                                              r"checkpoint stores \(8 values left\)"):
+        minicnn.load(path)
+
+
+def test_crafted_array_header_is_checked_before_allocating(tmp_path):
+    """An .npy header claiming 10**12 floats over 24 bytes of data is refused from its sizes."""
+    import io
+    import json
+    import zipfile
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (10**6, 10**6)})
+    path = tmp_path / "liar.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        buf = io.BytesIO()
+        np.save(buf, np.array(json.dumps(DENSE_ARCH)))
+        z.writestr("__architecture__.npy", buf.getvalue())
+        z.writestr("param:0.weight.npy", header.getvalue() + bytes(24))
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(2, np.float32))
+        z.writestr("param:0.bias.npy", buf.getvalue())
+    with pytest.raises(CheckpointError, match=r"declares shape \(1000000, 1000000\) "
+                                              r"\(4,000,000,000,000 bytes\) but its entry holds 24"):
+        minicnn.load(path)
+
+
+def test_compressed_checkpoints_load(tmp_path, rng):
+    model = small_net(rng)
+    path = tmp_path / "small.npz"
+    arrays = {"__architecture__": np.array(__import__("json").dumps(
+        {"format": "minicnn-checkpoint", "format_version": 1, "minicnn_version": "x",
+         "layers": model.get_config(), "metadata": {}}))}
+    arrays.update({"param:" + k: v for k, v in model.state_dict().items()})
+    np.savez_compressed(path, **arrays)
+    x = rng.standard_normal((2, 1, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(minicnn.load(path).predict(x), model.predict(x))
+
+
 def test_pickled_object_arrays_are_refused(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, __architecture__=np.array([{"a": 1}], dtype=object))
