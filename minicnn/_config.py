@@ -13,6 +13,14 @@ import sys
 # loads, which is when the first kernel module is imported, after this line; a user's own
 # setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The same fight from the other side: OpenBLAS's worker threads spin for about 2**28
+# cycles (~0.1 s) after every GEMM, while the next kernel's OpenMP threads want the same
+# cores. 4 (its minimum, 2**4 cycles) makes them sleep at once: dwsep's training step
+# 20 -> 15 ms, convnet's 64 -> 47 ms (benchmarks/compare.py, 2 threads). OpenBLAS reads
+# it when it loads, with NumPy: it only takes effect when minicnn is imported before
+# NumPy (as the minicnn command and the examples do); show_config() says whether it did.
+_BLAS_TIMEOUT_APPLIES = "numpy" not in sys.modules or "OPENBLAS_THREAD_TIMEOUT" in os.environ
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
@@ -72,6 +80,8 @@ def config():
         "boundscheck": openmp.boundscheck_enabled(),
         "num_threads": get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "openblas_thread_timeout": (os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+                                    if _BLAS_TIMEOUT_APPLIES else "not applied (NumPy loaded first)"),
         "cpu_count": os.cpu_count(),
     }
 
@@ -86,6 +96,7 @@ def show_config(file=None):
         f"openmp      {'yes' if cfg['openmp'] else 'no (serial kernels)'}",
         f"debug build {'yes (bounds checks on)' if cfg['boundscheck'] else 'no'}",
         f"threads     {cfg['num_threads']} (of {cfg['cpu_count']} cores), "
-        f"OMP_WAIT_POLICY={cfg['omp_wait_policy'] or 'unset'}",
+        f"OMP_WAIT_POLICY={cfg['omp_wait_policy'] or 'unset'}, "
+        f"OPENBLAS_THREAD_TIMEOUT={cfg['openblas_thread_timeout'] or 'unset'}",
     ]
     print("\n".join(lines), file=file or sys.stdout)

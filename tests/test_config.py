@@ -57,3 +57,13 @@ def test_openmp_was_not_lost():
                     reason="set MINICNN_EXPECT_DEBUG=1 when testing a MINICNN_DEBUG=1 build")
 def test_debug_build_checks_bounds():
     assert minicnn._config.config()["boundscheck"]
+
+
+def test_blas_thread_timeout_is_set_when_minicnn_loads_before_numpy():
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    code = "import {} minicnn; print(minicnn._config.config()['openblas_thread_timeout'])"
+    first = subprocess.run([sys.executable, "-c", code.format("")], env=env, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    late = subprocess.run([sys.executable, "-c", code.format("numpy,")], env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert first == "4" and late == "not applied (NumPy loaded first)"
