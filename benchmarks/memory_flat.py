@@ -6,7 +6,7 @@ Trains a network of minicnn.architectures on random uint8 images normalised batc
 batch (the data pipeline of ``minicnn train``) and samples the current resident set
 size (/proc/self/statm, not the peak) every 100 steps. A leak in a kernel, in the
 trainer or in a cache shows as a steady climb; the script prints the samples, the
-growth after warm-up (step 200) and the slope in KB per step, and exits 1 when the
+growth after warm-up (step 500) and the slope in KB per step, and exits 1 when the
 growth passes ``--tolerance-mb``.
 """
 import argparse
@@ -28,13 +28,12 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--every", type=int, default=100)
-    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--tolerance-mb", type=float, default=4.0)
     args = p.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
+    import minicnn        # before NumPy: see minicnn/_config.py
     import numpy as np
-
-    import minicnn
     from minicnn.architectures import build
     from minicnn.data import normalize
 
