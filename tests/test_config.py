@@ -59,11 +59,11 @@ def test_debug_build_checks_bounds():
     assert minicnn._config.config()["boundscheck"]
 
 
-def test_blas_thread_timeout_is_set_when_minicnn_loads_before_numpy():
+def test_blas_thread_timeout_is_set_when_minicnn_loads_before_numpy(tmp_path):
+    # run outside the checkout, so that the installed package is imported, not the sources
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     code = "import {} minicnn; print(minicnn._config.config()['openblas_thread_timeout'])"
-    first = subprocess.run([sys.executable, "-c", code.format("")], env=env, capture_output=True,
-                           text=True, check=True).stdout.strip()
-    late = subprocess.run([sys.executable, "-c", code.format("numpy,")], env=env,
-                          capture_output=True, text=True, check=True).stdout.strip()
+    first, late = (subprocess.run([sys.executable, "-c", code.format(before)], env=env,
+                                  cwd=tmp_path, capture_output=True, text=True,
+                                  check=True).stdout.strip() for before in ("", "numpy,"))
     assert first == "4" and late == "not applied (NumPy loaded first)"
