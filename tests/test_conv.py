@@ -307,3 +307,26 @@ def test_backward_checks_dout_shape(rng):
     conv.forward(rng.standard_normal((1, 1, 5, 5)))
     with pytest.raises(ValueError, match=r"dout must be \(1, 2, 3, 3\)"):
         conv.backward(np.zeros((1, 2, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize("cfg", [dict(kernel_size=3), dict(kernel_size=3, padding=1, groups=2),
+                                 dict(kernel_size=3, padding=1, padding_mode="reflect", groups=4)])
+def test_workspace_reuse_never_changes_results(cfg, rng):
+    """The layer reuses its im2col buffers between steps: evaluations, other input shapes
+    and earlier steps must not leak into outputs or gradients."""
+    conv = make_conv(rng, np.float64, in_channels=4, out_channels=4, **cfg)
+    fresh = make_conv(rng, np.float64, in_channels=4, out_channels=4, **cfg)
+    fresh.params["weight"][...] = conv.params["weight"]
+    fresh.params["bias"][...] = conv.params["bias"]
+    for shape in [(2, 4, 6, 6), (3, 4, 7, 5), (2, 4, 6, 6)]:
+        x = rng.standard_normal(shape)
+        conv.forward(rng.standard_normal(shape), training=False)     # an evaluation first
+        conv.forward(rng.standard_normal(shape), training=True)      # a forward replaced by
+        out = conv.forward(x, training=True)                         # the one backward uses
+        dout = rng.standard_normal(out.shape)
+        dx = conv.backward(dout)
+        fresh._workspace = {}
+        np.testing.assert_array_equal(out, fresh.forward(x, training=True))
+        np.testing.assert_array_equal(dx, fresh.backward(dout))
+        np.testing.assert_array_equal(conv.grads["weight"], fresh.grads["weight"])
+        np.testing.assert_allclose(reference_of(conv, x), out, atol=1e-12)

@@ -71,6 +71,8 @@ class Conv2D(Layer):
             self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
             self.grads["bias"] = np.zeros_like(self.params["bias"])
         self.cache = None
+        # large temporaries (the im2col matrix and its gradient) reused from step to step
+        self._workspace = {}
 
     def get_config(self):
         cfg = {"in_channels": self.in_channels, "out_channels": self.out_channels}
@@ -94,7 +96,7 @@ class Conv2D(Layer):
         out, self.cache = F.conv2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride,
             self._padding_for(x.shape[2:]), self.dilation, self.groups, self.padding_mode,
-            self.flip_kernel, training, owner=repr(self))
+            self.flip_kernel, training, owner=repr(self), workspace=self._workspace)
         return out
 
     def backward(self, dout, need_dx=True):
