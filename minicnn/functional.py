@@ -10,6 +10,7 @@ import numpy as np
 from . import geometry
 from ._config import get_num_threads
 from ._kernels import conv as _conv
+from ._kernels import activation as _act
 from ._kernels import pad as _pad
 
 # === padding (owner: pad) ====================================================
@@ -467,18 +468,38 @@ def dense_backward(dout, x, w, has_bias=True, need_dx=True):
 # returned or was given (the output for ReLU, sigmoid and tanh; the input for LeakyReLU)
 # and casts dout to that dtype.
 
+#: below this many values a ReLU pass runs on one thread (waking threads costs more)
+_PARALLEL_MIN = 1 << 16
+
+
 def relu(x):
-    return np.maximum(x, 0, dtype=x.dtype)
+    """max(x, 0) in x's dtype; NaN stays NaN."""
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+        return np.maximum(x, 0)
+    out = np.empty(x.shape, x.dtype)
+    if x.size:
+        xc = np.ascontiguousarray(x)
+        threads = get_num_threads() if x.size >= _PARALLEL_MIN else 1
+        _act.relu_forward(xc.reshape(-1), out.reshape(-1), threads)
+    return out
 
 
 def relu_backward(dout, out):
     """The gradient passes where the output is positive (0 at x = 0, as PyTorch).
 
-    A multiply by the mask, not np.where: measured 10x faster on a 2.4M-element batch.
-    One difference follows: a NaN in dout stays NaN where the unit is off (NaN * 0),
-    where PyTorch gives 0; a NaN gradient means training has diverged either way.
+    Where the unit is off the gradient is 0, even when dout is NaN (as PyTorch).
     """
-    return np.multiply(dout, out > 0, dtype=out.dtype)
+    if np.shape(dout) != out.shape:
+        raise ValueError(f"relu_backward: dout must have shape {out.shape}, got {np.shape(dout)}")
+    if out.dtype not in (np.float32, np.float64):
+        return np.where(out > 0, dout, 0)
+    dx = np.empty(out.shape, out.dtype)
+    if out.size:
+        d = np.ascontiguousarray(dout, dtype=out.dtype)
+        threads = get_num_threads() if out.size >= _PARALLEL_MIN else 1
+        _act.relu_backward(d.reshape(-1), np.ascontiguousarray(out).reshape(-1), dx.reshape(-1),
+                           threads)
+    return dx
 
 
 def leaky_relu(x, negative_slope=0.01):

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 import minicnn
 from minicnn import Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from minicnn import functional as F
 from reference import sigmoid_ref
 
 ACTIVATIONS = [ReLU(), LeakyReLU(), LeakyReLU(0.2), LeakyReLU(-0.5), Sigmoid(), Tanh()]
@@ -193,3 +194,19 @@ def test_dropout_config_and_rng_errors():
         Dropout(0.5, rng="x")
     with pytest.raises(RuntimeError, match="backward called before forward"):
         Dropout().backward(np.ones(3))
+
+
+@pytest.mark.parametrize("size", [10, 70_000])          # one thread, then all threads
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_kernels_match_numpy(size, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(size).astype(dtype)
+    x[:4] = [np.nan, -0.0, 0.0, np.inf]
+    dout = rng.standard_normal(size).astype(dtype)
+    dout[4:6] = np.nan
+    out = F.relu(x)
+    np.testing.assert_array_equal(out, np.maximum(x, 0))          # NaN in, NaN out
+    expected = np.where(out > 0, dout, 0)                          # PyTorch: NaN dout where off -> 0
+    np.testing.assert_array_equal(F.relu_backward(dout, out), expected)
+    with pytest.raises(ValueError, match="dout must have shape"):
+        F.relu_backward(dout[:-1], out)
