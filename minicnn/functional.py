@@ -13,6 +13,15 @@ from ._kernels import conv as _conv
 from ._kernels import activation as _act
 from ._kernels import pad as _pad
 
+#: below this many values touched, a kernel runs on one thread: waking the sleeping
+#: OpenMP threads costs ~50 us, more than the work (a batch-1 LeNet-5 pool took 60 us)
+PARALLEL_MIN = 1 << 15
+
+
+def _threads(size):
+    """The thread count for a kernel that touches ``size`` values."""
+    return get_num_threads() if size >= PARALLEL_MIN else 1
+
 # === padding (owner: pad) ====================================================
 
 def pad_index(n, before, after, mode):
@@ -74,7 +83,7 @@ def pad(x, padding, mode="zeros", value=0.0, owner="pad"):
     rows = pad_index(h, top, bottom, mode)
     cols = pad_index(w, left, right, mode)
     fill = value if mode == "constant" else 0.0
-    _pad.pad_forward(_planes(x), rows, cols, x.dtype.type(fill), _planes(out), get_num_threads())
+    _pad.pad_forward(_planes(x), rows, cols, x.dtype.type(fill), _planes(out), _threads(out.size))
     return out
 
 
@@ -88,7 +97,7 @@ def pad_backward(dout, padding, mode, in_hw):
         return dx
     rows = pad_index(h, top, bottom, mode)
     cols = pad_index(w, left, right, mode)
-    _pad.pad_backward(_planes(dout), rows, cols, _planes(dx), get_num_threads())
+    _pad.pad_backward(_planes(dout), rows, cols, _planes(dx), _threads(dout.size))
     return dx
 
 
@@ -144,7 +153,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     dilation*(KH - 1) - 1) / stride) + 1. ``cache`` is what ``conv2d_backward``
     needs (None when not training). ``workspace``: a dict in which to keep the large
     temporaries between calls (see ``_scratch``); the cache may point into it, so
-    backward must come before the next training forward with the same workspace.
+    backward must come before the next forward with the same workspace (Conv2D keeps one
+    per layer, and any forward there replaces the cache backward reads anyway).
     """
     padding = _check_conv_args(x, w, b, stride, padding, dilation, groups, owner)
     if flip_kernel:
@@ -157,7 +167,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     ow = geometry.conv_output_size(wd, kw, sw, *padding[1], dilation=dw)
     padded = padding != ((0, 0), (0, 0))
     xp = pad(x, padding, padding_mode, owner=owner) if padded else np.ascontiguousarray(x)
-    threads = get_num_threads()
+    threads = _threads(n * o * oh * ow * c // groups * kh * kw)
     cache = {"x_shape": x.shape, "padding": padding, "padding_mode": padding_mode,
              "stride": stride, "dilation": dilation, "groups": groups, "w": w,
              "flip": flip_kernel, "has_bias": b is not None, "out_hw": (oh, ow)}
@@ -179,8 +189,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     else:
         path = "gemm"
         g = groups
-        ws = workspace if training else None
-        cols = _scratch(ws, "cols", (c * kh * kw, n, oh * ow), w.dtype)
+        cols = _scratch(workspace if training else None, "cols", (c * kh * kw, n, oh * ow), w.dtype)
         _conv.im2col(xp, cols, kh, kw, sh, sw, dh, dw, ow, threads)
         out_t = np.matmul(w.reshape(g, o // g, -1), cols.reshape(g, -1, n * oh * ow),
                           out=_scratch(workspace, "gemm", (g, o // g, n * oh * ow), w.dtype))
@@ -224,7 +233,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     if dout.shape != (n, o, oh, ow):
         raise ValueError(f"conv2d_backward: dout must be {(n, o, oh, ow)}, got {dout.shape}")
     dout = np.ascontiguousarray(dout, dtype=w.dtype)
-    threads = get_num_threads()
+    threads = _threads(dout.size * cin_g * kh * kw)
     path, saved = cache["path"], cache["saved"]
     db = dout.sum(axis=(0, 2, 3)) if cache["has_bias"] else None
 
@@ -341,7 +350,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, owner="m
         _pool.max_pool_forward(np.ascontiguousarray(x).reshape(n * c, h, w),
                                out.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow),
                                *kernel_size, *stride, padding[0][0], padding[1][0],
-                               get_num_threads())
+                               _threads(out.size * kernel_size[0] * kernel_size[1]))
     return out, argmax
 
 
@@ -368,7 +377,7 @@ def max_pool2d_backward(dout, argmax, input_shape, owner="max_pool2d_backward"):
                          f"[{argmax.min()}, {argmax.max()}]")
     _pool.max_pool_backward(np.ascontiguousarray(dout).reshape(n * c, -1),
                             np.ascontiguousarray(argmax, dtype=np.intp).reshape(n * c, -1),
-                            dx.reshape(n * c, h * w), get_num_threads())
+                            dx.reshape(n * c, h * w), _threads(dx.size))
     return dx
 
 
@@ -390,7 +399,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         (pt, pb), (pl, pr) = padding
         _pool.avg_pool_forward(np.ascontiguousarray(x).reshape(n * c, h, w),
                                out.reshape(n * c, oh, ow), *kernel_size, *stride,
-                               pt, pl, pb, pr, bool(count_include_pad), get_num_threads())
+                               pt, pl, pb, pr, bool(count_include_pad),
+                               _threads(out.size * kernel_size[0] * kernel_size[1]))
     return out
 
 
@@ -412,7 +422,8 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0, 
         (pt, pb), (pl, pr) = padding
         _pool.avg_pool_backward(np.ascontiguousarray(dout).reshape(n * c, oh, ow),
                                 dx.reshape(n * c, h, w), *kernel_size, *stride,
-                                pt, pl, pb, pr, bool(count_include_pad), get_num_threads())
+                                pt, pl, pb, pr, bool(count_include_pad),
+                                _threads(dout.size * kernel_size[0] * kernel_size[1]))
     return dx
 
 
@@ -468,10 +479,6 @@ def dense_backward(dout, x, w, has_bias=True, need_dx=True):
 # returned or was given (the output for ReLU, sigmoid and tanh; the input for LeakyReLU)
 # and casts dout to that dtype.
 
-#: below this many values a ReLU pass runs on one thread (waking threads costs more)
-_PARALLEL_MIN = 1 << 16
-
-
 def relu(x):
     """max(x, 0) in x's dtype; NaN stays NaN."""
     if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
@@ -479,7 +486,7 @@ def relu(x):
     out = np.empty(x.shape, x.dtype)
     if x.size:
         xc = np.ascontiguousarray(x)
-        threads = get_num_threads() if x.size >= _PARALLEL_MIN else 1
+        threads = _threads(x.size)
         _act.relu_forward(xc.reshape(-1), out.reshape(-1), threads)
     return out
 
@@ -496,7 +503,7 @@ def relu_backward(dout, out):
     dx = np.empty(out.shape, out.dtype)
     if out.size:
         d = np.ascontiguousarray(dout, dtype=out.dtype)
-        threads = get_num_threads() if out.size >= _PARALLEL_MIN else 1
+        threads = _threads(out.size)
         _act.relu_backward(d.reshape(-1), np.ascontiguousarray(out).reshape(-1), dx.reshape(-1),
                            threads)
     return dx
