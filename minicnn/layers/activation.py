@@ -19,7 +19,7 @@ class _Activation(Layer):
         self.saved = None
 
     def forward(self, x, training=True):
-        x = as_float_input(x, repr(self))
+        x = as_float_input(x, self)
         out, saved = self._forward(x)
         self.saved = saved if training else None
         return out

@@ -156,7 +156,7 @@ def as_float_input(x, owner, dtype=None, ndim=None):
     Layers with parameters pass their own ``dtype`` so that float32/float64 input
     is cast to it; layers without pass ``None`` and compute in the input's dtype.
     Integer, boolean and complex input is rejected: raw uint8 images must be
-    normalised first.
+    normalised first. ``owner`` (a name, or the layer) is formatted only into errors.
     """
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)

@@ -92,11 +92,11 @@ class Conv2D(Layer):
                                         self.dilation)
 
     def forward(self, x, training=True):
-        x = as_float_input(x, repr(self), self.dtype, ndim=4)
+        x = as_float_input(x, self, self.dtype, ndim=4)
         out, self.cache = F.conv2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride,
             self._padding_for(x.shape[2:]), self.dilation, self.groups, self.padding_mode,
-            self.flip_kernel, training, owner=repr(self), workspace=self._workspace)
+            self.flip_kernel, training, owner=self, workspace=self._workspace)
         return out
 
     def backward(self, dout, need_dx=True):

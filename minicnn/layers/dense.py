@@ -69,7 +69,7 @@ class Dense(Layer):
             raise ValueError(f"{self!r}: expected input (N, {self.in_features}), got {got}{hint}")
 
     def forward(self, x, training=True):
-        x = as_float_input(x, repr(self), self.dtype)
+        x = as_float_input(x, self, self.dtype)
         self._check(x.shape)
         self.x = x if training else None
         return F.dense(x, self.params["weight"], self.params.get("bias"))

@@ -45,7 +45,7 @@ class Dropout(Layer):
         return {"p": self.p}
 
     def forward(self, x, training=True):
-        x = as_float_input(x, repr(self))
+        x = as_float_input(x, self)
         if not training or self.p == 0:
             self.mask = np.ones((), dtype=x.dtype)  # backward passes dout through
             return x

@@ -36,9 +36,9 @@ class Pad(Layer):
         return {"padding": self._padding_arg, "mode": self.mode, "value": self.value}
 
     def forward(self, x, training=True):
-        x = as_float_input(x, repr(self), None, ndim=4)
+        x = as_float_input(x, self, None, ndim=4)
         self.in_hw = x.shape[2:]
-        return F.pad(x, self.padding, self.mode, self.value, owner=repr(self))
+        return F.pad(x, self.padding, self.mode, self.value, owner=self)
 
     def backward(self, dout):
         self._backward_check("in_hw")

@@ -59,7 +59,7 @@ class Pool2D(Layer):
                     count_include_pad=self.count_include_pad)
 
     def forward(self, x, training=True):
-        owner = repr(self)
+        owner = self
         x = as_float_input(x, owner, None)
         if self.mode == "max":
             out, argmax = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
@@ -76,9 +76,9 @@ class Pool2D(Layer):
         shape, dtype, argmax = self.cache
         dout = _float_dout(dout, dtype)
         if self.mode == "max":
-            return F.max_pool2d_backward(dout, argmax, shape, owner=repr(self))
+            return F.max_pool2d_backward(dout, argmax, shape, owner=self)
         return F.avg_pool2d_backward(dout, shape, self.kernel_size, self.stride, self.padding,
-                                     self.ceil_mode, self.count_include_pad, owner=repr(self))
+                                     self.ceil_mode, self.count_include_pad, owner=self)
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -136,15 +136,15 @@ class GlobalAvgPool2D(Layer):
         self.cache = None
 
     def forward(self, x, training=True):
-        x = as_float_input(x, repr(self), None)
-        out = F.global_avg_pool2d(x, owner=repr(self))
+        x = as_float_input(x, self, None)
+        out = F.global_avg_pool2d(x, owner=self)
         self.cache = (x.shape, x.dtype) if training else None
         return out
 
     def backward(self, dout):
         self._backward_check()
         shape, dtype = self.cache
-        return F.global_avg_pool2d_backward(_float_dout(dout, dtype), shape, owner=repr(self))
+        return F.global_avg_pool2d_backward(_float_dout(dout, dtype), shape, owner=self)
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or min(input_shape[1:]) < 1:

@@ -18,7 +18,7 @@ class Flatten(Layer):
         self.in_shape = None
 
     def forward(self, x, training=True):
-        x = as_float_input(x, repr(self))
+        x = as_float_input(x, self)
         if x.ndim < 2:
             raise ValueError(f"{self!r}: expected an input with a batch axis (N, ...), got shape {x.shape}")
         self.in_shape = x.shape if training else None
