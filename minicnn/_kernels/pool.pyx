@@ -18,8 +18,9 @@ cdef inline void _max_plane(const floating[:, :, ::1] x,     # IN  (P, H, W)
                             int pt, int pl) noexcept nogil:
     cdef Py_ssize_t H = x.shape[1]
     cdef Py_ssize_t W = x.shape[2]
-    cdef Py_ssize_t i, j, h, w, h0, h1, w0, w1, best_at
+    cdef Py_ssize_t i, j, h, w, h0, h1, w0, w1, idx, best_at, nan_at
     cdef floating v, best
+    cdef const floating* plane = &x[p, 0, 0]
     for i in range(out.shape[1]):
         h0 = i * sh - pt
         h1 = min(h0 + kh, H)
@@ -28,16 +29,22 @@ cdef inline void _max_plane(const floating[:, :, ::1] x,     # IN  (P, H, W)
             w0 = j * sw - pl
             w1 = min(w0 + kw, W)
             w0 = max(w0, 0)
-            best = x[p, h0, w0]
             best_at = h0 * W + w0
+            best = plane[best_at]
+            nan_at = -1
             for h in range(h0, h1):
                 for w in range(w0, w1):
-                    v = x[p, h, w]
-                    # strictly greater keeps the first maximum; v != v is NaN, which wins
-                    # once (best == best fails after that, so the first NaN stays)
-                    if v > best or (v != v and best == best):
-                        best = v
-                        best_at = h * W + w
+                    idx = h * W + w
+                    v = plane[idx]
+                    # Selects, not branches (on random data a branch on v > best mispredicts
+                    # half the time: this loop ran 4x slower). Strictly greater keeps the
+                    # first maximum; v != v is NaN, and the first NaN of a window wins.
+                    best_at = idx if v > best else best_at
+                    best = v if v > best else best
+                    nan_at = idx if (v != v) & (nan_at < 0) else nan_at
+            if nan_at >= 0:
+                best_at = nan_at
+                best = plane[nan_at]
             out[p, i, j] = best
             argmax[p, i, j] = best_at
 
