@@ -330,3 +330,24 @@ def test_workspace_reuse_never_changes_results(cfg, rng):
         np.testing.assert_array_equal(dx, fresh.backward(dout))
         np.testing.assert_array_equal(conv.grads["weight"], fresh.grads["weight"])
         np.testing.assert_allclose(reference_of(conv, x), out, atol=1e-12)
+
+
+def test_inference_from_two_threads_on_one_layer(rng):
+    """A model serving requests from several threads: inference keeps no shared buffers."""
+    import threading
+    conv = make_conv(rng, np.float32, in_channels=16, out_channels=32, kernel_size=3, padding=1)
+    inputs = [rng.standard_normal((8, 16, 16, 16)).astype(np.float32) for _ in range(2)]
+    expected = [conv.forward(x, training=False) for x in inputs]
+    bad = []
+
+    def serve(k):
+        for _ in range(100):
+            if not np.array_equal(conv.forward(inputs[k], training=False), expected[k]):
+                bad.append(k)
+
+    threads = [threading.Thread(target=serve, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad, f"{len(bad)} of 200 outputs differed from the single-threaded ones"
