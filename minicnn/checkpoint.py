@@ -57,6 +57,7 @@ def load(path):
         # what the file really holds, from the .npy headers and checked against its length,
         # bounds what rebuilding the layers may allocate (see init.weight_budget)
         shapes = {k: _entry_shape(npz, k, path) for k in npz.files if k.startswith("param:")}
+        _check_no_overlap(npz, path)
         budget = sum(math.prod(s) for s in shapes.values())
         layers = []
         for i, entry in enumerate(arch["layers"]):
@@ -105,6 +106,17 @@ def _file_length(npz):
         return fp.seek(0, os.SEEK_END)
     finally:
         fp.seek(where)
+
+
+def _check_no_overlap(npz, path):
+    """Entries must not share bytes: each one's compressed data is bounded by the file, but
+    entries claiming overlapping ranges could each claim the whole file (and 1032 times it
+    once inflated), growing the allocation budget with the square of the file's size."""
+    stored = sum(info.compress_size for info in npz.zip.infolist())
+    length = _file_length(npz)
+    if stored > length:
+        raise CheckpointError(f"{path}: its entries claim {stored:,} compressed bytes in a file "
+                              f"of {length:,} (overlapping entries)")
 
 
 def _entry_shape(npz, key, path):

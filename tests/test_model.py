@@ -261,6 +261,22 @@ def test_crafted_array_header_is_checked_before_allocating(tmp_path):
         minicnn.load(path)
 
 
+def test_overlapping_zip_entries_are_refused(tmp_path, rng):
+    """Entries whose compressed ranges overlap could each claim the whole file and inflate the
+    allocation budget: the central directory of one entry is patched to claim almost all of it."""
+    import struct
+    path = tmp_path / "overlap.npz"
+    small_net(rng).save(path)
+    data = bytearray(path.read_bytes())
+    record = data.index(b"PK\x01\x02")  # the first central-directory record
+    while data[record + 46:record + 46 + len(b"param:0.weight.npy")] != b"param:0.weight.npy":
+        record = data.index(b"PK\x01\x02", record + 4)
+    struct.pack_into("<I", data, record + 20, len(data) - 200)   # its compressed size
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="overlapping entries"):
+        minicnn.load(path)
+
+
 def test_compressed_checkpoints_load(tmp_path, rng):
     model = small_net(rng)
     path = tmp_path / "small.npz"
