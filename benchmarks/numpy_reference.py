@@ -56,7 +56,7 @@ class Conv:
         self.cache = (x.shape, xp.shape, cols, oh, ow)
         return out + self.b.reshape(1, o, 1, 1)
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         xshape, xpshape, cols, oh, ow = self.cache
         o, cg, kh, kw = self.w.shape
         sh, sw = self.stride
@@ -65,6 +65,8 @@ class Conv:
         self.db = dout.sum(axis=(0, 2, 3))
         d = dout.reshape(n, g, o // g, oh, ow).transpose(1, 0, 3, 4, 2).reshape(g, n * oh * ow, o // g)
         self.dw = (d.transpose(0, 2, 1) @ cols).reshape(self.w.shape)
+        if not need_dx:
+            return None
         dcols = d @ self.w.reshape(g, o // g, cg * kh * kw)        # (g, N*OH*OW, Cg*KH*KW)
         dcols = dcols.reshape(g, n, oh, ow, cg, kh, kw).transpose(1, 0, 4, 5, 6, 2, 3)
         dcols = dcols.reshape(n, g * cg, kh, kw, oh, ow)
@@ -134,10 +136,10 @@ class Dense:
         self.x = x
         return x @ self.w.T + self.b
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         self.dw = dout.T @ self.x
         self.db = dout.sum(axis=0)
-        return dout @ self.w
+        return dout @ self.w if need_dx else None
 
 
 class ReLU:
@@ -177,8 +179,12 @@ class Network:
         d = np.exp(logp)
         d[np.arange(n), y] -= 1
         d /= n
-        for layer in reversed(self.layers):
-            d = layer.backward(d)
+        for i in reversed(range(len(self.layers))):
+            layer = self.layers[i]
+            if i == 0 and isinstance(layer, (Conv, Dense)):
+                layer.backward(d, need_dx=False)   # nobody needs the input's gradient
+            else:
+                d = layer.backward(d)
         return loss
 
     def sgd_step(self, lr, momentum, weight_decay):
