@@ -16,9 +16,12 @@ from ._kernels import conv as _conv
 from ._kernels import activation as _act
 from ._kernels import pad as _pad
 
-#: below this many values touched, a kernel runs on one thread: waking the sleeping
-#: OpenMP threads costs ~50 us, more than the work (a batch-1 LeNet-5 pool took 60 us)
-PARALLEL_MIN = 1 << 15
+#: below this many values touched (or multiply-adds, for convolutions), a kernel runs on
+#: one thread: waking sleeping OpenMP threads costs 25-70 us, and even spinning ones ~1 us
+#: plus a cache miss per thread, more than the work (a 2-thread ReLU of 300,000 values
+#: took 74 us, one thread 24 us). 2**18 rather than 2**15: batch-1 LeNet-5 training step
+#: 0.56 -> 0.35 ms (benchmarks/profile_layers.py --batch-size 1).
+PARALLEL_MIN = 1 << 18
 
 
 def _threads(size):

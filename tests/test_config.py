@@ -67,3 +67,18 @@ def test_blas_thread_timeout_is_set_when_minicnn_loads_before_numpy(tmp_path):
                                   cwd=tmp_path, capture_output=True, text=True,
                                   check=True).stdout.strip() for before in ("", "numpy,"))
     assert first == "4" and late == "not applied (NumPy loaded first)"
+
+
+def test_openmp_spin_count_default_and_user_setting_wins(tmp_path):
+    """Threads spin briefly before sleeping (waking them cost 25-70 us a kernel); a
+    user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY is kept."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = ("import minicnn; c = minicnn._config.config(); "
+            "print(c['gomp_spincount'], c['omp_wait_policy'])")
+
+    def run(**extra):
+        return subprocess.run([sys.executable, "-c", code], env={**base, **extra}, cwd=tmp_path,
+                              capture_output=True, text=True, check=True).stdout.split()
+
+    assert run() == ["3000", "PASSIVE"]
+    assert run(GOMP_SPINCOUNT="0", OMP_WAIT_POLICY="ACTIVE") == ["0", "ACTIVE"]

@@ -233,7 +233,8 @@ def test_same_seed_same_weights():
     np.testing.assert_array_equal(a, b)
 
 
-def test_thread_counts_agree(rng):
+def test_thread_counts_agree(rng, monkeypatch):
+    monkeypatch.setattr(F, "PARALLEL_MIN", 1)       # small shapes would run on one thread
     conv = make_conv(rng, np.float32, in_channels=3, out_channels=8, kernel_size=3, padding=1)
     x = rng.standard_normal((4, 3, 9, 9)).astype(np.float32)
     old = minicnn.get_num_threads()

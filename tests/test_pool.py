@@ -253,7 +253,8 @@ def test_dtype_follows_input_and_non_contiguous(layer):
         assert dx.dtype == dtype and dx.shape == x.shape
 
 
-def test_threads_do_not_change_results():
+def test_threads_do_not_change_results(monkeypatch):
+    monkeypatch.setattr(F, "PARALLEL_MIN", 1)       # small shapes would run on one thread
     x = np.random.default_rng(7).standard_normal((3, 5, 9, 9)).astype(np.float32)
     old = minicnn.get_num_threads()
     try:
