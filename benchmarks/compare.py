@@ -399,6 +399,7 @@ def machine_info(np, torch):
             "minicnn": minicnn.__version__, "openmp": minicnn._config.openmp_enabled(),
             "torch": torch.__version__ if torch is not None else None,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
             "openblas_thread_timeout": minicnn._config.config()["openblas_thread_timeout"]}
     try:
         with open("/proc/cpuinfo") as f:
@@ -416,7 +417,7 @@ def main(argv=None):
     torch = None
     if args.torch_first and not args.no_torch:
         import torch      # its OpenMP runtime loads with its own defaults (threads that spin)
-    # minicnn before NumPy and torch: it sets OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT,
+    # minicnn before NumPy and torch: it sets OMP_WAIT_POLICY, GOMP_SPINCOUNT and OPENBLAS_THREAD_TIMEOUT,
     # which the OpenMP runtime and OpenBLAS read when they load (see minicnn/_config.py)
     import minicnn
     import numpy as np

@@ -18,8 +18,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # ~0.4 ms of its 3.8 ms that way. With an explicit spin count (which overrides the
 # policy in GNU libgomp) the threads spin ~30-100 us, long enough to catch the next
 # kernel, short enough not to fight a GEMM for long: a 2-thread ReLU of 64 values 55 us
-# -> 1.3 us; LeNet-5 step 3.84 -> 3.40 ms, dwsep 11.7 -> 11.1 ms (benchmarks/
-# profile_layers.py, medians of 4 interleaved runs). Other OpenMP runtimes ignore it.
+# -> 1.3 us; LeNet-5 step 3.84 -> 3.40 ms, dwsep 11.7 -> 11.1 ms (medians of 4 interleaved
+# runs; python benchmarks/thread_settings.py sweeps the settings). Other OpenMP runtimes
+# ignore it.
 os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 # The same fight from the other side: OpenBLAS's worker threads spin for about 2**28
 # cycles (~0.1 s) after every GEMM, while the next kernel's OpenMP threads want the same
