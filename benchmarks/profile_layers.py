@@ -51,7 +51,7 @@ def main(argv=None):
             d = loss.backward()
             for i in reversed(range(len(layers))):
                 t0 = time.perf_counter()
-                if i == 0 and getattr(layers[0], "skips_input_grad", False):
+                if i == 0 and layers[0].skips_input_grad:     # as Sequential.backward(input_grad=False)
                     layers[0].backward(d, need_dx=False)
                 else:
                     d = layers[i].backward(d)

@@ -195,12 +195,12 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     else:
         path = "gemm"
         g = groups
-        cols = _scratch(workspace if training else None, "cols", (c * kh * kw, n, oh * ow), w.dtype)
-        _conv.im2col(xp, cols, kh, kw, sh, sw, dh, dw, ow, threads)
         # inference uses no workspace: two threads may run one model's forward at once
+        ws = workspace if training else None
+        cols = _scratch(ws, "cols", (c * kh * kw, n, oh * ow), w.dtype)
+        _conv.im2col(xp, cols, kh, kw, sh, sw, dh, dw, ow, threads)
         out_t = np.matmul(w.reshape(g, o // g, -1), cols.reshape(g, -1, n * oh * ow),
-                          out=_scratch(workspace if training else None, "gemm",
-                                       (g, o // g, n * oh * ow), w.dtype))
+                          out=_scratch(ws, "gemm", (g, o // g, n * oh * ow), w.dtype))
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         out_t = out_t.reshape(o, n, oh * ow).transpose(1, 0, 2)
         if b is not None:

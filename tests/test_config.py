@@ -70,8 +70,9 @@ def test_blas_thread_timeout_is_set_when_minicnn_loads_before_numpy(tmp_path):
 
 
 def test_openmp_spin_count_default_and_user_setting_wins(tmp_path):
-    """Threads spin briefly before sleeping (waking them cost 25-70 us a kernel); a
-    user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY is kept."""
+    """minicnn asks libgomp's threads to spin briefly before sleeping (waking them cost
+    25-70 us a kernel; benchmarks/thread_settings.py measures it); a user's own
+    GOMP_SPINCOUNT or OMP_WAIT_POLICY is kept."""
     base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     code = ("import minicnn; c = minicnn._config.config(); "
             "print(c['gomp_spincount'], c['omp_wait_policy'])")
