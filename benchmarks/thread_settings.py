@@ -1,13 +1,15 @@
-"""Sweep the thread-waiting settings: whole-step medians of profile_layers.py per setting.
+"""Sweep the run-time settings: whole-step medians of profile_layers.py per setting.
 
-    python benchmarks/thread_settings.py [--rounds 4]
+    python benchmarks/thread_settings.py [--rounds 4] [--only SUBSTRING]
 
-Each setting (an environment for the OpenMP runtime and OpenBLAS, and minicnn's
+Each setting (an environment for the OpenMP runtime, OpenBLAS and malloc, and minicnn's
 PARALLEL_MIN, the size under which a kernel runs on one thread) runs profile_layers.py in
-a fresh process, because both runtimes read their environment when they load. Settings
+a fresh process, because all three read their environment when they load. Settings
 are interleaved round by round, so the machine's load drifts over all of them alike; the
 table gives the median over rounds of each job's whole-step median (ms). This is how
-minicnn's defaults (minicnn/_config.py, minicnn/functional.py) were chosen.
+minicnn's defaults (minicnn/_config.py, minicnn/_malloc.py, minicnn/functional.py) were
+chosen. The environment is inherited otherwise: an OPENBLAS_CORETYPE set there stays,
+except in the setting that removes it.
 """
 import argparse
 import os
@@ -17,15 +19,18 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-SETTINGS = {    # name: (environment, log2 of PARALLEL_MIN)
+SETTINGS = {    # name: (changes to the environment, None removes a variable; log2 of PARALLEL_MIN)
     "sleep at once, 2**15": ({"GOMP_SPINCOUNT": "0"}, 15),
     "spin 300, 2**18": ({"GOMP_SPINCOUNT": "300"}, 18),
     "spin 1000, 2**18": ({"GOMP_SPINCOUNT": "1000"}, 18),
     "spin 3000, 2**15": ({"GOMP_SPINCOUNT": "3000"}, 15),
-    "spin 3000, 2**18": ({"GOMP_SPINCOUNT": "3000"}, 18),
+    "spin 3000, 2**18 (now)": ({"GOMP_SPINCOUNT": "3000"}, 18),
     "spin 10000, 2**18": ({"GOMP_SPINCOUNT": "10000"}, 18),
-    "spin 3000, 2**18, blas 2**17": ({"GOMP_SPINCOUNT": "3000", "OPENBLAS_THREAD_TIMEOUT": "17"}, 18),
+    "now, blas 2**17": ({"OPENBLAS_THREAD_TIMEOUT": "17"}, 18),
+    "now, glibc's own malloc": ({"MINICNN_TUNE_MALLOC": "0"}, 18),
+    "now, OpenBLAS picks kernels": ({"OPENBLAS_CORETYPE": None}, 18),
 }
+SWEPT = ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "MINICNN_TUNE_MALLOC")
 
 JOBS = {
     "lenet5": ["--arch", "lenet5", "--steps", "200"],
@@ -49,20 +54,24 @@ def whole_step(env, log2_min, args):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--only", default="", help="run the settings whose name contains this")
     args = p.parse_args(argv)
+    settings = {name: s for name, s in SETTINGS.items() if args.only in name or "(now)" in name}
     times = {}
     for r in range(args.rounds):
-        for name, (extra, log2_min) in SETTINGS.items():
-            env = {k: v for k, v in os.environ.items()
-                   if k not in ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")}
-            env.update(extra)
+        for name, (changes, log2_min) in settings.items():
+            env = {k: v for k, v in os.environ.items() if k not in SWEPT}
+            env.update({k: v for k, v in changes.items() if v is not None})
+            for k in [k for k, v in changes.items() if v is None]:
+                env.pop(k, None)
             for job, job_args in JOBS.items():
                 times.setdefault((name, job), []).append(whole_step(env, log2_min, job_args))
         print(f"round {r + 1} of {args.rounds} done", file=sys.stderr, flush=True)
-    width = max(map(len, SETTINGS)) + 2
-    print("whole-step medians (ms); OMP_WAIT_POLICY as minicnn sets it unless in the environment")
+    width = max(map(len, settings)) + 2
+    print("whole-step medians (ms); OMP_WAIT_POLICY as minicnn sets it unless in the environment; "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} from the environment")
     print(f"{'setting':{width}s}" + "".join(f"{job:>18s}" for job in JOBS))
-    for name in SETTINGS:
+    for name in settings:
         print(f"{name:{width}s}" + "".join(f"{statistics.median(times[(name, job)]):18.2f}"
                                             for job in JOBS))
 

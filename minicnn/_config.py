@@ -31,6 +31,15 @@ os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 _BLAS_TIMEOUT_APPLIES = "numpy" not in sys.modules or "OPENBLAS_THREAD_TIMEOUT" in os.environ
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+# OpenBLAS's kernel set (OPENBLAS_CORETYPE) is left to OpenBLAS and the user; show_config()
+# reports it, because an inherited OPENBLAS_CORETYPE=Haswell on an AVX-512 machine halves
+# the speed of every large GEMM (benchmarks/README.md).
+
+# Freed arrays stay in the heap for the next step (glibc; see _malloc.py).
+from . import _malloc  # noqa: E402
+
+_malloc.tune()
+
 import numpy as np  # noqa: E402
 
 _num_threads = None
@@ -76,6 +85,29 @@ def openmp_enabled():
     return openmp.openmp_enabled()
 
 
+def blas_core():
+    """The kernel set NumPy's OpenBLAS chose when it loaded (e.g. 'SkylakeX'), or ''."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return ""
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                     "openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return ""
+
+
 def config():
     """The build and run-time configuration as a dict."""
     from . import __version__
@@ -92,6 +124,9 @@ def config():
         "gomp_spincount": os.environ.get("GOMP_SPINCOUNT", ""),
         "openblas_thread_timeout": (os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
                                     if _BLAS_TIMEOUT_APPLIES else "not applied (NumPy loaded first)"),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "blas_core": blas_core(),
+        "malloc": _malloc.tune(),
         "cpu_count": os.cpu_count(),
     }
 
@@ -109,5 +144,8 @@ def show_config(file=None):
         f"OMP_WAIT_POLICY={cfg['omp_wait_policy'] or 'unset'}, "
         f"GOMP_SPINCOUNT={cfg['gomp_spincount'] or 'unset'}, "
         f"OPENBLAS_THREAD_TIMEOUT={cfg['openblas_thread_timeout'] or 'unset'}",
+        f"blas        OpenBLAS kernels {cfg['blas_core'] or 'unknown (not OpenBLAS?)'}, "
+        f"OPENBLAS_CORETYPE={cfg['openblas_coretype'] or 'unset'}",
+        f"malloc      {cfg['malloc']}",
     ]
     print("\n".join(lines), file=file or sys.stdout)

@@ -45,6 +45,7 @@ def test_info_command(tmp_path):
                          check=True, cwd=tmp_path).stdout
     assert f"minicnn     {minicnn.__version__}" in out
     assert "numpy" in out and "openmp" in out and "threads" in out
+    assert "OPENBLAS_CORETYPE=" in out and "malloc" in out
 
 
 @pytest.mark.skipif(os.environ.get("MINICNN_EXPECT_OPENMP") != "1",
