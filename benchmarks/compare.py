@@ -400,7 +400,8 @@ def machine_info(np, torch):
             "torch": torch.__version__ if torch is not None else None,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
-            "openblas_thread_timeout": minicnn._config.config()["openblas_thread_timeout"]}
+            "openblas_thread_timeout": minicnn._config.config()["openblas_thread_timeout"],
+            "blas_core": minicnn._config.blas_core(), "malloc": minicnn._config.config()["malloc"]}
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in f

@@ -181,7 +181,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     if groups == c and c > 1:
         # depthwise: a direct loop beats a GEMM with one input channel per group
         path = "depthwise"
-        bias = b if b is not None else np.zeros(o, dtype=w.dtype)
+        bias = np.ascontiguousarray(b) if b is not None else np.zeros(o, dtype=w.dtype)
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         _conv.depthwise_forward(xp, w, bias, out, sh, sw, dh, dw, threads)
         saved = xp
@@ -202,11 +202,9 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         out_t = np.matmul(w.reshape(g, o // g, -1), cols.reshape(g, -1, n * oh * ow),
                           out=_scratch(ws, "gemm", (g, o // g, n * oh * ow), w.dtype))
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
-        out_t = out_t.reshape(o, n, oh * ow).transpose(1, 0, 2)
-        if b is not None:
-            np.add(out_t, b.reshape(1, o, 1), out=out.reshape(n, o, oh * ow))
-        else:
-            out.reshape(n, o, oh * ow)[...] = out_t
+        bias = np.ascontiguousarray(b) if b is not None else np.zeros(o, dtype=w.dtype)
+        _conv.gemm_to_images(out_t.reshape(o, n, oh * ow), bias, out.reshape(n, o, oh * ow),
+                             False, _threads(out.size))
         saved = cols
     cache.update(path=path, saved=saved, padded_shape=xp.shape, workspace=workspace)
     return out, (cache if training else None)
@@ -260,7 +258,8 @@ def conv2d_backward(dout, cache, need_dx=True):
     else:
         ws = cache["workspace"]
         dout_t = _scratch(ws, "dout_t", (o, n, oh * ow), w.dtype)
-        dout_t[...] = dout.reshape(n, o, oh * ow).transpose(1, 0, 2)
+        d3 = dout.reshape(n, o, oh * ow)
+        _conv.images_to_gemm(d3, d3, dout_t, False, _threads(dout.size))
         dout_t = dout_t.reshape(g, o // g, n * oh * ow)
         cols = saved.reshape(g, -1, n * oh * ow)
         dw_ = np.matmul(dout_t, cols.transpose(0, 2, 1)).reshape(w.shape)

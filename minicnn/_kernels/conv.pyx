@@ -174,3 +174,50 @@ def depthwise_backward_weight(const floating[:, :, :, ::1] dout,  # IN  (N, O, O
             for ki in range(dw_out.shape[2]):
                 for kj in range(dw_out.shape[3]):
                     dw_out[o, 0, ki, kj] = _dw_tap(dout, x, o, o // M, ki, kj, sh, sw, dh, dw)
+
+
+# --- between the GEMM's layout and the images' ------------------------------
+# The GEMM produces (O, N, OH*OW); layers take and give (N, O, OH*OW). These two
+# passes move one (image, channel) row at a time, and fold in the bias and an optional
+# ReLU (Conv2D(activation='relu')), so the activation costs no pass of its own.
+
+def gemm_to_images(const floating[:, :, ::1] g,    # IN  (O, N, P) the GEMM's output
+                   const floating[::1] bias,       # IN  (O,)
+                   floating[:, :, ::1] out,        # OUT (N, O, P)
+                   bint relu, int num_threads):
+    """out[n, o, p] = g[o, n, p] + bias[o], then max(., 0) when ``relu`` (NaN stays NaN)."""
+    cdef Py_ssize_t row, n, o, p
+    cdef Py_ssize_t N = out.shape[0], O = out.shape[1], P = out.shape[2]
+    cdef floating v
+    with nogil:
+        for row in prange(N * O, schedule="static", num_threads=num_threads):
+            n = row // O
+            o = row % O
+            if relu:
+                for p in range(P):
+                    v = g[o, n, p] + bias[o]
+                    out[n, o, p] = 0 if v <= 0 else v
+            else:
+                for p in range(P):
+                    out[n, o, p] = g[o, n, p] + bias[o]
+
+
+def images_to_gemm(const floating[:, :, ::1] dout,  # IN  (N, O, P) gradient of the output
+                   const floating[:, :, ::1] out,   # IN  (N, O, P) the output (read if relu)
+                   floating[:, :, ::1] dout_t,      # OUT (O, N, P)
+                   bint relu, int num_threads):
+    """dout_t[o, n, p] = dout[n, o, p], times the ReLU's gate (out > 0) when ``relu``."""
+    cdef Py_ssize_t row, n, o, p
+    cdef Py_ssize_t N = dout.shape[0], O = dout.shape[1], P = dout.shape[2]
+    cdef floating d
+    with nogil:
+        for row in prange(N * O, schedule="static", num_threads=num_threads):
+            n = row // O
+            o = row % O
+            if relu:
+                for p in range(P):
+                    d = dout[n, o, p]     # loaded unconditionally, so the select vectorises
+                    dout_t[o, n, p] = d if out[n, o, p] > 0 else 0
+            else:
+                for p in range(P):
+                    dout_t[o, n, p] = dout[n, o, p]
