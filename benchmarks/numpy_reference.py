@@ -151,6 +151,25 @@ class ReLU:
         return dout * self.mask
 
 
+class ConvReLU(ReLU):
+    """A convolution followed by ReLU, as one layer (minicnn's Conv2D(activation='relu'))."""
+
+    def __init__(self, conv):
+        self.conv = conv
+
+    def params(self):
+        return self.conv.params()
+
+    def __getattr__(self, name):          # dw, db: the convolution's gradients
+        return getattr(self.__dict__["conv"], name)
+
+    def forward(self, x):
+        return super().forward(self.conv.forward(x))
+
+    def backward(self, dout, need_dx=True):
+        return self.conv.backward(super().backward(dout), need_dx)
+
+
 class Flatten:
     def forward(self, x):
         self.shape = x.shape
@@ -181,7 +200,7 @@ class Network:
         d /= n
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
-            if i == 0 and isinstance(layer, (Conv, Dense)):
+            if i == 0 and isinstance(layer, (Conv, ConvReLU, Dense)):
                 layer.backward(d, need_dx=False)   # nobody needs the input's gradient
             else:
                 d = layer.backward(d)
@@ -216,8 +235,10 @@ def from_minicnn(model, input_hw=(28, 28)):
                 raise ValueError("the NumPy reference has no dilation or flip_kernel")
             pads = geometry.resolve_padding(layer.padding, hw, layer.kernel_size, layer.stride)
             bias = layer.params.get("bias", np.zeros(layer.out_channels, layer.dtype))
-            layers.append(Conv(layer.params["weight"], bias, layer.stride, pads,
-                               layer.padding_mode, layer.groups))
+            conv = Conv(layer.params["weight"], bias, layer.stride, pads, layer.padding_mode,
+                        layer.groups)
+            # Conv2D(activation='relu'): the ReLU goes with it, one peer per minicnn layer
+            layers.append(ConvReLU(conv) if layer.activation == "relu" else conv)
             hw = tuple(geometry.conv_output_size(n, k, s, *p)
                        for n, k, s, p in zip(hw, layer.kernel_size, layer.stride, pads))
         elif name in ("MaxPool2D", "AvgPool2D"):

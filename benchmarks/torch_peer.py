@@ -29,6 +29,8 @@ def twin(model, input_hw=(28, 28)):
                 pad = (nn.ZeroPad2d((l, r, t, b)) if layer.padding_mode == "zeros"
                        else nn.ReflectionPad2d((l, r, t, b)))
                 conv = nn.Sequential(pad, conv)
+            if layer.activation == "relu":
+                conv = nn.Sequential(conv, nn.ReLU())
             out.append(conv)
             hw = tuple(geometry.conv_output_size(n, k, s, p, q, d) for n, k, s, (p, q), d in
                        zip(hw, layer.kernel_size, layer.stride, ((t, b), (l, r)), layer.dilation))
@@ -50,7 +52,7 @@ def twin(model, input_hw=(28, 28)):
         else:
             raise ValueError(f"no PyTorch twin for {name}")
         if layer.params:
-            target = out[-1][-1] if isinstance(out[-1], nn.Sequential) else out[-1]
+            target = [m for m in out[-1].modules() if isinstance(m, (nn.Conv2d, nn.Linear))][-1]
             with torch.no_grad():
                 target.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.params["weight"])))
                 if "bias" in layer.params:

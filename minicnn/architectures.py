@@ -17,8 +17,8 @@ from .model import Sequential
 def lenet5(rng=None):
     """LeNet-5 (61,706 parameters): conv 1->6 5x5 'same', pool, conv 6->16 5x5, pool, 400-120-84-10."""
     return Sequential(
-        Conv2D(1, 6, 5, padding="same", rng=rng), ReLU(), MaxPool2D(2),
-        Conv2D(6, 16, 5, rng=rng), ReLU(), MaxPool2D(2),
+        Conv2D(1, 6, 5, padding="same", activation="relu", rng=rng), MaxPool2D(2),
+        Conv2D(6, 16, 5, activation="relu", rng=rng), MaxPool2D(2),
         Flatten(),
         Dense(400, 120, rng=rng), ReLU(),
         Dense(120, 84, rng=rng), ReLU(),
@@ -29,8 +29,8 @@ def lenet5(rng=None):
 def convnet(rng=None):
     """The classic Keras MNIST convnet: conv 1->32 3x3, conv 32->64 3x3, pool, 9216-128-10."""
     return Sequential(
-        Conv2D(1, 32, 3, rng=rng), ReLU(),
-        Conv2D(32, 64, 3, rng=rng), ReLU(), MaxPool2D(2),
+        Conv2D(1, 32, 3, activation="relu", rng=rng),
+        Conv2D(32, 64, 3, activation="relu", rng=rng), MaxPool2D(2),
         Flatten(),
         Dense(9216, 128, rng=rng), ReLU(),
         Dense(128, 10, weight_init="glorot", rng=rng),
@@ -45,13 +45,14 @@ def dwsep(rng=None):
     convolution that mixes channels) and average pooling.
     """
     return Sequential(
-        Conv2D(1, 16, 3, padding=1, padding_mode="reflect", rng=rng), ReLU(),    # 16 x 28 x 28
+        Conv2D(1, 16, 3, padding=1, padding_mode="reflect", activation="relu",
+               rng=rng),                                                         # 16 x 28 x 28
         MaxPool2D(3, stride=2, padding=1),                                       # 16 x 14 x 14
         Conv2D(16, 16, 3, padding=1, groups=16, weight_init="glorot", rng=rng),  # depthwise
-        Conv2D(16, 32, 1, rng=rng), ReLU(),                                      # pointwise
+        Conv2D(16, 32, 1, activation="relu", rng=rng),                           # pointwise
         Conv2D(32, 32, 3, padding=1, groups=32, padding_mode="reflect", weight_init="glorot",
                rng=rng),
-        Conv2D(32, 64, 1, rng=rng), ReLU(),                                      # 64 x 14 x 14
+        Conv2D(32, 64, 1, activation="relu", rng=rng),                           # 64 x 14 x 14
         AvgPool2D(2),                                                            # 64 x 7 x 7
         Flatten(),
         Dense(64 * 7 * 7, 64, rng=rng), ReLU(),

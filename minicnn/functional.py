@@ -148,9 +148,12 @@ def _check_conv_args(x, w, b, stride, padding, dilation, groups, owner):
     return padding
 
 
+CONV_ACTIVATIONS = (None, "relu")
+
+
 def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
                    groups=1, padding_mode="zeros", flip_kernel=False, training=True, owner="conv2d",
-                   workspace=None):
+                   workspace=None, activation=None):
     """2-d cross-correlation (a true convolution when ``flip_kernel``): returns (out, cache).
 
     x: (N, C, H, W); w: (O, C/groups, KH, KW); b: (O,) or None. ``padding`` is
@@ -161,7 +164,12 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     temporaries between calls (see ``_scratch``); the cache may point into it, so
     backward must come before the next forward with the same workspace (Conv2D keeps one
     per layer, and any forward there replaces the cache backward reads anyway).
+    ``activation='relu'`` returns max(conv, 0), folded into the pass that lays the GEMM's
+    output out as images (or applied in place on the other paths): the same numbers as a
+    ReLU after the convolution, without a pass over memory of its own.
     """
+    if activation not in CONV_ACTIVATIONS:
+        raise ValueError(f"{owner}: activation must be None or 'relu', got {activation!r}")
     padding = _check_conv_args(x, w, b, stride, padding, dilation, groups, owner)
     if flip_kernel:
         w = w[:, :, ::-1, ::-1]
@@ -177,6 +185,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     cache = {"x_shape": x.shape, "padding": padding, "padding_mode": padding_mode,
              "stride": stride, "dilation": dilation, "groups": groups, "w": w,
              "flip": flip_kernel, "has_bias": b is not None, "out_hw": (oh, ow)}
+    relu = activation == "relu"
 
     if groups == c and c > 1:
         # depthwise: a direct loop beats a GEMM with one input channel per group
@@ -184,6 +193,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         bias = np.ascontiguousarray(b) if b is not None else np.zeros(o, dtype=w.dtype)
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         _conv.depthwise_forward(xp, w, bias, out, sh, sw, dh, dw, threads)
+        if relu:
+            _act.relu_forward(out.reshape(-1), out.reshape(-1), _threads(out.size))
         saved = xp
     elif kh == kw == 1 and stride == (1, 1) and not padded and groups == 1:
         # 1x1: the input already is the column matrix, no im2col copy
@@ -191,6 +202,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         out = np.matmul(w.reshape(o, c), xp.reshape(n, c, h * wd)).reshape(n, o, oh, ow)
         if b is not None:
             out += b.reshape(1, o, 1, 1)
+        if relu:
+            _act.relu_forward(out.reshape(-1), out.reshape(-1), _threads(out.size))
         saved = xp
     else:
         path = "gemm"
@@ -204,14 +217,15 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         bias = np.ascontiguousarray(b) if b is not None else np.zeros(o, dtype=w.dtype)
         _conv.gemm_to_images(out_t.reshape(o, n, oh * ow), bias, out.reshape(n, o, oh * ow),
-                             False, _threads(out.size))
+                             relu, _threads(out.size))
         saved = cols
-    cache.update(path=path, saved=saved, padded_shape=xp.shape, workspace=workspace)
+    cache.update(path=path, saved=saved, padded_shape=xp.shape, workspace=workspace,
+                 relu_out=out if relu else None)
     return out, (cache if training else None)
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-           flip_kernel=False):
+           flip_kernel=False, activation=None):
     """Functional 2-d convolution, forward only, with the Conv2D argument forms."""
     owner = "conv2d"
     stride = geometry.pair(stride, "stride", owner)
@@ -221,7 +235,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
         raise ValueError(f"{owner}: padding_mode must be one of zeros, reflect, symmetric, "
                          f"replicate, circular, got {padding_mode!r}")
     return conv2d_forward(x, w, b, stride, padding, dilation, groups, padding_mode,
-                          flip_kernel, training=False, owner=owner)[0]
+                          flip_kernel, training=False, owner=owner, activation=activation)[0]
 
 
 def conv2d_backward(dout, cache, need_dx=True):
@@ -240,8 +254,10 @@ def conv2d_backward(dout, cache, need_dx=True):
         raise ValueError(f"conv2d_backward: dout must be {(n, o, oh, ow)}, got {dout.shape}")
     dout = np.ascontiguousarray(dout, dtype=w.dtype)
     threads = _threads(dout.size * cin_g * kh * kw)
-    path, saved = cache["path"], cache["saved"]
-    db = dout.sum(axis=(0, 2, 3)) if cache["has_bias"] else None
+    path, saved, relu_out = cache["path"], cache["saved"], cache["relu_out"]
+    if relu_out is not None and path != "gemm":   # the GEMM path gates dout as it moves it
+        dout = relu_backward(dout, relu_out)
+    db = dout.sum(axis=(0, 2, 3)) if cache["has_bias"] and path != "gemm" else None
 
     dxp = None
     if path == "depthwise":
@@ -259,7 +275,10 @@ def conv2d_backward(dout, cache, need_dx=True):
         ws = cache["workspace"]
         dout_t = _scratch(ws, "dout_t", (o, n, oh * ow), w.dtype)
         d3 = dout.reshape(n, o, oh * ow)
-        _conv.images_to_gemm(d3, d3, dout_t, False, _threads(dout.size))
+        gate = relu_out.reshape(n, o, oh * ow) if relu_out is not None else d3
+        _conv.images_to_gemm(d3, gate, dout_t, relu_out is not None, _threads(dout.size))
+        if cache["has_bias"]:
+            db = dout_t.sum(axis=(1, 2))
         dout_t = dout_t.reshape(g, o // g, n * oh * ow)
         cols = saved.reshape(g, -1, n * oh * ow)
         dw_ = np.matmul(dout_t, cols.transpose(0, 2, 1)).reshape(w.shape)

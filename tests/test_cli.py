@@ -27,7 +27,7 @@ def test_train_evaluate_predict(tiny, capsys):
                      "--out", str(out_dir), "--quiet", "--threads", "1"])
     text = capsys.readouterr().out
     assert code == 0
-    assert "Conv2D(1->6, kernel_size=5, padding='same')" in text and "61,706" in text
+    assert "Conv2D(1->6, kernel_size=5, padding='same', activation='relu')" in text and "61,706" in text
     assert "test accuracy:" in text and "true\\pred" in text
     ckpt = out_dir / "lenet5.npz"
     assert ckpt.exists() and (out_dir / "lenet5-history.jsonl").exists()

@@ -21,9 +21,10 @@ def make_conv(rng, dtype=np.float64, **kw):
 def reference_of(conv, x):
     padding = geometry.resolve_padding(conv.padding, x.shape[2:], conv.kernel_size, conv.stride,
                                        conv.dilation)
-    return conv2d_ref(x.astype(np.float64), conv.params["weight"].astype(np.float64),
-                      conv.params.get("bias"), conv.stride, padding, conv.dilation, conv.groups,
-                      conv.padding_mode, conv.flip_kernel)
+    out = conv2d_ref(x.astype(np.float64), conv.params["weight"].astype(np.float64),
+                     conv.params.get("bias"), conv.stride, padding, conv.dilation, conv.groups,
+                     conv.padding_mode, conv.flip_kernel)
+    return np.maximum(out, 0) if conv.activation == "relu" else out
 
 
 @st.composite
@@ -45,7 +46,7 @@ def conv_configs(draw):
     ))
     cfg = dict(in_channels=cin, out_channels=cout, kernel_size=k, stride=stride, padding=padding,
                dilation=dilation, groups=groups, bias=draw(st.booleans()), padding_mode=mode,
-               flip_kernel=draw(st.booleans()))
+               flip_kernel=draw(st.booleans()), activation=draw(st.sampled_from([None, "relu"])))
     return cfg, (draw(st.integers(1, 2)), cin, h, w)
 
 
@@ -85,6 +86,9 @@ GRAD_CASES = [
     dict(kernel_size=3, groups=2),
     dict(kernel_size=3, bias=False),
     dict(kernel_size=3, flip_kernel=True, padding=1),
+    dict(kernel_size=3, padding=1, activation="relu"),
+    dict(kernel_size=1, activation="relu"),
+    dict(kernel_size=3, bias=False, activation="relu"),
 ] + [dict(kernel_size=3, padding=((1, 2), (2, 1)), padding_mode=m) for m in MODES[1:]]
 
 
@@ -95,7 +99,8 @@ def test_gradcheck(cfg, rng):
 
 
 @pytest.mark.parametrize("cfg", [dict(), dict(padding=1, stride=2), dict(dilation=2, padding="same"),
-                                 dict(padding=1, padding_mode="reflect", bias=False)])
+                                 dict(padding=1, padding_mode="reflect", bias=False),
+                                 dict(padding=1, activation="relu")])
 def test_depthwise_gradcheck_and_reference(cfg, rng):
     conv = make_conv(rng, in_channels=3, out_channels=6, kernel_size=3, groups=3, **cfg)
     x = rng.standard_normal((2, 3, 6, 6))
@@ -114,6 +119,32 @@ def test_each_path_is_used():
         conv.forward(x)
         paths[name] = conv.cache["path"]
     assert paths == {"depthwise": "depthwise", "pointwise": "pointwise", "gemm": "gemm"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cfg", [dict(out_channels=4, kernel_size=3, groups=4, padding=1),
+                                 dict(out_channels=3, kernel_size=1),
+                                 dict(out_channels=3, kernel_size=3, padding="same"),
+                                 dict(out_channels=3, kernel_size=3, bias=False)],
+                         ids=["depthwise", "pointwise", "gemm", "gemm-no-bias"])
+def test_relu_activation_is_conv_then_relu(cfg, dtype, rng):
+    """Conv2D(activation='relu') gives what Conv2D followed by ReLU gives, forward and back."""
+    fused = make_conv(rng, dtype, in_channels=4, activation="relu", **cfg)
+    plain = Conv2D(4, dtype=dtype, **cfg)
+    for k in plain.params:
+        plain.params[k][...] = fused.params[k]
+    relu = minicnn.ReLU()
+    x = rng.standard_normal((3, 4, 6, 7)).astype(dtype)
+    x[0, 0, 0, :3] = np.nan                       # NaN stays NaN through both
+    out = fused.forward(x)
+    np.testing.assert_array_equal(out, relu.forward(plain.forward(x)))
+    assert fused.cache["path"] == plain.cache["path"]
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = fused.backward(dout)
+    np.testing.assert_array_equal(dx, plain.backward(relu.backward(dout)))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for k in plain.grads:
+        np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=tol, atol=tol)
 
 
 # --- worked examples from the convolution notes ------------------------------
@@ -212,11 +243,13 @@ def test_eval_forward_keeps_no_cache(rng):
 
 def test_config_round_trip(rng):
     conv = Conv2D(4, 6, (3, 2), stride=2, padding=((1, 0), (0, 1)), dilation=(1, 2), groups=2,
-                  bias=False, padding_mode="circular", flip_kernel=True, dtype=np.float64)
+                  bias=False, padding_mode="circular", flip_kernel=True, activation="relu",
+                  dtype=np.float64)
     clone = Conv2D.from_config(conv.get_config())
     assert clone.get_config() == conv.get_config()
     assert repr(clone) == repr(conv)
     assert "padding_mode='circular'" in repr(conv) and "stride" in repr(conv)
+    assert "activation='relu'" in repr(conv) and "activation" not in repr(Conv2D(1, 1, 3))
 
 
 def test_weight_init(rng):
@@ -271,6 +304,8 @@ def test_thread_counts_agree(rng, monkeypatch):
     (dict(in_channels=1, out_channels=1, kernel_size=3, weight_init="lecun"), ValueError, "weight_init"),
     (dict(in_channels=1, out_channels=1, kernel_size=3, dtype=np.int32), TypeError, "dtype must be float32 or float64"),
     (dict(in_channels=1, out_channels=1, kernel_size=3, bias="yes"), TypeError, "bias must be True or False"),
+    (dict(in_channels=1, out_channels=1, kernel_size=3, activation="tanh"), ValueError,
+     r"Conv2D\(1->1, kernel_size=3\): activation must be None or 'relu', got 'tanh'"),
 ])
 def test_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):

@@ -32,6 +32,8 @@ def torch_copy(model):
             t.weight.data = torch.tensor(layer.params["weight"])
             t.bias.data = torch.tensor(layer.params["bias"])
         out.append(t)
+        if cfg.get("activation") == "relu":        # Conv2D(activation='relu')
+            out.append(nn.ReLU())
     return nn.Sequential(*out)
 
 

@@ -20,16 +20,19 @@ class Conv2D(Layer):
     (output ceil(H / stride); an odd total puts the extra row/column at the bottom/right).
     padding_mode: 'zeros', 'reflect' (1 2 3 -> 2 1 2 3 2), 'symmetric' (1 1 2 3 3),
     'replicate' or 'circular'. groups == in_channels is a depthwise convolution.
+    activation: None or 'relu' (as Keras's Conv2D): max(conv, 0), computed in the pass
+    that lays out the convolution's output, so it is cheaper than a ReLU layer after it
+    and gives the same numbers.
     """
 
     skips_input_grad = True
     defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,
-                "padding_mode": "zeros", "flip_kernel": False, "weight_init": "he",
-                "dtype": "float32"}
+                "padding_mode": "zeros", "flip_kernel": False, "activation": None,
+                "weight_init": "he", "dtype": "float32"}
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", flip_kernel=False, weight_init="he",
-                 dtype=np.float32, rng=None):
+                 groups=1, bias=True, padding_mode="zeros", flip_kernel=False, activation=None,
+                 weight_init="he", dtype=np.float32, rng=None):
         super().__init__()
         owner = f"Conv2D({in_channels}->{out_channels}, kernel_size={kernel_size!r})"
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
@@ -46,6 +49,8 @@ class Conv2D(Layer):
         if weight_init not in WEIGHT_INITS:
             raise ValueError(f"{owner}: weight_init must be one of {list(WEIGHT_INITS)}, "
                              f"got {weight_init!r}")
+        if activation not in F.CONV_ACTIVATIONS:
+            raise ValueError(f"{owner}: activation must be None or 'relu', got {activation!r}")
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"{owner}: bias must be True or False, got {bias!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
@@ -56,6 +61,7 @@ class Conv2D(Layer):
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self.flip_kernel = bool(flip_kernel)
+        self.activation = activation
         self.weight_init = weight_init
         self.dtype = check_dtype(dtype, owner)
         self._args = {"kernel_size": as_tuples(kernel_size), "stride": as_tuples(stride),
@@ -78,7 +84,8 @@ class Conv2D(Layer):
         cfg = {"in_channels": self.in_channels, "out_channels": self.out_channels}
         cfg.update(self._args)
         cfg.update(groups=self.groups, bias="bias" in self.params, padding_mode=self.padding_mode,
-                   flip_kernel=self.flip_kernel, weight_init=self.weight_init,
+                   flip_kernel=self.flip_kernel, activation=self.activation,
+                   weight_init=self.weight_init,
                    dtype=np.dtype(self.dtype).name)
         return cfg
 
@@ -96,7 +103,8 @@ class Conv2D(Layer):
         out, self.cache = F.conv2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride,
             self._padding_for(x.shape[2:]), self.dilation, self.groups, self.padding_mode,
-            self.flip_kernel, training, owner=self, workspace=self._workspace)
+            self.flip_kernel, training, owner=self, workspace=self._workspace,
+            activation=self.activation)
         return out
 
     def backward(self, dout, need_dx=True):
