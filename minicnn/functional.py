@@ -617,3 +617,32 @@ def mse(pred, target):
 def mse_backward(diff):
     """2 (pred - target) / number of elements, in diff's dtype."""
     return diff * diff.dtype.type(2 / max(diff.size, 1))
+
+
+# === optimizer updates (owner: training) ====================================
+
+from ._kernels import optim as _optim  # noqa: E402
+
+
+def sgd_update(w, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+               first=False):
+    """One in-place SGD update of ``w`` (and ``buf``), torch.optim.SGD's rule (see optim.SGD).
+
+    ``w``, ``g`` and ``buf`` (None without momentum) must be C-contiguous arrays of one
+    float dtype and one shape; ``first`` marks the step that starts the momentum buffer.
+    """
+    arrays = (w, g) if buf is None else (w, g, buf)
+    for name, a in zip(("w", "g", "buf"), arrays):
+        if not isinstance(a, np.ndarray) or a.dtype != w.dtype or a.shape != w.shape \
+                or not a.flags.c_contiguous:
+            raise ValueError(f"sgd_update: {name} must be a C-contiguous {w.dtype} array of shape "
+                             f"{w.shape}")
+    if w.dtype not in (np.float32, np.float64):
+        raise TypeError(f"sgd_update: expected float32 or float64 arrays, got {w.dtype}")
+    if momentum and buf is None:
+        raise ValueError("sgd_update: momentum needs a buffer")
+    if w.size:
+        flat = w.reshape(-1)
+        _optim.sgd_update(flat, g.reshape(-1), flat if buf is None else buf.reshape(-1),
+                          lr, momentum, dampening, weight_decay, nesterov, first,
+                          _threads(w.size))

@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from . import functional as F
+
 
 def _number(owner, name, value, low=0.0, high=None, high_open=False):
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
@@ -80,6 +82,17 @@ class SGD(Optimizer):
 
     def _update(self, p, state):
         w, g = p.value, p.grad
+        buf = state.get("momentum_buffer")
+        if (w.flags.c_contiguous and g.flags.c_contiguous and g.dtype == w.dtype
+                and (buf is None or (buf.flags.c_contiguous and buf.dtype == w.dtype))):
+            # one pass over memory instead of five (minicnn/_kernels/optim.pyx); the same
+            # arithmetic, in the same order and precision, as the lines below
+            first = self.momentum != 0 and buf is None
+            if first:
+                buf = state["momentum_buffer"] = np.empty_like(w)
+            F.sgd_update(w, g, buf if self.momentum else None, self.lr, self.momentum,
+                         self.dampening, self.weight_decay, self.nesterov, first)
+            return
         if self.weight_decay:
             g = g + self.weight_decay * w
         if self.momentum:

@@ -47,6 +47,64 @@ def test_sgd_nesterov():
     np.testing.assert_allclose(h.params["w"], [0.349])
 
 
+def numpy_sgd(w, grads, lr, momentum, dampening, nesterov, weight_decay):
+    """The update as NumPy expressions, one pass each: what the fused kernel must equal."""
+    buf = None
+    for g in grads:
+        if weight_decay:
+            g = g + weight_decay * w
+        if momentum:
+            if buf is None:
+                buf = g.copy()
+            else:
+                buf *= momentum
+                buf += (1 - dampening) * g
+            g = g + momentum * buf if nesterov else buf
+        w -= w.dtype.type(lr) * g
+    return w
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum,dampening,nesterov,weight_decay", [
+    (0.0, 0.0, False, 0.0), (0.0, 0.0, False, 5e-4), (0.9, 0.0, False, 5e-4),
+    (0.9, 0.1, False, 0.0), (0.9, 0.0, True, 1e-2)])
+@pytest.mark.parametrize("size", [7, 300_000])      # one thread, and the parallel kernel
+def test_sgd_one_pass_kernel_equals_numpy_bit_for_bit(dtype, momentum, dampening, nesterov,
+                                                      weight_decay, size, monkeypatch):
+    monkeypatch.setattr(minicnn.functional, "PARALLEL_MIN", 1 << 10)
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal(size).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(3)]
+    h = Holder(w0, grads[0])
+    h.params["w"] = w0.copy()
+    h.grads["w"] = grads[0].copy()
+    opt = SGD([Parameter(h, "w")], lr=0.03, momentum=momentum, dampening=dampening,
+              nesterov=nesterov, weight_decay=weight_decay)
+    for g in grads:
+        h.grads["w"][...] = g
+        opt.step()
+    np.testing.assert_array_equal(h.params["w"], numpy_sgd(w0.copy(), grads, 0.03, momentum,
+                                                           dampening, nesterov, weight_decay))
+    # a parameter the kernel cannot take (a strided view) goes the NumPy way, same numbers
+    h2 = Holder(np.zeros(2 * size), np.zeros(2 * size))
+    h2.params["w"] = np.repeat(w0, 2)[::2]
+    h2.grads["w"] = np.zeros(2 * size, dtype)[::2]
+    opt2 = SGD([Parameter(h2, "w")], lr=0.03, momentum=momentum, dampening=dampening,
+               nesterov=nesterov, weight_decay=weight_decay)
+    for g in grads:
+        h2.grads["w"][...] = g
+        opt2.step()
+    np.testing.assert_array_equal(h2.params["w"], h.params["w"])
+
+
+def test_sgd_update_checks_its_arrays():
+    w = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"sgd_update: g must be a C-contiguous float32 array of shape \(3,\)"):
+        minicnn.functional.sgd_update(w, np.zeros(3), None, 0.1)
+    with pytest.raises(ValueError, match="momentum needs a buffer"):
+        minicnn.functional.sgd_update(w, np.zeros(3, np.float32), None, 0.1, momentum=0.9)
+
+
 def test_adam_two_steps_with_weight_decay():
     h, params = one_param([1.0], [0.5])
     opt = Adam(params, lr=0.1, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
