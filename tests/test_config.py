@@ -84,3 +84,14 @@ def test_openmp_spin_count_default_and_user_setting_wins(tmp_path):
 
     assert run() == ["3000", "PASSIVE"]
     assert run(GOMP_SPINCOUNT="0", OMP_WAIT_POLICY="ACTIVE") == ["0", "ACTIVE"]
+
+
+def test_blas_hint_names_the_fix_only_when_avx512_is_idle(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    hint = _config.blas_hint("Haswell", ["sse2", "avx2", "avx512f"])
+    assert "AVX-512" in hint and "unset OPENBLAS_CORETYPE" in hint
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert "try OPENBLAS_CORETYPE=SkylakeX" in _config.blas_hint("Zen", ["avx512f"])
+    assert _config.blas_hint("SkylakeX", ["avx512f"]) == ""
+    assert _config.blas_hint("Haswell", ["avx2"]) == ""
+    assert _config.blas_hint("", ["avx512f"]) == ""
