@@ -71,6 +71,10 @@ def extensions():
     debug = env_flag("MINICNN_DEBUG")
     omp = openmp_flags()
     compile_args = ["-O0", "-g"] if debug else ["-O3"]
+    # Each multiply and add rounds on its own, as in NumPy: no fused multiply-adds, which
+    # GCC on aarch64, clang everywhere and any -march with FMA would otherwise form; the
+    # SGD kernel promises the NumPy expressions' exact numbers (tests/test_optim.py).
+    compile_args.append("-ffp-contract=off")
     link_args = []
     if omp is not None:
         compile_args += omp[0]

@@ -161,6 +161,8 @@ class ConvReLU(ReLU):
         return self.conv.params()
 
     def __getattr__(self, name):          # dw, db: the convolution's gradients
+        if "conv" not in self.__dict__:
+            raise AttributeError(name)
         return getattr(self.__dict__["conv"], name)
 
     def forward(self, x):

@@ -20,12 +20,14 @@ above 64 MiB of free top of heap). Whole-step medians of six interleaved rounds 
 (``python benchmarks/memory_flat.py``: 69.3 -> 72.3 MB, still flat): the freed top of
 the heap is kept for the next step.
 
-A user's own ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` wins;
+The setting is the whole process's: a program that imports minicnn gets it too. A user's
+own ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or malloc ``GLIBC_TUNABLES`` win;
 ``MINICNN_TUNE_MALLOC=0`` leaves malloc alone. Other C libraries are left alone.
 """
 import ctypes
 import os
 import platform
+import sys
 
 M_TRIM_THRESHOLD = -1      # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -40,11 +42,13 @@ def tune():
     global _state
     if _state != "not applied":
         return _state
-    if os.environ.get("MINICNN_TUNE_MALLOC", "").strip() == "0":
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if os.environ.get("MINICNN_TUNE_MALLOC", "").strip().lower() in ("0", "false", "no", "off"):
         _state = "left alone (MINICNN_TUNE_MALLOC=0)"
-    elif "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+    elif ("MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ
+          or "malloc.mmap_threshold" in tunables or "malloc.trim_threshold" in tunables):
         _state = "left alone (MALLOC_*_THRESHOLD_ set)"
-    elif platform.libc_ver()[0] != "glibc" or ctypes.sizeof(ctypes.c_void_p) != 8:
+    elif not _is_glibc64():
         _state = "left alone (not 64-bit glibc)"
     else:
         mallopt = ctypes.CDLL(None).mallopt
@@ -54,3 +58,12 @@ def tune():
         _state = ("mmap above 32 MiB, trim above 64 MiB" if ok
                   else "left alone (mallopt refused the thresholds)")
     return _state
+
+
+def _is_glibc64():
+    if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return False
+    try:
+        return platform.libc_ver()[0] == "glibc"
+    except OSError:          # libc_ver reads sys.executable when it cannot ask the C library
+        return False

@@ -213,7 +213,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
                 _conv.images_to_gemm(x3, x3, cols, False, _threads(xp.size))
             else:
                 _conv.im2col(xp, cols, kh, kw, sh, sw, dh, dw, ow, threads)
-        out_t = np.matmul(w.reshape(g, o // g, -1), cols.reshape(g, -1, n * oh * ow),
+        out_t = np.matmul(w.reshape(g, o // g, -1), cols.reshape(g, c // g * kh * kw, n * oh * ow),
                           out=_scratch(ws, "gemm", (g, o // g, n * oh * ow), w.dtype))
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         bias = np.ascontiguousarray(b) if b is not None else np.zeros(o, dtype=w.dtype)
@@ -277,7 +277,7 @@ def conv2d_backward(dout, cache, need_dx=True):
         if cache["has_bias"]:
             db = dout_t.sum(axis=(1, 2))
         dout_t = dout_t.reshape(g, o // g, n * oh * ow)
-        cols = saved.reshape(g, -1, n * oh * ow)
+        cols = saved.reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
         dw_ = np.matmul(dout_t, cols.transpose(0, 2, 1)).reshape(w.shape)
         if need_dx:
             dcols = np.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t,

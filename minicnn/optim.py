@@ -83,7 +83,8 @@ class SGD(Optimizer):
     def _update(self, p, state):
         w, g = p.value, p.grad
         buf = state.get("momentum_buffer")
-        if (w.flags.c_contiguous and g.flags.c_contiguous and g.dtype == w.dtype
+        if (w.dtype in (np.float32, np.float64) and g.dtype == w.dtype and g.shape == w.shape
+                and w.flags.c_contiguous and g.flags.c_contiguous
                 and (buf is None or (buf.flags.c_contiguous and buf.dtype == w.dtype))):
             # one pass over memory instead of five (minicnn/_kernels/optim.pyx); the same
             # arithmetic, in the same order and precision, as the lines below

@@ -147,6 +147,18 @@ def test_relu_activation_is_conv_then_relu(cfg, dtype, rng):
         np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("cfg", [dict(out_channels=4, kernel_size=3, groups=4, padding=1),
+                                 dict(out_channels=3, kernel_size=1, activation="relu"),
+                                 dict(out_channels=4, kernel_size=1, groups=2),
+                                 dict(out_channels=3, kernel_size=3, padding="same")])
+def test_empty_batch(cfg, rng):
+    conv = make_conv(rng, np.float32, in_channels=4, **cfg)
+    out = conv.forward(np.zeros((0, 4, 5, 5), np.float32))
+    assert out.shape == (0, conv.out_channels, 5, 5)
+    dx = conv.backward(np.zeros(out.shape, np.float32))
+    assert dx.shape == (0, 4, 5, 5) and not conv.grads["weight"].any()
+
+
 # --- worked examples from the convolution notes ------------------------------
 
 def test_edge_detector():

@@ -37,7 +37,8 @@ print(minicnn._config.config()["malloc"])
 
 def run(tmp_path, **extra):
     env = {k: v for k, v in os.environ.items()
-           if k not in ("MINICNN_TUNE_MALLOC", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+           if k not in ("MINICNN_TUNE_MALLOC", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                        "GLIBC_TUNABLES")}
     out = subprocess.run([sys.executable, "-c", STEPS], env={**env, **extra}, cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout.splitlines()
     return float(out[0]), out[1]
@@ -56,3 +57,5 @@ def test_training_steps_do_not_fault_their_activations_back_in(tmp_path):
 def test_users_malloc_settings_win(tmp_path):
     assert run(tmp_path, MINICNN_TUNE_MALLOC="0")[1] == "left alone (MINICNN_TUNE_MALLOC=0)"
     assert run(tmp_path, MALLOC_TRIM_THRESHOLD_="131072")[1] == "left alone (MALLOC_*_THRESHOLD_ set)"
+    assert run(tmp_path, GLIBC_TUNABLES="glibc.malloc.trim_threshold=131072")[1] == \
+        "left alone (MALLOC_*_THRESHOLD_ set)"

@@ -97,6 +97,17 @@ def test_sgd_one_pass_kernel_equals_numpy_bit_for_bit(dtype, momentum, dampening
     np.testing.assert_array_equal(h2.params["w"], h.params["w"])
 
 
+def test_sgd_other_float_dtypes_take_the_numpy_lines():
+    h = Holder([1.0, 2.0], [0.5, 0.5])
+    h.params["w"] = h.params["w"].astype(np.float16)
+    h.grads["w"] = h.grads["w"].astype(np.float16)
+    opt = SGD([Parameter(h, "w")], lr=0.1, momentum=0.9)
+    opt.step()
+    opt.step()
+    np.testing.assert_allclose(h.params["w"], [1.0 - 0.05 - 0.095, 2.0 - 0.05 - 0.095], rtol=1e-3)
+    assert opt.state["w"]["momentum_buffer"].dtype == np.float16
+
+
 def test_sgd_update_checks_its_arrays():
     w = np.zeros(3, np.float32)
     with pytest.raises(ValueError, match=r"sgd_update: g must be a C-contiguous float32 array of shape \(3,\)"):

@@ -84,9 +84,10 @@ class Conv2D(Layer):
         cfg = {"in_channels": self.in_channels, "out_channels": self.out_channels}
         cfg.update(self._args)
         cfg.update(groups=self.groups, bias="bias" in self.params, padding_mode=self.padding_mode,
-                   flip_kernel=self.flip_kernel, activation=self.activation,
-                   weight_init=self.weight_init,
+                   flip_kernel=self.flip_kernel, weight_init=self.weight_init,
                    dtype=np.dtype(self.dtype).name)
+        if self.activation is not None:     # left out when None: older minicnn reads the file
+            cfg["activation"] = self.activation
         return cfg
 
     def __repr__(self):
