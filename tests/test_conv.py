@@ -358,7 +358,9 @@ def test_backward_checks_dout_shape(rng):
 
 
 @pytest.mark.parametrize("cfg", [dict(kernel_size=3), dict(kernel_size=3, padding=1, groups=2),
-                                 dict(kernel_size=3, padding=1, padding_mode="reflect", groups=4)])
+                                 dict(kernel_size=3, padding=1, padding_mode="reflect", groups=4),
+                                 dict(kernel_size=1, activation="relu"), dict(kernel_size=1, groups=2),
+                                 dict(kernel_size=3, padding="same", activation="relu")])
 def test_workspace_reuse_never_changes_results(cfg, rng):
     """The layer reuses its im2col buffers between steps: evaluations, other input shapes
     and earlier steps must not leak into outputs or gradients."""
@@ -366,7 +368,7 @@ def test_workspace_reuse_never_changes_results(cfg, rng):
     fresh = make_conv(rng, np.float64, in_channels=4, out_channels=4, **cfg)
     fresh.params["weight"][...] = conv.params["weight"]
     fresh.params["bias"][...] = conv.params["bias"]
-    for shape in [(2, 4, 6, 6), (3, 4, 7, 5), (2, 4, 6, 6)]:
+    for shape in [(2, 4, 6, 6), (3, 4, 7, 5), (1, 4, 6, 6), (2, 4, 6, 6)]:
         x = rng.standard_normal(shape)
         conv.forward(rng.standard_normal(shape), training=False)     # an evaluation first
         conv.forward(rng.standard_normal(shape), training=True)      # a forward replaced by
@@ -380,10 +382,12 @@ def test_workspace_reuse_never_changes_results(cfg, rng):
         np.testing.assert_allclose(reference_of(conv, x), out, atol=1e-12)
 
 
-def test_inference_from_two_threads_on_one_layer(rng):
+@pytest.mark.parametrize("cfg", [dict(kernel_size=3, padding=1), dict(kernel_size=1, activation="relu")],
+                         ids=["gemm", "pointwise-relu"])
+def test_inference_from_two_threads_on_one_layer(cfg, rng):
     """A model serving requests from several threads: inference keeps no shared buffers."""
     import threading
-    conv = make_conv(rng, np.float32, in_channels=16, out_channels=32, kernel_size=3, padding=1)
+    conv = make_conv(rng, np.float32, in_channels=16, out_channels=32, **cfg)
     inputs = [rng.standard_normal((8, 16, 16, 16)).astype(np.float32) for _ in range(2)]
     expected = [conv.forward(x, training=False) for x in inputs]
     bad = []
