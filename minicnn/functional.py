@@ -186,11 +186,11 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
              "stride": stride, "dilation": dilation, "groups": groups, "w": w,
              "flip": flip_kernel, "has_bias": b is not None, "out_hw": (oh, ow)}
     relu = activation == "relu"
+    bias = np.ascontiguousarray(b) if b is not None else np.zeros(o, dtype=w.dtype)
 
     if groups == c and c > 1:
         # depthwise: a direct loop beats a GEMM with one input channel per group
         path = "depthwise"
-        bias = np.ascontiguousarray(b) if b is not None else np.zeros(o, dtype=w.dtype)
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         _conv.depthwise_forward(xp, w, bias, out, sh, sw, dh, dw, threads)
         if relu:
@@ -216,7 +216,6 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         out_t = np.matmul(w.reshape(g, o // g, -1), cols.reshape(g, c // g * kh * kw, n * oh * ow),
                           out=_scratch(ws, "gemm", (g, o // g, n * oh * ow), w.dtype))
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
-        bias = np.ascontiguousarray(b) if b is not None else np.zeros(o, dtype=w.dtype)
         _conv.gemm_to_images(out_t.reshape(o, n, oh * ow), bias, out.reshape(n, o, oh * ow),
                              relu, _threads(out.size))
         saved = cols
@@ -287,12 +286,12 @@ def conv2d_backward(dout, cache, need_dx=True):
                 dxp = np.empty(cache["padded_shape"], dtype=w.dtype)
                 _conv.gemm_to_images(dcols.reshape(c, n, h * wd), np.zeros(c, dtype=w.dtype),
                                      dxp.reshape(n, c, h * wd), False, _threads(dxp.size))
-            elif cache["padding"] != ((0, 0), (0, 0)):  # dxp is a temporary: dx is made from it
-                dxp = _scratch(ws, "dxp", cache["padded_shape"], w.dtype)
-                dxp.fill(0)
             else:
-                dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
-            if path == "gemm":
+                if cache["padding"] != ((0, 0), (0, 0)):  # a temporary: dx is made from it
+                    dxp = _scratch(ws, "dxp", cache["padded_shape"], w.dtype)
+                    dxp.fill(0)
+                else:
+                    dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
                 _conv.col2im(dcols.reshape(c * kh * kw, n, oh * ow), dxp, kh, kw, sh, sw, dh, dw,
                              ow, threads)
 
@@ -626,6 +625,19 @@ def mse_backward(diff):
 from ._kernels import optim as _optim  # noqa: E402
 
 
+def sgd_arrays_problem(w, g, buf=None):
+    """Why ``sgd_update`` cannot take these arrays, or None when it can (optim.SGD falls
+    back to NumPy expressions for anything else)."""
+    if not isinstance(w, np.ndarray) or w.dtype not in (np.float32, np.float64):
+        return f"expected float32 or float64 arrays, got {getattr(w, 'dtype', type(w).__name__)}"
+    arrays = (w, g) if buf is None else (w, g, buf)
+    for name, a in zip(("w", "g", "buf"), arrays):
+        if not isinstance(a, np.ndarray) or a.dtype != w.dtype or a.shape != w.shape \
+                or not a.flags.c_contiguous:
+            return f"{name} must be a C-contiguous {w.dtype} array of shape {w.shape}"
+    return None
+
+
 def sgd_update(w, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                first=False):
     """One in-place SGD update of ``w`` (and ``buf``), torch.optim.SGD's rule (see optim.SGD).
@@ -633,14 +645,9 @@ def sgd_update(w, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
     ``w``, ``g`` and ``buf`` (None without momentum) must be C-contiguous arrays of one
     float dtype and one shape; ``first`` marks the step that starts the momentum buffer.
     """
-    arrays = (w, g) if buf is None else (w, g, buf)
-    for name, a in zip(("w", "g", "buf"), arrays):
-        if not isinstance(a, np.ndarray) or a.dtype != w.dtype or a.shape != w.shape \
-                or not a.flags.c_contiguous:
-            raise ValueError(f"sgd_update: {name} must be a C-contiguous {w.dtype} array of shape "
-                             f"{w.shape}")
-    if w.dtype not in (np.float32, np.float64):
-        raise TypeError(f"sgd_update: expected float32 or float64 arrays, got {w.dtype}")
+    problem = sgd_arrays_problem(w, g, buf)
+    if problem:
+        raise ValueError(f"sgd_update: {problem}")
     if momentum and buf is None:
         raise ValueError("sgd_update: momentum needs a buffer")
     if w.size:

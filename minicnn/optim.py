@@ -83,9 +83,7 @@ class SGD(Optimizer):
     def _update(self, p, state):
         w, g = p.value, p.grad
         buf = state.get("momentum_buffer")
-        if (w.dtype in (np.float32, np.float64) and g.dtype == w.dtype and g.shape == w.shape
-                and w.flags.c_contiguous and g.flags.c_contiguous
-                and (buf is None or (buf.flags.c_contiguous and buf.dtype == w.dtype))):
+        if F.sgd_arrays_problem(w, g, buf) is None:
             # one pass over memory instead of five (minicnn/_kernels/optim.pyx); the same
             # arithmetic, in the same order and precision, as the lines below
             first = self.momentum != 0 and buf is None

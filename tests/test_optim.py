@@ -112,6 +112,11 @@ def test_sgd_update_checks_its_arrays():
     w = np.zeros(3, np.float32)
     with pytest.raises(ValueError, match=r"sgd_update: g must be a C-contiguous float32 array of shape \(3,\)"):
         minicnn.functional.sgd_update(w, np.zeros(3), None, 0.1)
+    with pytest.raises(ValueError, match="sgd_update: expected float32 or float64 arrays, got float16"):
+        minicnn.functional.sgd_update(w.astype(np.float16), np.zeros(3, np.float16), None, 0.1)
+    with pytest.raises(ValueError, match=r"buf must be a C-contiguous float32 array of shape \(3,\)"):
+        minicnn.functional.sgd_update(w, np.zeros(3, np.float32), np.zeros(6, np.float32)[::2], 0.1,
+                                      momentum=0.9)
     with pytest.raises(ValueError, match="momentum needs a buffer"):
         minicnn.functional.sgd_update(w, np.zeros(3, np.float32), None, 0.1, momentum=0.9)
 
