@@ -4,6 +4,11 @@ Every ``minicnn/_kernels/*.pyx`` becomes an extension module, compiled with
 optimisation on. OpenMP is used when a tiny test program compiles and links with
 ``-fopenmp``; otherwise the kernels are built serial and the build says so.
 
+``gemm_<isa>.pyx`` are the exception: each is compiled with its instruction set's flags
+(ISA_FLAGS), and only when the compiler accepts them (on ARM, or an old compiler, they
+are left out and minicnn.gemm uses NumPy's matmul). Their code may use instructions the
+build machine lacks: minicnn.gemm imports one only after checking the running CPU.
+
 Environment variables read at build time:
   MINICNN_DEBUG=1       bounds and wraparound checks on, -O0 -g (a checked build)
   MINICNN_NO_OPENMP=1   skip the OpenMP probe and build serial kernels
@@ -32,8 +37,48 @@ int main(void) {
 """
 
 
+#: compiler flags of each ``gemm_<isa>.pyx``; fused multiply-adds on (no -ffp-contract=off)
+ISA_FLAGS = {
+    "avx512": ["-mavx512f", "-mfma", "-mprefer-vector-width=512"],
+    "avx2": ["-mavx2", "-mfma"],
+}
+
+
 def env_flag(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def compiler_command():
+    compiler = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    return compiler.split()
+
+
+def compiles(source, compile_args, link_args=(), run=False):
+    """True when ``source`` (C) compiles and links with these flags (and, with run, exits 0)."""
+    tmp = tempfile.mkdtemp(prefix="minicnn-probe-")
+    try:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(source)
+        exe = os.path.join(tmp, "probe")
+        cmd = compiler_command() + list(compile_args) + [src, "-o", exe] + list(link_args)
+        ok = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        if ok and run:
+            ok = subprocess.run([exe], stdout=subprocess.DEVNULL).returncode == 0
+        return ok
+    except OSError:
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def isa_flags(isa):
+    """The flags for ``gemm_<isa>.pyx``, or None when the compiler rejects them."""
+    flags = ISA_FLAGS[isa]
+    if compiles("int main(void) { return 0; }\n", flags + ["-Werror"]):
+        return flags
+    print(f"minicnn: the compiler does not accept {' '.join(flags)}; building without gemm_{isa}")
+    return None
 
 
 def openmp_flags():
@@ -41,25 +86,11 @@ def openmp_flags():
     if env_flag("MINICNN_NO_OPENMP"):
         print("minicnn: MINICNN_NO_OPENMP set, building serial kernels")
         return None
-    compiler = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    compiler = compiler.split()
     if sys.platform == "darwin":
         flags = (["-Xpreprocessor", "-fopenmp"], ["-lomp"])
     else:
         flags = (["-fopenmp"], ["-fopenmp"])
-    tmp = tempfile.mkdtemp(prefix="minicnn-omp-")
-    try:
-        src = os.path.join(tmp, "probe.c")
-        with open(src, "w") as f:
-            f.write(OPENMP_PROBE)
-        exe = os.path.join(tmp, "probe")
-        cmd = compiler + flags[0] + [src, "-o", exe] + flags[1]
-        ok = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-        ok = ok and subprocess.run([exe], stdout=subprocess.DEVNULL).returncode == 0
-    except OSError:
-        ok = False
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    ok = compiles(OPENMP_PROBE, flags[0], flags[1], run=True)
     if not ok:
         print("minicnn: WARNING: the compiler does not accept OpenMP; building serial kernels")
         return None
@@ -70,19 +101,25 @@ def openmp_flags():
 def extensions():
     debug = env_flag("MINICNN_DEBUG")
     omp = openmp_flags()
-    compile_args = ["-O0", "-g"] if debug else ["-O3"]
+    opt = ["-O0", "-g"] if debug else ["-O3"]
     # Each multiply and add rounds on its own, as in NumPy: no fused multiply-adds, which
     # GCC on aarch64, clang everywhere and any -march with FMA would otherwise form; the
     # SGD kernel promises the NumPy expressions' exact numbers (tests/test_optim.py).
-    compile_args.append("-ffp-contract=off")
+    plain = opt + ["-ffp-contract=off"]
     link_args = []
     if omp is not None:
-        compile_args += omp[0]
+        plain += omp[0]
         link_args += omp[1]
     if debug:
         print("minicnn: MINICNN_DEBUG set, building kernels with bounds checks")
     exts = []
     for pyx in sorted((HERE / "minicnn" / "_kernels").glob("*.pyx")):
+        compile_args = plain
+        if pyx.stem.startswith("gemm_"):
+            flags = isa_flags(pyx.stem[len("gemm_"):])
+            if flags is None:
+                continue
+            compile_args = opt + flags + (omp[0] if omp is not None else [])
         exts.append(
             Extension(
                 f"minicnn._kernels.{pyx.stem}",

@@ -110,7 +110,7 @@ def blas_core():
 
 def config():
     """The build and run-time configuration as a dict."""
-    from . import __version__
+    from . import __version__, gemm
     from ._kernels import openmp
 
     return {
@@ -127,6 +127,8 @@ def config():
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
         "blas_core": blas_core(),
         "malloc": _malloc.tune(),
+        "gemm": gemm.kernel_name(),
+        "gemm_kernels": list(gemm.available()),
         "cpu_count": os.cpu_count(),
     }
 
@@ -147,11 +149,18 @@ def show_config(file=None):
         f"blas        OpenBLAS kernels {cfg['blas_core'] or 'unknown (not OpenBLAS?)'}, "
         f"OPENBLAS_CORETYPE={cfg['openblas_coretype'] or 'unset'}",
         f"malloc      {cfg['malloc']}",
+        f"gemm        convolutions on {_gemm_label(cfg['gemm'])} (own kernels for this CPU: "
+        f"{', '.join(cfg['gemm_kernels']) or 'none'}; MINICNN_GEMM="
+        f"{os.environ.get('MINICNN_GEMM') or 'unset'})",
     ]
     hint = blas_hint(cfg["blas_core"], _cpu_flags())
     if hint:
         lines.append(f"            {hint}")
     print("\n".join(lines), file=file or sys.stdout)
+
+
+def _gemm_label(name):
+    return "NumPy's matmul" if name == "numpy" else f"minicnn's {name} kernel"
 
 
 def _cpu_flags():

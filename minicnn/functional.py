@@ -11,6 +11,7 @@ step).
 import numpy as np
 
 from . import geometry
+from . import gemm
 from ._config import get_num_threads
 from ._kernels import conv as _conv
 from ._kernels import activation as _act
@@ -213,8 +214,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
                 _conv.images_to_gemm(x3, x3, cols, False, _threads(xp.size))
             else:
                 _conv.im2col(xp, cols, kh, kw, sh, sw, dh, dw, ow, threads)
-        out_t = np.matmul(w.reshape(g, o // g, -1), cols.reshape(g, c // g * kh * kw, n * oh * ow),
-                          out=_scratch(ws, "gemm", (g, o // g, n * oh * ow), w.dtype))
+        out_t = gemm.matmul(w.reshape(g, o // g, -1), cols.reshape(g, c // g * kh * kw, n * oh * ow),
+                            _scratch(ws, "gemm", (g, o // g, n * oh * ow), w.dtype), threads)
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         _conv.gemm_to_images(out_t.reshape(o, n, oh * ow), bias, out.reshape(n, o, oh * ow),
                              relu, _threads(out.size))
@@ -277,11 +278,12 @@ def conv2d_backward(dout, cache, need_dx=True):
             db = dout_t.sum(axis=(1, 2))
         dout_t = dout_t.reshape(g, o // g, n * oh * ow)
         cols = saved.reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
-        dw_ = np.matmul(dout_t, cols.transpose(0, 2, 1)).reshape(w.shape)
+        dw_ = gemm.matmul(dout_t, cols.transpose(0, 2, 1),
+                          np.empty((g, o // g, c // g * kh * kw), w.dtype), threads).reshape(w.shape)
         if need_dx:
-            dcols = np.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t,
-                              out=_scratch(ws, "dcols", (g, c // g * kh * kw, n * oh * ow),
-                                           w.dtype))
+            dcols = gemm.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t,
+                                _scratch(ws, "dcols", (g, c // g * kh * kw, n * oh * ow), w.dtype),
+                                threads)
             if path == "pointwise":                    # the transpose back, no sums
                 dxp = np.empty(cache["padded_shape"], dtype=w.dtype)
                 _conv.gemm_to_images(dcols.reshape(c, n, h * wd), np.zeros(c, dtype=w.dtype),

@@ -1,0 +1,16 @@
+"""Float32 GEMM for CPUs with AVX2 and FMA: a 4 x 24 register tile (12 ymm accumulators).
+
+GCC 12 keeps 4 x 24 in registers (12 accumulators, 3 B vectors, a broadcast: all 16 ymm);
+at 6 x 16 and 8 x 16 it spilled or fell back to 128-bit FMAs (checked in the assembly).
+
+Built with -mavx2 -mfma (setup.py); minicnn.gemm imports it only on a CPU that has them.
+"""
+cdef enum:
+    MR = 4              # rows of C per micro kernel
+    NR = 24             # columns: three 8-float vectors
+    KC_ONE = 384        # K up to this is one block
+    KC_BLOCK = 256      # else blocks of about this: a 256 x 24 B panel is 24 KB of L1
+    A_BLOCK = 98304     # floats: 384 KB of packed A in L2
+    B_BLOCK = 131072    # floats: 512 KB of packed B in L2
+
+include "gemm.pxi"

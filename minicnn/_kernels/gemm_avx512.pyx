@@ -1,0 +1,13 @@
+"""Float32 GEMM for CPUs with AVX-512F: an 8 x 32 register tile (16 zmm accumulators).
+
+Built with -mavx512f -mfma (setup.py); minicnn.gemm imports it only on a CPU that has them.
+"""
+cdef enum:
+    MR = 8              # rows of C per micro kernel
+    NR = 32             # columns: two 16-float vectors
+    KC_ONE = 384        # K up to this is one block
+    KC_BLOCK = 128      # else blocks of about this: a 128 x 32 B panel is 16 KB of L1
+    A_BLOCK = 98304     # floats: 384 KB of packed A in L2
+    B_BLOCK = 131072    # floats: 512 KB of packed B in L2
+
+include "gemm.pxi"

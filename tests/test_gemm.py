@@ -1,0 +1,223 @@
+"""minicnn.gemm: the own float32 GEMM kernels against a float64 product, and the choice of
+kernel. Every kernel this CPU and build have is tested, whatever the default is."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import functional as F
+from minicnn import gemm
+
+KERNELS = list(gemm.available())
+needs_kernel = pytest.mark.skipif(not KERNELS, reason="no own GEMM kernel for this CPU or build")
+
+
+@pytest.fixture(params=KERNELS or [None], ids=lambda k: str(k))
+def kernel(request):
+    if request.param is None:
+        pytest.skip("no own GEMM kernel for this CPU or build")
+    before = gemm.kernel_name()
+    gemm.use(request.param)
+    yield request.param
+    gemm.use(before)
+
+
+def module(name):
+    return __import__(f"minicnn._kernels.gemm_{name}", fromlist=["tile"])
+
+
+def operand(rng, shape, layout):
+    """A float32 (rows, cols) array laid out as asked: C order, a transposed view, or a
+    strided view into a larger array."""
+    rows, cols = shape
+    if layout == "C":
+        return rng.standard_normal(shape).astype(np.float32)
+    if layout == "T":
+        return rng.standard_normal((cols, rows)).astype(np.float32).T
+    return rng.standard_normal((rows * 2, cols * 3)).astype(np.float32)[::2, 1::3]
+
+
+def check(a, b, threads=1):
+    out = np.full((a.shape[0], b.shape[1]), np.nan, np.float32)
+    got = gemm.matmul(a, b, out, threads)
+    assert got is out
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    # float32 products summed in any order: error grows with sqrt(K) times the magnitudes
+    scale = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    assert np.all(np.abs(out - ref) <= 1e-6 * np.sqrt(max(a.shape[1], 1)) * scale + 1e-30)
+    return out
+
+
+def edge_sizes(name):
+    mr, nr = module(name).tile()
+    return mr, nr
+
+
+@pytest.mark.parametrize("la", ["C", "T", "S"])
+@pytest.mark.parametrize("lb", ["C", "T", "S"])
+def test_layouts(kernel, rng, la, lb):
+    mr, nr = edge_sizes(kernel)
+    m, k, n = 3 * mr + 1, 37, 2 * nr + 5
+    check(operand(rng, (m, k), la), operand(rng, (k, n), lb))
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 17, 64])
+@pytest.mark.parametrize("n", [1, 5, 23, 24, 25, 31, 32, 33, 100])
+def test_edge_tiles(kernel, rng, m, n):
+    check(operand(rng, (m, 19), "C"), operand(rng, (19, n), "C"))
+
+
+@pytest.mark.parametrize("k", [1, 2, 383, 384, 385, 700, 5000])
+def test_k_blocks_and_slices(kernel, rng, k):
+    # K up to KC_ONE is one block, beyond it several; a narrow N with K >= 2 * SLICE_MIN
+    # is cut into slices added afterwards (the weight-gradient shape)
+    check(operand(rng, (6, k), "C"), operand(rng, (k, 25), "T"), threads=2)
+    check(operand(rng, (10, k), "C"), operand(rng, (k, 300), "C"), threads=2)
+
+
+def test_large_m_spans_a_blocks(kernel, rng):
+    # A_BLOCK / K rows per block: 98304 / 384 = 256, so 300 rows take two
+    check(operand(rng, (300, 384), "T"), operand(rng, (384, 70), "C"), threads=2)
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 7), (5, 0, 7), (5, 7, 0), (0, 0, 0)])
+def test_empty(kernel, shape):
+    m, k, n = shape
+    out = np.full((m, n), np.nan, np.float32)
+    gemm.matmul(np.ones((m, k), np.float32), np.ones((k, n), np.float32), out, 2)
+    np.testing.assert_array_equal(out, np.zeros((m, n), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(64, 288, 900), (6, 3000, 25), (150, 16, 640)])
+def test_thread_counts_give_equal_bits(kernel, rng, shape):
+    m, k, n = shape
+    a, b = operand(rng, (m, k), "C"), operand(rng, (k, n), "T")
+    outs = [check(a, b, threads=t) for t in (1, 2, 3, 5)]
+    for out in outs[1:]:
+        np.testing.assert_array_equal(out, outs[0])
+
+
+def test_stacks(kernel, rng):
+    a = rng.standard_normal((3, 9, 20)).astype(np.float32)
+    b = rng.standard_normal((3, 30, 20)).astype(np.float32).transpose(0, 2, 1)
+    out = gemm.matmul(a, b, np.empty((3, 9, 30), np.float32), 2)
+    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-5, atol=1e-5)
+
+
+def test_non_finite_propagate(kernel):
+    a = np.ones((9, 4), np.float32)
+    a[3, 2] = np.nan
+    b = np.ones((4, 40), np.float32)
+    b[1, 33] = np.inf
+    out = gemm.matmul(a, b, np.empty((9, 40), np.float32))
+    assert np.isnan(out[3]).all()
+    assert np.isinf(out[[0, 1, 2, 4, 5, 6, 7, 8], 33]).all()
+    assert np.isfinite(np.delete(np.delete(out, 3, 0), 33, 1)).all()
+
+
+def test_other_arrays_go_to_numpy(kernel, rng):
+    # float64, and an output that is not C-contiguous: np.matmul's numbers exactly
+    a, b = rng.standard_normal((5, 6)), rng.standard_normal((6, 7))
+    np.testing.assert_array_equal(gemm.matmul(a, b, np.empty((5, 7))), a @ b)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    out = np.empty((7, 5), np.float32).T
+    np.testing.assert_array_equal(gemm.matmul(a32, b32, out), np.matmul(a32, b32))
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match=r"gemm.matmul: cannot multiply \(2, 3\) by \(4, 5\)"):
+        gemm.matmul(np.ones((2, 3), np.float32), np.ones((4, 5), np.float32),
+                    np.empty((2, 5), np.float32))
+    with pytest.raises(ValueError, match="must all be 2-d or 3-d"):
+        gemm.matmul(np.ones(3, np.float32), np.ones((3, 5), np.float32), np.empty(5, np.float32))
+
+
+@pytest.mark.parametrize("ksize,stride,padding,groups", [(3, 1, 1, 1), (1, 1, 0, 1), (3, 2, 0, 2)])
+def test_convolutions_match_numpy_path(kernel, rng, ksize, stride, padding, groups):
+    """Convolution forward and backward on a kernel equal NumPy's matmul up to rounding
+    (im2col, pointwise and grouped paths)."""
+    x = rng.standard_normal((5, 4, 11, 11)).astype(np.float32)
+    w = rng.standard_normal((8, 4 // groups, ksize, ksize)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    results = {}
+    for name in (kernel, "numpy"):
+        gemm.use(name)
+        out, cache = F.conv2d_forward(x, w, b, stride=(stride, stride),
+                                      padding=((padding, padding),) * 2, groups=groups)
+        results[name] = (out, *F.conv2d_backward(np.cos(out), cache))
+    gemm.use(kernel)
+    for ours, ref in zip(results[kernel], results["numpy"]):
+        np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-5)
+
+
+def run_with(env_value, code="import minicnn.gemm as g; print(g.kernel_name())"):
+    env = dict(os.environ, MINICNN_GEMM=env_value)
+    return subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_environment_picks_kernel():
+    assert run_with("numpy").stdout.strip() == "numpy"
+    auto = run_with("auto").stdout.strip()
+    assert auto == (KERNELS[0] if KERNELS else "numpy")
+    for name in KERNELS:
+        assert run_with(name.upper()).stdout.strip() == name
+
+
+def test_environment_bad_value_is_named():
+    res = run_with("mkl")
+    assert res.returncode != 0
+    assert "MINICNN_GEMM must be one of auto, avx512, avx2, numpy, got 'mkl'" in res.stderr
+
+
+def test_unavailable_kernel_warns_and_falls_back(monkeypatch):
+    monkeypatch.setattr(gemm, "available", lambda: ())
+    with pytest.warns(RuntimeWarning, match="MINICNN_GEMM=avx512: this CPU or build has no "
+                                            "avx512 kernel; using numpy"):
+        assert gemm._select("avx512") is None
+
+
+def test_cpu_without_features_gets_no_kernel(monkeypatch):
+    # the kernels may hold instructions this CPU lacks: never chosen without the flags
+    gemm.available.cache_clear()
+    monkeypatch.setattr(gemm, "cpu_features", lambda: {"AVX2": True, "FMA3": False})
+    try:
+        assert gemm.available() == ()
+        assert gemm._select("auto") is None
+    finally:
+        gemm.available.cache_clear()
+
+
+def test_info_names_the_kernel():
+    res = subprocess.run([sys.executable, "-m", "minicnn", "info"], capture_output=True,
+                         text=True, timeout=120)
+    line = next(line for line in res.stdout.splitlines() if line.startswith("gemm"))
+    assert gemm.kernel_name() in line
+    for name in KERNELS:
+        assert name in line
+
+
+@needs_kernel
+def test_training_step_same_bits_with_one_or_two_threads(rng, monkeypatch):
+    from minicnn.architectures import build
+
+    monkeypatch.setattr(F, "PARALLEL_MIN", 1)       # else batch 8 would run on one thread
+    x = rng.standard_normal((8, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 8)
+    grads = []
+    old = minicnn.get_num_threads()
+    try:
+        for t in (1, 2):
+            minicnn.set_num_threads(t)
+            model = build("lenet5", rng=np.random.default_rng(0))
+            loss = minicnn.SoftmaxCrossEntropy()
+            loss.forward(model.forward(x), y)
+            model.backward(loss.backward())
+            grads.append([layer.grads[k].copy() for layer in model.layers for k in layer.grads])
+    finally:
+        minicnn.set_num_threads(old)
+    for g1, g2 in zip(*grads):
+        np.testing.assert_array_equal(g1, g2)
