@@ -153,22 +153,23 @@ def test_convolutions_match_numpy_path(kernel, rng, ksize, stride, padding, grou
         np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-5)
 
 
-def run_with(env_value, code="import minicnn.gemm as g; print(g.kernel_name())"):
+def run_with(env_value, cwd, code="import minicnn.gemm as g; print(g.kernel_name())"):
+    # run outside the checkout, so that the installed package is imported, not the sources
     env = dict(os.environ, MINICNN_GEMM=env_value)
-    return subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+    return subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 
-def test_environment_picks_kernel():
-    assert run_with("numpy").stdout.strip() == "numpy"
-    auto = run_with("auto").stdout.strip()
+def test_environment_picks_kernel(tmp_path):
+    assert run_with("numpy", tmp_path).stdout.strip() == "numpy"
+    auto = run_with("auto", tmp_path).stdout.strip()
     assert auto == (KERNELS[0] if KERNELS else "numpy")
     for name in KERNELS:
-        assert run_with(name.upper()).stdout.strip() == name
+        assert run_with(name.upper(), tmp_path).stdout.strip() == name
 
 
-def test_environment_bad_value_is_named():
-    res = run_with("mkl")
+def test_environment_bad_value_is_named(tmp_path):
+    res = run_with("mkl", tmp_path)
     assert res.returncode != 0
     assert "MINICNN_GEMM must be one of auto, avx512, avx2, numpy, got 'mkl'" in res.stderr
 
@@ -191,9 +192,9 @@ def test_cpu_without_features_gets_no_kernel(monkeypatch):
         gemm.available.cache_clear()
 
 
-def test_info_names_the_kernel():
+def test_info_names_the_kernel(tmp_path):
     res = subprocess.run([sys.executable, "-m", "minicnn", "info"], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, cwd=tmp_path)
     line = next(line for line in res.stdout.splitlines() if line.startswith("gemm"))
     assert gemm.kernel_name() in line
     for name in KERNELS:
