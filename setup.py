@@ -72,10 +72,21 @@ def compiles(source, compile_args, link_args=(), run=False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: a program using each instruction set's fused multiply-add: the probe must reach the
+#: assembler, which (not the compiler driver) is what an old toolchain lacks
+ISA_PROBES = {
+    "avx512": "__m512 v = _mm512_set1_ps(x); v = _mm512_fmadd_ps(v, v, v); _mm512_storeu_ps(out, v);",
+    "avx2": "__m256 v = _mm256_set1_ps(x); v = _mm256_fmadd_ps(v, v, v); _mm256_storeu_ps(out, v);",
+}
+
+
 def isa_flags(isa):
-    """The flags for ``gemm_<isa>.pyx``, or None when the compiler rejects them."""
+    """The flags for ``gemm_<isa>.pyx``, or None when the compiler or assembler rejects them.
+    The probe is compiled and linked, never run: the build machine may lack the ISA."""
     flags = ISA_FLAGS[isa]
-    if compiles("int main(void) { return 0; }\n", flags + ["-Werror"]):
+    source = ("#include <immintrin.h>\nfloat out[16];\nint main(int argc, char **argv) {\n"
+              f"    float x = (float)argc;\n    {ISA_PROBES[isa]}\n    return (int)out[0];\n}}\n")
+    if compiles(source, flags + ["-Werror"]):
         return flags
     print(f"minicnn: the compiler does not accept {' '.join(flags)}; building without gemm_{isa}")
     return None

@@ -71,6 +71,7 @@ def main(argv=None):
     from minicnn import gemm
 
     kernels = gemm.available()
+    chosen = gemm.kernel_name()
     print(f"threads={minicnn.get_num_threads()} kernels={','.join(kernels) or 'none'} "
           f"blas_core={minicnn._config.blas_core()} batch={args.batch_size}")
     head = f"{'product (M x K x N, a / b layout)':44s} {'numpy ms':>9s}"
@@ -104,7 +105,7 @@ def main(argv=None):
                 row += f" {med[i + 1] * 1e3:10.3f} {gflop / med[i + 1]:5.0f} {med[0] / med[i + 1]:5.2f}"
             print(row + "  " + " ".join(f"{e:.1e}" for e in errs))
             totals = [t + x for t, x in zip(totals, med)]
-    gemm.use("auto")
+    gemm.use(chosen)
     row = f"{'sum of medians':44s} {totals[0] * 1e3:9.3f}"
     for i in range(len(kernels)):
         row += f" {totals[i + 1] * 1e3:10.3f} {'':5s} {totals[0] / totals[i + 1]:5.2f}"

@@ -7,8 +7,8 @@ their instruction set's flags, so one is imported only after NumPy's CPU detecti
 the processor (and the OS) supports it.
 
 ``MINICNN_GEMM`` overrides the choice: ``auto`` (the default), ``avx512``, ``avx2`` or
-``numpy``. Asking for a kernel this CPU or build lacks falls back to the best available
-one, with a warning.
+``numpy``. An unknown value, or a kernel this CPU or build lacks, falls back to the best
+available one, with a warning.
 
 Why our own (benchmarks/gemm_shapes.py): a convolution's GEMMs are thin and strided, where
 OpenBLAS's large-matrix kernels lose: LeNet-5's first layer is 6 x 25 x 50,176, its weight
@@ -52,19 +52,26 @@ def available():
     return tuple(k for k in KERNELS if all(features.get(f) for f in NEEDS[k]) and _load(k))
 
 
-def _select(request):
-    request = (request or "auto").strip().lower()
-    if request not in CHOICES:
-        raise ValueError(f"MINICNN_GEMM must be one of {', '.join(CHOICES)}, got {request!r}")
-    if request == "numpy":
+def _select(request, source="MINICNN_GEMM"):
+    """The kernel name for a request ('auto', a kernel or 'numpy'), None meaning NumPy.
+
+    An unknown name or a kernel this CPU or build lacks warns and falls back to the best
+    available one: a typo in the environment must not stop ``import minicnn`` (nor
+    ``minicnn info``, the command that shows what was chosen).
+    """
+    value = (request or "auto").strip().lower()
+    if value not in CHOICES:
+        warnings.warn(f"{source} must be one of {', '.join(CHOICES)}, got {request!r}; "
+                      f"using auto", RuntimeWarning, stacklevel=3)
+        value = "auto"
+    if value == "numpy":
         return None
     usable = available()
-    if request != "auto" and request not in usable:
-        best = usable[0] if usable else "numpy"
-        warnings.warn(f"MINICNN_GEMM={request}: this CPU or build has no {request} kernel; "
-                      f"using {best}", RuntimeWarning, stacklevel=3)
-    elif request != "auto":
-        return request
+    if value != "auto" and value not in usable:
+        warnings.warn(f"{source}={value}: this CPU or build has no {value} kernel; using "
+                      f"{usable[0] if usable else 'numpy'}", RuntimeWarning, stacklevel=3)
+    elif value != "auto":
+        return value
     return usable[0] if usable else None
 
 
@@ -73,6 +80,8 @@ _kernel = _load(_name) if _name else None
 #: at most this many K slices when N is narrow, each at least SLICE_MIN long
 SLICES = 8
 SLICE_MIN = 512
+#: and only while the partial products stay small (floats of (SLICES - 1) x M x N)
+SLICED_MAX = 1 << 20
 _local = threading.local()     # per Python thread: packing space, reused between calls
 
 
@@ -84,12 +93,12 @@ def kernel_name():
 def use(name):
     """Switch kernels at run time (tests and benchmarks): a name of ``CHOICES``."""
     global _name, _kernel
-    _name = _select(name)
-    _kernel = _load(_name) if _name else None
+    chosen = _select(name, source="gemm.use")
+    _name, _kernel = chosen, (_load(chosen) if chosen else None)
 
 
-def _workspace(threads):
-    size = _kernel.workspace_size()
+def _workspace(kernel, threads):
+    size = kernel.workspace_size()
     work = getattr(_local, "work", None)
     if work is None or work.shape[0] < threads or work.shape[1] != size:
         work = _local.work = np.empty((threads, size), np.float32)
@@ -105,9 +114,12 @@ def matmul(a, b, out, num_threads=1):
     (G, M, K) @ (G, K, N) -> (G, M, N). Returns out.
 
     a and b may have any strides (transposed views are packed as they are, never copied).
-    float32 runs on the selected kernel with ``num_threads`` threads; anything else, or
-    no kernel, is ``np.matmul``.
+    float32 runs on the selected kernel with ``num_threads`` threads; anything else (other
+    dtypes, an out that overlaps a or b) or no kernel is ``np.matmul``.
     """
+    if not all(isinstance(x, np.ndarray) for x in (a, b, out)):
+        raise TypeError(f"gemm.matmul: a, b and out must be NumPy arrays, got "
+                        f"{type(a).__name__}, {type(b).__name__}, {type(out).__name__}")
     if a.ndim != b.ndim or out.ndim != a.ndim or a.ndim not in (2, 3):
         raise ValueError(f"gemm.matmul: a, b and out must all be 2-d or 3-d, got "
                          f"{a.shape}, {b.shape}, {out.shape}")
@@ -116,18 +128,25 @@ def matmul(a, b, out, num_threads=1):
     if b.shape[-2] != k or out.shape[-2:] != (m, n) or a.shape[:-2] != b.shape[:-2] \
             or out.shape[:-2] != a.shape[:-2]:
         raise ValueError(f"gemm.matmul: cannot multiply {a.shape} by {b.shape} into {out.shape}")
-    if (_kernel is None or not (_usable(a) and _usable(b) and _usable(out))
-            or not out.flags.c_contiguous):
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) \
+            or num_threads < 1:
+        raise ValueError(f"gemm.matmul: num_threads must be a positive int, got {num_threads!r}")
+    if not out.flags.writeable:
+        raise ValueError("gemm.matmul: out is read-only")
+    kernel = _kernel       # once: gemm.use() in another thread must not switch it mid-call
+    if (kernel is None or not (_usable(a) and _usable(b) and _usable(out))
+            or not out.flags.c_contiguous
+            or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
         return np.matmul(a, b, out=out)
     if a.ndim == 3:
         for g in range(a.shape[0]):
-            _product(a[g], b[g], out[g], num_threads)
+            _product(kernel, a[g], b[g], out[g], int(num_threads))
     else:
-        _product(a, b, out, num_threads)
+        _product(kernel, a, b, out, int(num_threads))
     return out
 
 
-def _product(a, b, out, threads):
+def _product(kernel, a, b, out, threads):
     m, k = a.shape
     n = b.shape[1]
     if m == 0 or n == 0:
@@ -135,11 +154,12 @@ def _product(a, b, out, threads):
     if k == 0:
         out.fill(0)
         return
-    nr = _kernel.tile()[1]
+    nr = kernel.tile()[1]
     # a narrow N (a weight gradient's taps) leaves too few column strips to share between
     # threads: cut the long K into slices and add their products afterwards. The cut
     # follows the shape alone, so results do not depend on the thread count.
-    slices = min(SLICES, k // SLICE_MIN) if (n + nr - 1) // nr < 16 else 1
-    slices = max(slices, 1)
+    slices = 1
+    if (n + nr - 1) // nr < 16 and m * n * (SLICES - 1) <= SLICED_MAX:
+        slices = max(1, min(SLICES, k // SLICE_MIN))
     partial = np.empty((slices - 1, m, n), np.float32)
-    _kernel.gemm(a, b, out, _workspace(threads), partial, slices, threads)
+    kernel.gemm(a, b, out, _workspace(kernel, threads), partial, slices, threads)

@@ -16,13 +16,24 @@ needs_kernel = pytest.mark.skipif(not KERNELS, reason="no own GEMM kernel for th
 
 
 @pytest.fixture(params=KERNELS or [None], ids=lambda k: str(k))
-def kernel(request):
+def kernel(request, monkeypatch):
+    """Select a kernel; afterwards, assert that it really ran (not np.matmul's fallback)."""
     if request.param is None:
         pytest.skip("no own GEMM kernel for this CPU or build")
     before = gemm.kernel_name()
     gemm.use(request.param)
+    calls = []
+    real = gemm._product
+
+    def counted(kern, *args):
+        calls.append(kern.__name__)
+        return real(kern, *args)
+
+    monkeypatch.setattr(gemm, "_product", counted)
     yield request.param
     gemm.use(before)
+    if not request.node.get_closest_marker("fallback"):
+        assert calls and set(calls) == {f"minicnn._kernels.gemm_{request.param}"}
 
 
 def module(name):
@@ -30,14 +41,25 @@ def module(name):
 
 
 def operand(rng, shape, layout):
-    """A float32 (rows, cols) array laid out as asked: C order, a transposed view, or a
-    strided view into a larger array."""
+    """A float32 (rows, cols) array laid out as asked: C order, a transposed view, a
+    strided view into a larger array, negative strides, a broadcast (zero-stride) row or
+    column, or read-only."""
     rows, cols = shape
     if layout == "C":
         return rng.standard_normal(shape).astype(np.float32)
     if layout == "T":
         return rng.standard_normal((cols, rows)).astype(np.float32).T
-    return rng.standard_normal((rows * 2, cols * 3)).astype(np.float32)[::2, 1::3]
+    if layout == "S":
+        return rng.standard_normal((rows * 2, cols * 3)).astype(np.float32)[::2, 1::3]
+    if layout == "R":
+        return rng.standard_normal(shape).astype(np.float32)[::-1, ::-1]
+    if layout == "B0":
+        return np.broadcast_to(rng.standard_normal((1, cols)).astype(np.float32), shape)
+    if layout == "B1":
+        return np.broadcast_to(rng.standard_normal((rows, 1)).astype(np.float32), shape)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flags.writeable = False
+    return x
 
 
 def check(a, b, threads=1):
@@ -56,8 +78,8 @@ def edge_sizes(name):
     return mr, nr
 
 
-@pytest.mark.parametrize("la", ["C", "T", "S"])
-@pytest.mark.parametrize("lb", ["C", "T", "S"])
+@pytest.mark.parametrize("la", ["C", "T", "S", "R", "B0", "B1", "RO"])
+@pytest.mark.parametrize("lb", ["C", "T", "S", "R", "B0", "B1", "RO"])
 def test_layouts(kernel, rng, la, lb):
     mr, nr = edge_sizes(kernel)
     m, k, n = 3 * mr + 1, 37, 2 * nr + 5
@@ -83,6 +105,7 @@ def test_large_m_spans_a_blocks(kernel, rng):
     check(operand(rng, (300, 384), "T"), operand(rng, (384, 70), "C"), threads=2)
 
 
+@pytest.mark.fallback
 @pytest.mark.parametrize("shape", [(0, 5, 7), (5, 0, 7), (5, 7, 0), (0, 0, 0)])
 def test_empty(kernel, shape):
     m, k, n = shape
@@ -118,6 +141,7 @@ def test_non_finite_propagate(kernel):
     assert np.isfinite(np.delete(np.delete(out, 3, 0), 33, 1)).all()
 
 
+@pytest.mark.fallback
 def test_other_arrays_go_to_numpy(kernel, rng):
     # float64, and an output that is not C-contiguous: np.matmul's numbers exactly
     a, b = rng.standard_normal((5, 6)), rng.standard_normal((6, 7))
@@ -125,6 +149,35 @@ def test_other_arrays_go_to_numpy(kernel, rng):
     a32, b32 = a.astype(np.float32), b.astype(np.float32)
     out = np.empty((7, 5), np.float32).T
     np.testing.assert_array_equal(gemm.matmul(a32, b32, out), np.matmul(a32, b32))
+
+
+@pytest.mark.fallback
+@pytest.mark.parametrize("size", [64, 600])
+def test_out_overlapping_an_input_gets_numpys_answer(kernel, rng, size):
+    # the kernel writes C while it still packs A and B: overlap goes to np.matmul, which copies
+    x = rng.standard_normal((size, size)).astype(np.float32)
+    y = rng.standard_normal((size, size)).astype(np.float32)
+    ref = x @ y
+    np.testing.assert_array_equal(gemm.matmul(x, y, x, 2), ref)
+    x2 = rng.standard_normal((size, size)).astype(np.float32)
+    ref = x2 @ x2.T
+    np.testing.assert_array_equal(gemm.matmul(x2, x2.T, x2, 2), ref)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_bad_thread_count(threads):
+    with pytest.raises(ValueError, match="gemm.matmul: num_threads must be a positive int"):
+        gemm.matmul(np.ones((6, 3000), np.float32), np.ones((3000, 25), np.float32),
+                    np.empty((6, 25), np.float32), threads)
+
+
+def test_bad_arrays():
+    with pytest.raises(ValueError, match="gemm.matmul: out is read-only"):
+        out = np.empty((2, 5), np.float32)
+        out.flags.writeable = False
+        gemm.matmul(np.ones((2, 3), np.float32), np.ones((3, 5), np.float32), out)
+    with pytest.raises(TypeError, match="gemm.matmul: a, b and out must be NumPy arrays, got list"):
+        gemm.matmul([[1.0]], np.ones((1, 1), np.float32), np.empty((1, 1), np.float32))
 
 
 def test_bad_shapes():
@@ -168,10 +221,11 @@ def test_environment_picks_kernel(tmp_path):
         assert run_with(name.upper(), tmp_path).stdout.strip() == name
 
 
-def test_environment_bad_value_is_named(tmp_path):
+def test_environment_bad_value_warns_and_keeps_auto(tmp_path):
     res = run_with("mkl", tmp_path)
-    assert res.returncode != 0
-    assert "MINICNN_GEMM must be one of auto, avx512, avx2, numpy, got 'mkl'" in res.stderr
+    assert res.returncode == 0
+    assert "MINICNN_GEMM must be one of auto, avx512, avx2, numpy, got 'mkl'; using auto" in res.stderr
+    assert res.stdout.strip() == (KERNELS[0] if KERNELS else "numpy")
 
 
 def test_unavailable_kernel_warns_and_falls_back(monkeypatch):
@@ -179,15 +233,23 @@ def test_unavailable_kernel_warns_and_falls_back(monkeypatch):
     with pytest.warns(RuntimeWarning, match="MINICNN_GEMM=avx512: this CPU or build has no "
                                             "avx512 kernel; using numpy"):
         assert gemm._select("avx512") is None
+    with pytest.warns(RuntimeWarning, match="gemm.use=avx2: this CPU or build has no avx2"):
+        gemm.use("avx2")
+    assert gemm.kernel_name() == "numpy"
+    monkeypatch.undo()
+    gemm.use("auto")
 
 
 def test_cpu_without_features_gets_no_kernel(monkeypatch):
     # the kernels may hold instructions this CPU lacks: never chosen without the flags
+    loaded = []
     gemm.available.cache_clear()
     monkeypatch.setattr(gemm, "cpu_features", lambda: {"AVX2": True, "FMA3": False})
+    monkeypatch.setattr(gemm, "_load", lambda name: loaded.append(name))
     try:
         assert gemm.available() == ()
         assert gemm._select("auto") is None
+        assert loaded == []          # not even imported: its import could hold the ISA too
     finally:
         gemm.available.cache_clear()
 
@@ -196,7 +258,8 @@ def test_info_names_the_kernel(tmp_path):
     res = subprocess.run([sys.executable, "-m", "minicnn", "info"], capture_output=True,
                          text=True, timeout=120, cwd=tmp_path)
     line = next(line for line in res.stdout.splitlines() if line.startswith("gemm"))
-    assert gemm.kernel_name() in line
+    name = gemm.kernel_name()
+    assert (f"on minicnn's {name} kernel" if name != "numpy" else "on NumPy's matmul") in line
     for name in KERNELS:
         assert name in line
 
