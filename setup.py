@@ -130,7 +130,10 @@ def extensions():
             flags = isa_flags(pyx.stem[len("gemm_"):])
             if flags is None:
                 continue
-            compile_args = opt + flags + (omp[0] if omp is not None else [])
+            # optimised even in a debug build: at -O0 the micro kernel is scalar, ~50x
+            # slower, and the suite's GEMMs took minutes; its index checks are the
+            # directives' (memoryview accesses), which -O3 keeps
+            compile_args = ["-O3", "-g"] + flags + (omp[0] if omp is not None else [])
         exts.append(
             Extension(
                 f"minicnn._kernels.{pyx.stem}",
