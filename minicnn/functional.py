@@ -205,20 +205,31 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         g = groups
         # inference uses no workspace: two threads may run one model's forward at once
         ws = workspace if training else None
-        if path == "pointwise" and n == 1:
-            cols = xp.reshape(c, 1, h * wd)      # one image: already channel-major
-        else:
-            cols = _scratch(ws, "cols", (c * kh * kw, n, oh * ow), w.dtype)
-            if path == "pointwise":
-                x3 = xp.reshape(n, c, h * wd)
-                _conv.images_to_gemm(x3, x3, cols, False, _threads(xp.size))
-            else:
-                _conv.im2col(xp, cols, kh, kw, sh, sw, dh, dw, ow, threads)
-        out_t = gemm.matmul(w.reshape(g, o // g, -1), cols.reshape(g, c // g * kh * kw, n * oh * ow),
-                            _scratch(ws, "gemm", (g, o // g, n * oh * ow), w.dtype), threads)
+        kern = (gemm.conv_kernel(w.dtype, g, n, threads, o * c * kh * kw * oh * ow)
+                if path == "gemm" else None)
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
-        _conv.gemm_to_images(out_t.reshape(o, n, oh * ow), bias, out.reshape(n, o, oh * ow),
-                             relu, _threads(out.size))
+        if kern is not None:
+            # image by image: im2col, GEMM, bias and ReLU while the image's columns are in
+            # cache, the product landing in NCHW (gemm_conv.pxi); the columns are kept for
+            # the weight gradient when training
+            cols = _scratch(ws, "cols", (c * kh * kw, n, oh * ow), w.dtype) if training else None
+            gemm.conv_forward(kern, w.reshape(o, -1), xp, bias, out.reshape(n, o, oh * ow),
+                              cols, relu, (kh, kw, sh, sw, dh, dw, ow), threads)
+        else:
+            if path == "pointwise" and n == 1:
+                cols = xp.reshape(c, 1, h * wd)      # one image: already channel-major
+            else:
+                cols = _scratch(ws, "cols", (c * kh * kw, n, oh * ow), w.dtype)
+                if path == "pointwise":
+                    x3 = xp.reshape(n, c, h * wd)
+                    _conv.images_to_gemm(x3, x3, cols, False, _threads(xp.size))
+                else:
+                    _conv.im2col(xp, cols, kh, kw, sh, sw, dh, dw, ow, threads)
+            out_t = gemm.matmul(w.reshape(g, o // g, -1),
+                                cols.reshape(g, c // g * kh * kw, n * oh * ow),
+                                _scratch(ws, "gemm", (g, o // g, n * oh * ow), w.dtype), threads)
+            _conv.gemm_to_images(out_t.reshape(o, n, oh * ow), bias, out.reshape(n, o, oh * ow),
+                                 relu, _threads(out.size))
         saved = cols
     cache.update(path=path, saved=saved, padded_shape=xp.shape, workspace=workspace,
                  relu_out=out if relu else None)
@@ -237,6 +248,15 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
                          f"replicate, circular, got {padding_mode!r}")
     return conv2d_forward(x, w, b, stride, padding, dilation, groups, padding_mode,
                           flip_kernel, training=False, owner=owner, activation=activation)[0]
+
+
+def _zeroed_dxp(ws, cache):
+    """The zeroed gradient of the padded input, which col2im adds into."""
+    if cache["padding"] != ((0, 0), (0, 0)):       # a temporary: dx is made from it
+        dxp = _scratch(ws, "dxp", cache["padded_shape"], cache["w"].dtype)
+        dxp.fill(0)
+        return dxp
+    return np.zeros(cache["padded_shape"], dtype=cache["w"].dtype)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
@@ -280,7 +300,14 @@ def conv2d_backward(dout, cache, need_dx=True):
         cols = saved.reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
         dw_ = gemm.matmul(dout_t, cols.transpose(0, 2, 1),
                           np.empty((g, o // g, c // g * kh * kw), w.dtype), threads).reshape(w.shape)
-        if need_dx:
+        kern = (gemm.conv_kernel(w.dtype, g, n, threads, o * c * kh * kw * oh * ow)
+                if path == "gemm" else None)
+        if need_dx and kern is not None:
+            # image by image: the image's dcols stay in cache for col2im (gemm_conv.pxi)
+            dxp = _zeroed_dxp(ws, cache)
+            gemm.conv_backward_input(kern, w.reshape(o, -1), dout_t.reshape(o, n, oh * ow), dxp,
+                                     (kh, kw, sh, sw, dh, dw, ow), threads)
+        elif need_dx:
             dcols = gemm.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t,
                                 _scratch(ws, "dcols", (g, c // g * kh * kw, n * oh * ow), w.dtype),
                                 threads)
@@ -289,11 +316,7 @@ def conv2d_backward(dout, cache, need_dx=True):
                 _conv.gemm_to_images(dcols.reshape(c, n, h * wd), np.zeros(c, dtype=w.dtype),
                                      dxp.reshape(n, c, h * wd), False, _threads(dxp.size))
             else:
-                if cache["padding"] != ((0, 0), (0, 0)):  # a temporary: dx is made from it
-                    dxp = _scratch(ws, "dxp", cache["padded_shape"], w.dtype)
-                    dxp.fill(0)
-                else:
-                    dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
+                dxp = _zeroed_dxp(ws, cache)
                 _conv.col2im(dcols.reshape(c * kh * kw, n, oh * ow), dxp, kh, kw, sh, sw, dh, dw,
                              ow, threads)
 

@@ -163,3 +163,56 @@ def _product(kernel, a, b, out, threads):
         slices = max(1, min(SLICES, k // SLICE_MIN))
     partial = np.empty((slices - 1, m, n), np.float32)
     kernel.gemm(a, b, out, _workspace(kernel, threads), partial, slices, threads)
+
+
+# --- a convolution's GEMMs image by image (gemm_conv.pxi) -----------------------------------
+
+def _buffer(name, shape):
+    """A per-Python-thread float32 scratch array, reused while its shape fits."""
+    buf = getattr(_local, name, None)
+    if buf is None or buf.shape != shape:
+        buf = np.empty(shape, np.float32)
+        setattr(_local, name, buf)
+    return buf
+
+
+#: image by image only when one image's product has at least this many multiply-adds:
+#: convnet's 32->64 layer (10.6 M) gained (forward 10.8 -> 9.6 ms, backward 23.1 -> 19.8,
+#: inference 19.8 -> 7.9 at batch 64); LeNet-5's 6->16 layer (0.24 M: a 16 x 150 x 100
+#: product per image) lost (backward 0.73 -> 0.94 ms), its 1->6 layer (0.12 M) tied
+IMAGE_MIN = 1 << 20
+
+
+def conv_kernel(dtype, groups, batch, threads, macs_per_image):
+    """The kernel module for the image-by-image convolution, or None (use the batch path).
+
+    Each image runs on one thread, so a batch needs a few images per thread to keep both
+    busy, and each image's product must be large enough to run well alone; groups > 1 and
+    float64 keep the batch path.
+    """
+    kernel = _kernel
+    if kernel is None or dtype != np.float32 or groups != 1 or macs_per_image < IMAGE_MIN:
+        return None
+    if threads > 1 and batch < 4 * threads:
+        return None
+    return kernel
+
+
+def conv_forward(kernel, w, xp, b, out, cols, relu, geometry, threads):
+    """out (N, O, P) = max?(w (O, C*KH*KW) @ im2col(xp) + b), image by image, with
+    ``geometry`` = (kh, kw, sh, sw, dh, dw, ow). With ``cols`` (C*KH*KW, N, P) the columns are
+    kept there for the backward pass; with None they live in a per-thread buffer."""
+    k, p = w.shape[1], out.shape[2]
+    if cols is None:
+        cols, cbuf = np.empty((0, 0, 0), np.float32), _buffer("cbuf", (threads, k, p))
+    else:
+        cbuf = np.empty((0, 0, 0), np.float32)
+    kernel.conv_forward(w, xp, b, out, cols, cbuf, _workspace(kernel, threads), relu,
+                        *geometry, threads)
+
+
+def conv_backward_input(kernel, w, dout_t, dxp, geometry, threads):
+    """dxp (N, C, Hp, Wp, zeroed) += col2im(w^T @ dout_t (O, N, P)), image by image."""
+    k, p = w.shape[1], dout_t.shape[2]
+    kernel.conv_backward_input(w, dout_t, dxp, _buffer("cbuf", (threads, k, p)),
+                               _workspace(kernel, threads), *geometry, threads)

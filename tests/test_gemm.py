@@ -188,22 +188,76 @@ def test_bad_shapes():
         gemm.matmul(np.ones(3, np.float32), np.ones((3, 5), np.float32), np.empty(5, np.float32))
 
 
-@pytest.mark.parametrize("ksize,stride,padding,groups", [(3, 1, 1, 1), (1, 1, 0, 1), (3, 2, 0, 2)])
-def test_convolutions_match_numpy_path(kernel, rng, ksize, stride, padding, groups):
-    """Convolution forward and backward on a kernel equal NumPy's matmul up to rounding
-    (im2col, pointwise and grouped paths)."""
-    x = rng.standard_normal((5, 4, 11, 11)).astype(np.float32)
+CONV_CASES = [  # ksize, stride, padding, dilation, groups, batch
+    (3, 1, 1, 1, 1, 5), (1, 1, 0, 1, 1, 5), (3, 2, 0, 1, 2, 5), (5, 1, 2, 1, 1, 9),
+    (3, 2, 1, 2, 1, 9), (2, 3, 0, 1, 1, 1), (3, 1, 0, 1, 1, 0),
+]
+
+
+def conv_both_ways(rng, kernel, ksize, stride, padding, dilation, groups, batch, relu, threads=None):
+    """Forward and backward of one convolution on ``kernel`` and on NumPy's matmul."""
+    x = rng.standard_normal((batch, 4, 11, 12)).astype(np.float32)
     w = rng.standard_normal((8, 4 // groups, ksize, ksize)).astype(np.float32)
     b = rng.standard_normal(8).astype(np.float32)
     results = {}
     for name in (kernel, "numpy"):
         gemm.use(name)
         out, cache = F.conv2d_forward(x, w, b, stride=(stride, stride),
-                                      padding=((padding, padding),) * 2, groups=groups)
+                                      padding=((padding, padding),) * 2,
+                                      dilation=(dilation, dilation), groups=groups,
+                                      activation="relu" if relu else None)
         results[name] = (out, *F.conv2d_backward(np.cos(out), cache))
     gemm.use(kernel)
-    for ours, ref in zip(results[kernel], results["numpy"]):
-        np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-5)
+    return results[kernel], results["numpy"]
+
+
+@pytest.mark.fallback      # the empty batch never reaches a kernel
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("image_min", [0, 1 << 40])
+def test_convolutions_match_numpy_path(kernel, rng, monkeypatch, case, relu, image_min):
+    """Convolution forward and backward on a kernel (image by image for groups=1 when
+    allowed, batch GEMMs otherwise, the pointwise transpose for 1x1) equal NumPy's matmul up
+    to rounding."""
+    monkeypatch.setattr(gemm, "IMAGE_MIN", image_min)
+    ran = []
+    for fn in ("conv_forward", "conv_backward_input"):
+        real = getattr(gemm, fn)
+        monkeypatch.setattr(gemm, fn, lambda *a, real=real, fn=fn: (ran.append(fn), real(*a))[1])
+    ours, ref = conv_both_ways(rng, kernel, *case, relu)
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, rtol=3e-5, atol=3e-5)
+    ksize, _, _, _, groups, batch = case
+    image_by_image = ksize > 1 and groups == 1 and image_min == 0
+    assert sorted(set(ran)) == (["conv_backward_input", "conv_forward"] if image_by_image else [])
+
+
+@pytest.mark.parametrize("case", [(3, 1, 1, 1, 1, 9), (5, 2, 2, 1, 1, 12)])
+def test_image_by_image_same_bits_for_any_thread_count(kernel, rng, monkeypatch, case):
+    monkeypatch.setattr(F, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(gemm, "conv_kernel",
+                        lambda dtype, *_: gemm._kernel if dtype == np.float32 else None)
+    old = minicnn.get_num_threads()
+    runs = []
+    try:
+        for t in (1, 2, 3):
+            minicnn.set_num_threads(t)
+            runs.append(conv_both_ways(np.random.default_rng(5), kernel, *case, True)[0])
+    finally:
+        minicnn.set_num_threads(old)
+    for run in runs[1:]:
+        for a, b in zip(run, runs[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_image_by_image_needs_images_for_every_thread_and_work_for_each():
+    kern, big = gemm._kernel, gemm.IMAGE_MIN
+    assert gemm.conv_kernel(np.float64, 1, 64, 2, big) is None
+    assert gemm.conv_kernel(np.float32, 2, 64, 2, big) is None
+    assert gemm.conv_kernel(np.float32, 1, 7, 2, big) is None    # 7 images on 2 threads: batch GEMMs
+    assert gemm.conv_kernel(np.float32, 1, 64, 2, big - 1) is None
+    assert gemm.conv_kernel(np.float32, 1, 8, 2, big) is kern
+    assert gemm.conv_kernel(np.float32, 1, 1, 1, big) is kern
 
 
 def run_with(env_value, cwd, code="import minicnn.gemm as g; print(g.kernel_name())"):

@@ -11,3 +11,4 @@ cdef enum:
     B_BLOCK = 131072    # floats: 512 KB of packed B in L2
 
 include "gemm.pxi"
+include "gemm_conv.pxi"

@@ -1,0 +1,113 @@
+# A convolution's GEMMs one image at a time, each image on one thread, fused with the passes
+# around them: included by gemm_<isa>.pyx after gemm.pxi (it calls _gemm_part).
+#
+# The whole-batch path (functional.conv2d_forward / backward) writes the column matrix
+# (C*KH*KW, N, P) to memory and the GEMM reads it back, then moves the (O, N, P) product to
+# (N, O, P); backward writes dcols and col2im reads it back. Per image, the product of W
+# (O, C*KH*KW) and image n's columns (C*KH*KW, P) *is* out[n] (O, P) in NCHW, and image n's
+# dcols (C*KH*KW, P) fit in L2, so col2im reads them from cache. Same arithmetic per image
+# for any thread count: the bits do not depend on it.
+#
+# Shapes: x (N, C, Hp, Wp) padded input; P = OH * OW; taps r = (c*KH + ki)*KW + kj.
+
+cdef void _im2col_image(const float[:, :, :, ::1] x, Py_ssize_t n, float* dst, Py_ssize_t rs,
+                        int kh, int kw, int sh, int sw, int dh, int dw,
+                        Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
+    """Image n's columns: dst[r * rs + i * ow + j] = x[n, c, i*sh + ki*dh, j*sw + kj*dw]."""
+    cdef Py_ssize_t r, c, ki, kj, i, j
+    cdef const float* src
+    cdef float* d
+    for r in range(x.shape[1] * kh * kw):
+        c = r // (kh * kw)
+        ki = (r // kw) % kh
+        kj = r % kw
+        for i in range(oh):
+            src = &x[n, c, i * sh + ki * dh, kj * dw]
+            d = dst + r * rs + i * ow
+            if sw == 1:
+                for j in range(ow):
+                    d[j] = src[j]
+            else:
+                for j in range(ow):
+                    d[j] = src[j * sw]
+
+
+def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
+                 const float[:, :, :, ::1] x,    # IN  (N, C, Hp, Wp) padded input
+                 const float[::1] b,             # IN  (O,) bias (zeros for none)
+                 float[:, :, ::1] out,           # OUT (N, O, P)
+                 float[:, :, ::1] cols,          # OUT (C*KH*KW, N, P) kept for backward, or
+                 float[:, :, ::1] cbuf,          #     (0, 0, 0) and cbuf (threads, C*KH*KW, P)
+                 float[:, ::1] work,             # scratch (threads, workspace_size())
+                 bint relu, int kh, int kw, int sh, int sw, int dh, int dw, Py_ssize_t ow,
+                 int num_threads):
+    """out[n] = max?(w @ columns of x[n] + b): im2col, GEMM, bias and ReLU, image by image."""
+    cdef Py_ssize_t N = x.shape[0], O = w.shape[0], K = w.shape[1], P = out.shape[2]
+    cdef Py_ssize_t oh = P // ow
+    cdef Py_ssize_t n, o, p, t, rs
+    cdef bint keep = cols.shape[0] > 0
+    cdef float* colp
+    cdef float* ap
+    cdef float* bp
+    cdef float* op
+    cdef float bo, v
+    if N == 0 or O == 0 or P == 0:
+        return
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads):
+            t = threadid()
+            ap = _aligned(&work[t, 0])
+            bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
+            if keep:
+                colp = &cols[0, n, 0]
+                rs = N * P
+            else:
+                colp = &cbuf[t, 0, 0]
+                rs = P
+            _im2col_image(x, n, colp, rs, kh, kw, sh, sw, dh, dw, oh, ow)
+            _gemm_part(&w[0, 0], K, 1, colp, rs, 1, &out[n, 0, 0], P, O, 0, K, 0, P, ap, bp)
+            for o in range(O):
+                op = &out[n, o, 0]
+                bo = b[o]
+                if relu:
+                    for p in range(P):
+                        v = op[p] + bo
+                        op[p] = 0 if v <= 0 else v     # NaN stays NaN, as the ReLU kernel
+                else:
+                    for p in range(P):
+                        op[p] = op[p] + bo
+
+
+def conv_backward_input(const float[:, ::1] w,        # IN  (O, C*KH*KW)
+                        const float[:, :, ::1] dout_t,  # IN  (O, N, P)
+                        float[:, :, :, ::1] dx,         # OUT (N, C, Hp, Wp), zeroed by the caller
+                        float[:, :, ::1] cbuf,          # scratch (threads, C*KH*KW, P)
+                        float[:, ::1] work,             # scratch (threads, workspace_size())
+                        int kh, int kw, int sh, int sw, int dh, int dw, Py_ssize_t ow,
+                        int num_threads):
+    """dx[n] = col2im(w^T @ dout_t[:, n, :]), image by image; the columns stay in cache."""
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], O = w.shape[0], K = w.shape[1]
+    cdef Py_ssize_t P = dout_t.shape[2]
+    cdef Py_ssize_t oh = P // ow
+    cdef Py_ssize_t n, t, r, c, ki, kj, i, j
+    cdef float* ap
+    cdef float* bp
+    cdef float* cp
+    cdef float* d
+    if N == 0 or P == 0 or O == 0:
+        return
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads):
+            t = threadid()
+            ap = _aligned(&work[t, 0])
+            bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
+            cp = &cbuf[t, 0, 0]
+            _gemm_part(&w[0, 0], 1, K, &dout_t[0, n, 0], N * P, 1, cp, P, K, 0, O, 0, P, ap, bp)
+            for r in range(K):
+                c = r // (kh * kw)
+                ki = (r // kw) % kh
+                kj = r % kw
+                for i in range(oh):
+                    d = &dx[n, c, i * sh + ki * dh, kj * dw]
+                    for j in range(ow):
+                        d[j * sw] += cp[r * P + i * ow + j]
