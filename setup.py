@@ -79,8 +79,8 @@ def compiles(source, compile_args, link_args=(), run=False):
 #: a program using each instruction set's fused multiply-add: the probe must reach the
 #: assembler, which (not the compiler driver) is what an old toolchain lacks
 ISA_PROBES = {
-    "avx512": "__m512 v = _mm512_set1_ps(x); v = _mm512_fmadd_ps(v, v, v); _mm512_storeu_ps(out, v);",
-    "avx2": "__m256 v = _mm256_set1_ps(x); v = _mm256_fmadd_ps(v, v, v); _mm256_storeu_ps(out, v);",
+    "avx512": "__m512 v = _mm512_set1_ps(x); _mm512_storeu_ps(out, _mm512_fmadd_ps(v, v, v));",
+    "avx2": "__m256 v = _mm256_set1_ps(x); _mm256_storeu_ps(out, _mm256_fmadd_ps(v, v, v));",
 }
 
 

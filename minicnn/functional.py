@@ -205,8 +205,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         g = groups
         # inference uses no workspace: two threads may run one model's forward at once
         ws = workspace if training else None
-        kern = (gemm.conv_kernel(w.dtype, g, n, threads, o * c * kh * kw * oh * ow)
-                if path == "gemm" else None)
+        macs = o * c * kh * kw * oh * ow                  # one image's product (groups == 1)
+        kern = gemm.conv_kernel(w.dtype, g, n, macs) if path == "gemm" else None
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         if kern is not None:
             # image by image: im2col, GEMM, bias and ReLU while the image's columns are in
@@ -299,9 +299,10 @@ def conv2d_backward(dout, cache, need_dx=True):
         dout_t = dout_t.reshape(g, o // g, n * oh * ow)
         cols = saved.reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
         dw_ = gemm.matmul(dout_t, cols.transpose(0, 2, 1),
-                          np.empty((g, o // g, c // g * kh * kw), w.dtype), threads).reshape(w.shape)
-        kern = (gemm.conv_kernel(w.dtype, g, n, threads, o * c * kh * kw * oh * ow)
-                if path == "gemm" else None)
+                          np.empty((g, o // g, c // g * kh * kw), w.dtype), threads)
+        dw_ = dw_.reshape(w.shape)
+        macs = o * c * kh * kw * oh * ow                  # one image's product (groups == 1)
+        kern = gemm.conv_kernel(w.dtype, g, n, macs) if path == "gemm" else None
         if need_dx and kern is not None:
             # image by image: the image's dcols stay in cache for col2im (gemm_conv.pxi)
             dxp = _zeroed_dxp(ws, cache)

@@ -168,12 +168,15 @@ def _product(kernel, a, b, out, threads):
 # --- a convolution's GEMMs image by image (gemm_conv.pxi) -----------------------------------
 
 def _buffer(name, shape):
-    """A per-Python-thread float32 scratch array, reused while its shape fits."""
-    buf = getattr(_local, name, None)
-    if buf is None or buf.shape != shape:
-        buf = np.empty(shape, np.float32)
-        setattr(_local, name, buf)
-    return buf
+    """A per-Python-thread float32 scratch array of ``shape``: a view of a flat buffer that
+    only grows, so layers of different sizes share it (each Python thread keeps its
+    largest one)."""
+    count = int(np.prod(shape))
+    flat = getattr(_local, name, None)
+    if flat is None or flat.size < count:
+        flat = np.empty(count, np.float32)
+        setattr(_local, name, flat)
+    return flat[:count].reshape(shape)
 
 
 #: image by image only when one image's product has at least this many multiply-adds:
@@ -181,19 +184,21 @@ def _buffer(name, shape):
 #: inference 19.8 -> 7.9 at batch 64); LeNet-5's 6->16 layer (0.24 M: a 16 x 150 x 100
 #: product per image) lost (backward 0.73 -> 0.94 ms), its 1->6 layer (0.12 M) tied
 IMAGE_MIN = 1 << 20
+#: and a batch of at least this many images, whatever the thread count: each image runs
+#: on one thread, and the choice must not follow the thread setting (the batch GEMMs may
+#: cut K into slices, the image path does not: other bits)
+IMAGE_BATCH_MIN = 8
 
 
-def conv_kernel(dtype, groups, batch, threads, macs_per_image):
+def conv_kernel(dtype, groups, batch, macs_per_image):
     """The kernel module for the image-by-image convolution, or None (use the batch path).
 
-    Each image runs on one thread, so a batch needs a few images per thread to keep both
-    busy, and each image's product must be large enough to run well alone; groups > 1 and
-    float64 keep the batch path.
+    A choice made from the shape alone, so any thread count gives the same bits; groups > 1
+    and float64 keep the batch path.
     """
     kernel = _kernel
-    if kernel is None or dtype != np.float32 or groups != 1 or macs_per_image < IMAGE_MIN:
-        return None
-    if threads > 1 and batch < 4 * threads:
+    if (kernel is None or dtype != np.float32 or groups != 1 or batch < IMAGE_BATCH_MIN
+            or macs_per_image < max(IMAGE_MIN, 1)):
         return None
     return kernel
 

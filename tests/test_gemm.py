@@ -189,15 +189,17 @@ def test_bad_shapes():
 
 
 CONV_CASES = [  # ksize, stride, padding, dilation, groups, batch
-    (3, 1, 1, 1, 1, 5), (1, 1, 0, 1, 1, 5), (3, 2, 0, 1, 2, 5), (5, 1, 2, 1, 1, 9),
-    (3, 2, 1, 2, 1, 9), (2, 3, 0, 1, 1, 1), (3, 1, 0, 1, 1, 0),
+    (3, 1, 1, 1, 1, 9), (1, 1, 0, 1, 1, 9), (3, 2, 0, 1, 2, 9), (5, 1, 2, 1, 1, 12),
+    (3, 2, 1, 2, 1, 9), (2, 3, 0, 1, 1, 1), (3, 1, 1, 1, 1, 5),
+    pytest.param((3, 1, 0, 1, 1, 0), marks=pytest.mark.fallback),   # no image: no product
 ]
 
 
-def conv_both_ways(rng, kernel, ksize, stride, padding, dilation, groups, batch, relu, threads=None):
+def conv_both_ways(rng, kernel, ksize, stride, padding, dilation, groups, batch, relu,
+                   channels=4, hw=(11, 12)):
     """Forward and backward of one convolution on ``kernel`` and on NumPy's matmul."""
-    x = rng.standard_normal((batch, 4, 11, 12)).astype(np.float32)
-    w = rng.standard_normal((8, 4 // groups, ksize, ksize)).astype(np.float32)
+    x = rng.standard_normal((batch, channels) + hw).astype(np.float32)
+    w = rng.standard_normal((8, channels // groups, ksize, ksize)).astype(np.float32)
     b = rng.standard_normal(8).astype(np.float32)
     results = {}
     for name in (kernel, "numpy"):
@@ -211,14 +213,13 @@ def conv_both_ways(rng, kernel, ksize, stride, padding, dilation, groups, batch,
     return results[kernel], results["numpy"]
 
 
-@pytest.mark.fallback      # the empty batch never reaches a kernel
+@pytest.mark.parametrize("image_min", [0, 1 << 40])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("case", CONV_CASES)
-@pytest.mark.parametrize("image_min", [0, 1 << 40])
 def test_convolutions_match_numpy_path(kernel, rng, monkeypatch, case, relu, image_min):
-    """Convolution forward and backward on a kernel (image by image for groups=1 when
-    allowed, batch GEMMs otherwise, the pointwise transpose for 1x1) equal NumPy's matmul up
-    to rounding."""
+    """Convolution forward and backward on a kernel (image by image when the rule allows,
+    batch GEMMs otherwise, the pointwise transpose for 1x1) equal NumPy's matmul up to
+    rounding; and the path taken is the one the rule names."""
     monkeypatch.setattr(gemm, "IMAGE_MIN", image_min)
     ran = []
     for fn in ("conv_forward", "conv_backward_input"):
@@ -228,21 +229,30 @@ def test_convolutions_match_numpy_path(kernel, rng, monkeypatch, case, relu, ima
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=3e-5, atol=3e-5)
     ksize, _, _, _, groups, batch = case
-    image_by_image = ksize > 1 and groups == 1 and image_min == 0
+    image_by_image = (ksize > 1 and groups == 1 and image_min == 0
+                      and batch >= gemm.IMAGE_BATCH_MIN)
     assert sorted(set(ran)) == (["conv_backward_input", "conv_forward"] if image_by_image else [])
 
 
-@pytest.mark.parametrize("case", [(3, 1, 1, 1, 1, 9), (5, 2, 2, 1, 1, 12)])
-def test_image_by_image_same_bits_for_any_thread_count(kernel, rng, monkeypatch, case):
+@pytest.mark.parametrize("case,channels,hw", [
+    ((3, 1, 1, 1, 1, 9), 4, (11, 12)),          # image by image when IMAGE_MIN allows
+    ((3, 1, 1, 1, 1, 4), 128, (6, 6)),          # batch GEMMs that cut K into slices
+])
+@pytest.mark.parametrize("image_min", [0, 1 << 40])
+def test_convolutions_same_bits_for_any_thread_count(kernel, monkeypatch, case, channels, hw,
+                                                     image_min):
+    """The path and the K slices follow the shape, never the thread setting, so 1, 2 and
+    3 threads give the same bits (a path chosen by thread count gave 7929 of 9216 outputs
+    differing for the sliced case)."""
     monkeypatch.setattr(F, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(gemm, "conv_kernel",
-                        lambda dtype, *_: gemm._kernel if dtype == np.float32 else None)
+    monkeypatch.setattr(gemm, "IMAGE_MIN", image_min)
     old = minicnn.get_num_threads()
     runs = []
     try:
         for t in (1, 2, 3):
             minicnn.set_num_threads(t)
-            runs.append(conv_both_ways(np.random.default_rng(5), kernel, *case, True)[0])
+            rng = np.random.default_rng(5)
+            runs.append(conv_both_ways(rng, kernel, *case, True, channels, hw)[0])
     finally:
         minicnn.set_num_threads(old)
     for run in runs[1:]:
@@ -250,14 +260,19 @@ def test_image_by_image_same_bits_for_any_thread_count(kernel, rng, monkeypatch,
             np.testing.assert_array_equal(a, b)
 
 
-def test_image_by_image_needs_images_for_every_thread_and_work_for_each():
-    kern, big = gemm._kernel, gemm.IMAGE_MIN
-    assert gemm.conv_kernel(np.float64, 1, 64, 2, big) is None
-    assert gemm.conv_kernel(np.float32, 2, 64, 2, big) is None
-    assert gemm.conv_kernel(np.float32, 1, 7, 2, big) is None    # 7 images on 2 threads: batch GEMMs
-    assert gemm.conv_kernel(np.float32, 1, 64, 2, big - 1) is None
-    assert gemm.conv_kernel(np.float32, 1, 8, 2, big) is kern
-    assert gemm.conv_kernel(np.float32, 1, 1, 1, big) is kern
+def test_image_by_image_needs_a_batch_and_work_for_each_image():
+    kern, big, batch = gemm._kernel, gemm.IMAGE_MIN, gemm.IMAGE_BATCH_MIN
+    assert gemm.conv_kernel(np.float64, 1, 64, big) is None
+    assert gemm.conv_kernel(np.float32, 2, 64, big) is None
+    assert gemm.conv_kernel(np.float32, 1, batch - 1, big) is None
+    assert gemm.conv_kernel(np.float32, 1, 64, big - 1) is None
+    assert gemm.conv_kernel(np.float32, 1, batch, big) is kern
+
+
+def test_image_by_image_skips_empty_products(monkeypatch):
+    # zero input channels: no multiply-adds, so never the image path (whose GEMM needs K > 0)
+    monkeypatch.setattr(gemm, "IMAGE_MIN", 0)
+    assert gemm.conv_kernel(np.float32, 1, 64, 0) is None
 
 
 def run_with(env_value, cwd, code="import minicnn.gemm as g; print(g.kernel_name())"):
@@ -278,7 +293,8 @@ def test_environment_picks_kernel(tmp_path):
 def test_environment_bad_value_warns_and_keeps_auto(tmp_path):
     res = run_with("mkl", tmp_path)
     assert res.returncode == 0
-    assert "MINICNN_GEMM must be one of auto, avx512, avx2, numpy, got 'mkl'; using auto" in res.stderr
+    expected = "MINICNN_GEMM must be one of auto, avx512, avx2, numpy, got 'mkl'; using auto"
+    assert expected in res.stderr
     assert res.stdout.strip() == (KERNELS[0] if KERNELS else "numpy")
 
 

@@ -43,16 +43,16 @@ def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
                  int num_threads):
     """out[n] = max?(w @ columns of x[n] + b): im2col, GEMM, bias and ReLU, image by image."""
     cdef Py_ssize_t N = x.shape[0], O = w.shape[0], K = w.shape[1], P = out.shape[2]
-    cdef Py_ssize_t oh = P // ow
-    cdef Py_ssize_t n, o, p, t, rs
+    cdef Py_ssize_t oh, n, o, p, t, rs
     cdef bint keep = cols.shape[0] > 0
     cdef float* colp
     cdef float* ap
     cdef float* bp
     cdef float* op
     cdef float bo, v
-    if N == 0 or O == 0 or P == 0:
+    if N == 0 or O == 0 or P == 0 or K == 0:      # minicnn.gemm never sends these
         return
+    oh = P // ow
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
@@ -88,14 +88,14 @@ def conv_backward_input(const float[:, ::1] w,        # IN  (O, C*KH*KW)
     """dx[n] = col2im(w^T @ dout_t[:, n, :]), image by image; the columns stay in cache."""
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], O = w.shape[0], K = w.shape[1]
     cdef Py_ssize_t P = dout_t.shape[2]
-    cdef Py_ssize_t oh = P // ow
-    cdef Py_ssize_t n, t, r, c, ki, kj, i, j
+    cdef Py_ssize_t oh, n, t, r, c, ki, kj, i, j
     cdef float* ap
     cdef float* bp
     cdef float* cp
     cdef float* d
-    if N == 0 or P == 0 or O == 0:
+    if N == 0 or P == 0 or O == 0 or K == 0:      # minicnn.gemm never sends these
         return
+    oh = P // ow
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
