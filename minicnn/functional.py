@@ -210,11 +210,13 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         if kern is not None:
             # image by image: im2col, GEMM, bias and ReLU while the image's columns are in
-            # cache, the product landing in NCHW (gemm_conv.pxi); the columns are kept for
-            # the weight gradient when training
-            cols = _scratch(ws, "cols", (c * kh * kw, n, oh * ow), w.dtype) if training else None
+            # cache, the product landing in NCHW (gemm_conv.pxi); no column matrix is kept:
+            # the backward pass makes each image's columns again from the padded input
+            path = "image"
+            cache["kernel"] = kern
             gemm.conv_forward(kern, w.reshape(o, -1), xp, bias, out.reshape(n, o, oh * ow),
-                              cols, relu, (kh, kw, sh, sw, dh, dw, ow), threads)
+                              None, relu, (kh, kw, sh, sw, dh, dw, ow), threads)
+            cols = xp
         else:
             if path == "pointwise" and n == 1:
                 cols = xp.reshape(c, 1, h * wd)      # one image: already channel-major
@@ -248,6 +250,30 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
                          f"replicate, circular, got {padding_mode!r}")
     return conv2d_forward(x, w, b, stride, padding, dilation, groups, padding_mode,
                           flip_kernel, training=False, owner=owner, activation=activation)[0]
+
+
+def _conv_backward_images(dout_t, cache, need_dx, threads):
+    """(dx, dw) of an image-by-image convolution (gemm_conv.pxi): each image's columns are
+    made again from the saved padded input, for the weight gradient, and the input
+    gradient's are folded back (col2im) while in cache. Returns dx None without need_dx."""
+    w, xp = cache["w"], cache["saved"]
+    o, n, p = dout_t.shape
+    (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
+    geometry = (w.shape[2], w.shape[3], sh, sw, dh, dw, cache["out_hw"][1])
+    kern = cache["kernel"]
+    dw_ = np.empty((o, w[0].size), w.dtype)
+    gemm.conv_backward_weight(kern, dout_t, xp, dw_, geometry, threads)
+    dx = None
+    if need_dx:
+        dxp = _zeroed_dxp(cache["workspace"], cache)
+        gemm.conv_backward_input(kern, w.reshape(o, -1), dout_t, dxp, geometry, threads)
+        dx = dxp
+        if cache["padding"] != ((0, 0), (0, 0)):
+            dx = pad_backward(dxp, cache["padding"], cache["padding_mode"], cache["x_shape"][2:])
+    dw_ = dw_.reshape(w.shape)
+    if cache["flip"]:
+        dw_ = np.ascontiguousarray(dw_[:, :, ::-1, ::-1])
+    return dx, dw_
 
 
 def _zeroed_dxp(ws, cache):
@@ -296,19 +322,15 @@ def conv2d_backward(dout, cache, need_dx=True):
         _conv.images_to_gemm(d3, gate, dout_t, relu_out is not None, _threads(dout.size))
         if cache["has_bias"]:
             db = dout_t.sum(axis=(1, 2))
+        if path == "image":
+            dx, dw_ = _conv_backward_images(dout_t, cache, need_dx, threads)
+            return dx, dw_, db
         dout_t = dout_t.reshape(g, o // g, n * oh * ow)
         cols = saved.reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
         dw_ = gemm.matmul(dout_t, cols.transpose(0, 2, 1),
                           np.empty((g, o // g, c // g * kh * kw), w.dtype), threads)
         dw_ = dw_.reshape(w.shape)
-        macs = o * c * kh * kw * oh * ow                  # one image's product (groups == 1)
-        kern = gemm.conv_kernel(w.dtype, g, n, macs) if path == "gemm" else None
-        if need_dx and kern is not None:
-            # image by image: the image's dcols stay in cache for col2im (gemm_conv.pxi)
-            dxp = _zeroed_dxp(ws, cache)
-            gemm.conv_backward_input(kern, w.reshape(o, -1), dout_t.reshape(o, n, oh * ow), dxp,
-                                     (kh, kw, sh, sw, dh, dw, ow), threads)
-        elif need_dx:
+        if need_dx:
             dcols = gemm.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t,
                                 _scratch(ws, "dcols", (g, c // g * kh * kw, n * oh * ow), w.dtype),
                                 threads)

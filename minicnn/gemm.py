@@ -192,6 +192,9 @@ IMAGE_MIN = 1 << 20
 #: on one thread, and the choice must not follow the thread setting (the batch GEMMs may
 #: cut K into slices, the image path does not: other bits)
 IMAGE_BATCH_MIN = 8
+#: the weight gradient sums the images in at most this many runs, added in order afterwards
+#: (threads take whole runs; the cut follows the batch size only)
+IMAGE_RUNS = 8
 
 
 def conv_kernel(dtype, groups, batch, macs_per_image):
@@ -210,7 +213,8 @@ def conv_kernel(dtype, groups, batch, macs_per_image):
 def conv_forward(kernel, w, xp, b, out, cols, relu, geometry, threads):
     """out (N, O, P) = max?(w (O, C*KH*KW) @ im2col(xp) + b), image by image, with
     ``geometry`` = (kh, kw, sh, sw, dh, dw, ow). With ``cols`` (C*KH*KW, N, P) the columns are
-    kept there for the backward pass; with None they live in a per-thread buffer."""
+    also kept there; with None (what functional does: the backward pass makes them again)
+    they live in a per-thread buffer."""
     k, p = w.shape[1], out.shape[2]
     if cols is None:
         cols, cbuf = np.empty((0, 0, 0), np.float32), _buffer("cbuf", (threads, k, p))
@@ -225,3 +229,14 @@ def conv_backward_input(kernel, w, dout_t, dxp, geometry, threads):
     k, p = w.shape[1], dout_t.shape[2]
     kernel.conv_backward_input(w, dout_t, dxp, _buffer("cbuf", (threads, k, p)),
                                _workspace(kernel, threads), *geometry, threads)
+
+
+def conv_backward_weight(kernel, dout_t, xp, dw, geometry, threads):
+    """dw (O, C*KH*KW) = sum over images of dout_t[:, n, :] (O, P) @ im2col(xp[n])^T, the
+    columns made again per image in cache (the forward pass keeps none)."""
+    o, n, p = dout_t.shape
+    k = dw.shape[1]
+    runs = max(1, min(IMAGE_RUNS, n))
+    partial = _buffer("partial", (runs - 1, o, k))
+    kernel.conv_backward_weight(dout_t, xp, dw, partial, _buffer("cbuf", (threads, k, p)),
+                                _workspace(kernel, threads), *geometry, runs, threads)

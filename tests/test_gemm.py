@@ -23,13 +23,13 @@ def kernel(request, monkeypatch):
     before = gemm.kernel_name()
     gemm.use(request.param)
     calls = []
-    real = gemm._product
+    # every way into a kernel module takes it as the first argument
+    for name in ("_product", "conv_forward", "conv_backward_input", "conv_backward_weight"):
+        def counted(kern, *args, real=getattr(gemm, name)):
+            calls.append(kern.__name__)
+            return real(kern, *args)
 
-    def counted(kern, *args):
-        calls.append(kern.__name__)
-        return real(kern, *args)
-
-    monkeypatch.setattr(gemm, "_product", counted)
+        monkeypatch.setattr(gemm, name, counted)
     yield request.param
     gemm.use(before)
     if not request.node.get_closest_marker("fallback"):
@@ -222,7 +222,7 @@ def test_convolutions_match_numpy_path(kernel, rng, monkeypatch, case, relu, ima
     rounding; and the path taken is the one the rule names."""
     monkeypatch.setattr(gemm, "IMAGE_MIN", image_min)
     ran = []
-    for fn in ("conv_forward", "conv_backward_input"):
+    for fn in ("conv_forward", "conv_backward_input", "conv_backward_weight"):
         real = getattr(gemm, fn)
         monkeypatch.setattr(gemm, fn, lambda *a, real=real, fn=fn: (ran.append(fn), real(*a))[1])
     ours, ref = conv_both_ways(rng, kernel, *case, relu)
@@ -231,7 +231,8 @@ def test_convolutions_match_numpy_path(kernel, rng, monkeypatch, case, relu, ima
     ksize, _, _, _, groups, batch = case
     image_by_image = (ksize > 1 and groups == 1 and image_min == 0
                       and batch >= gemm.IMAGE_BATCH_MIN)
-    assert sorted(set(ran)) == (["conv_backward_input", "conv_forward"] if image_by_image else [])
+    assert sorted(set(ran)) == (["conv_backward_input", "conv_backward_weight", "conv_forward"]
+                                if image_by_image else [])
 
 
 @pytest.mark.parametrize("case,channels,hw", [
@@ -258,6 +259,31 @@ def test_convolutions_same_bits_for_any_thread_count(kernel, monkeypatch, case, 
     for run in runs[1:]:
         for a, b in zip(run, runs[0]):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("padding,mode", [(((1, 2), (0, 3)), "zeros"), (((2, 2), (1, 1)), "reflect"),
+                                          (((0, 0), (0, 0)), "zeros")])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_image_by_image_options(kernel, rng, monkeypatch, flip, padding, mode, need_dx):
+    """The image path against NumPy's matmul with a flipped kernel, asymmetric and reflect
+    padding, stride and dilation, no bias, and without the input gradient."""
+    monkeypatch.setattr(gemm, "IMAGE_MIN", 0)
+    x = rng.standard_normal((9, 3, 13, 10)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 2)).astype(np.float32)
+    results = {}
+    for name in (kernel, "numpy"):
+        gemm.use(name)
+        out, cache = F.conv2d_forward(x, w, None, stride=(2, 1), padding=padding,
+                                      dilation=(1, 2), padding_mode=mode, flip_kernel=flip)
+        assert cache["path"] == ("image" if name == kernel else "gemm")
+        results[name] = (out, *F.conv2d_backward(np.sin(out), cache, need_dx=need_dx))
+    gemm.use(kernel)
+    for ours, ref in zip(results[kernel], results["numpy"]):
+        if ref is None:
+            assert ours is None
+        else:
+            np.testing.assert_allclose(ours, ref, rtol=3e-5, atol=3e-5)
 
 
 def test_image_by_image_needs_a_batch_and_work_for_each_image():

@@ -126,8 +126,8 @@ cdef void _pack_b(const float* b, Py_ssize_t sk, Py_ssize_t sn, Py_ssize_t kb, P
 cdef void _gemm_part(const float* a, Py_ssize_t sam, Py_ssize_t sak,
                      const float* b, Py_ssize_t sbk, Py_ssize_t sbn,
                      float* c, Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t k0, Py_ssize_t k1,
-                     Py_ssize_t n0, Py_ssize_t n1, float* ap, float* bp) noexcept nogil:
-    """c[:m, n0:n1] = a[:m, k0:k1] @ b[k0:k1, n0:n1], with k1 > k0.
+                     Py_ssize_t n0, Py_ssize_t n1, float* ap, float* bp, bint add) noexcept nogil:
+    """c[:m, n0:n1] = a[:m, k0:k1] @ b[k0:k1, n0:n1] (+= with add), with k1 > k0.
 
     K in one block when it fits KC_ONE (each further block is another pass over C), else in
     blocks of about KC_BLOCK, whose B panels stay in L1. A blocks of at most A_BLOCK floats
@@ -152,7 +152,7 @@ cdef void _gemm_part(const float* a, Py_ssize_t sam, Py_ssize_t sak,
                     for ir in range((mb + MR - 1) // MR):
                         _micro(kb, ap + ir * MR * kb, bp + s * kb * NR,
                                c + (ic * mc + ir * MR) * ldc + jc + s * NR, ldc,
-                               min(MR, mb - ir * MR), min(NR, nbb - s * NR), pc > 0)
+                               min(MR, mb - ir * MR), min(NR, nbb - s * NR), add or pc > 0)
 
 
 cdef inline float* _aligned(float* p) noexcept nogil:
@@ -201,7 +201,7 @@ def gemm(const float[:, :] a,          # IN  (M, K), K >= 1, any strides
                 cp = &c[0, 0] if q == 0 else &partial[q - 1, 0, 0]
                 if k1 > k0:
                     _gemm_part(&a[0, 0], sam, sak, &b[0, 0], sbk, sbn, cp, n, m, k0, k1, 0, n,
-                               ap, bp)
+                               ap, bp, False)
                 else:
                     memset(cp, 0, m * n * sizeof(float))
             for i in prange(m, schedule="static", num_threads=T):
@@ -216,4 +216,4 @@ def gemm(const float[:, :] a,          # IN  (M, K), K >= 1, any strides
                 s1 = strips * (t + 1) // T
                 if s1 > s0:
                     _gemm_part(&a[0, 0], sam, sak, &b[0, 0], sbk, sbn, &c[0, 0], n, m, 0, k,
-                               s0 * NR, min(n, s1 * NR), ap, bp)
+                               s0 * NR, min(n, s1 * NR), ap, bp, False)

@@ -65,7 +65,8 @@ def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
                 colp = &cbuf[t, 0, 0]
                 rs = P
             _im2col_image(x, n, colp, rs, kh, kw, sh, sw, dh, dw, oh, ow)
-            _gemm_part(&w[0, 0], K, 1, colp, rs, 1, &out[n, 0, 0], P, O, 0, K, 0, P, ap, bp)
+            _gemm_part(&w[0, 0], K, 1, colp, rs, 1, &out[n, 0, 0], P, O, 0, K, 0, P, ap, bp,
+                       False)
             for o in range(O):
                 op = &out[n, o, 0]
                 bo = b[o]
@@ -102,7 +103,8 @@ def conv_backward_input(const float[:, ::1] w,        # IN  (O, C*KH*KW)
             ap = _aligned(&work[t, 0])
             bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
             cp = &cbuf[t, 0, 0]
-            _gemm_part(&w[0, 0], 1, K, &dout_t[0, n, 0], N * P, 1, cp, P, K, 0, O, 0, P, ap, bp)
+            _gemm_part(&w[0, 0], 1, K, &dout_t[0, n, 0], N * P, 1, cp, P, K, 0, O, 0, P, ap, bp,
+                       False)
             for r in range(K):
                 c = r // (kh * kw)
                 ki = (r // kw) % kh
@@ -111,3 +113,50 @@ def conv_backward_input(const float[:, ::1] w,        # IN  (O, C*KH*KW)
                     d = &dx[n, c, i * sh + ki * dh, kj * dw]
                     for j in range(ow):
                         d[j * sw] += cp[r * P + i * ow + j]
+
+
+def conv_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, P)
+                         const float[:, :, :, ::1] x,    # IN  (N, C, Hp, Wp) padded input
+                         float[:, ::1] dw,               # OUT (O, C*KH*KW)
+                         float[:, :, ::1] partial,       # scratch (chunks - 1, O, C*KH*KW)
+                         float[:, :, ::1] cbuf,          # scratch (threads, C*KH*KW, P)
+                         float[:, ::1] work,             # scratch (threads, workspace_size())
+                         int kh, int kw, int sh, int sw, int dh, int dw_, Py_ssize_t ow,
+                         int chunks, int num_threads):
+    """dw = sum over images of dout_t[:, n, :] @ columns(x[n])^T, the columns made again per
+    image in cache instead of kept from the forward pass. The images are cut into ``chunks``
+    runs (1 <= chunks <= N, fixed by the caller from the shape); a thread sums a run's images
+    in order into dw (run 0) or its partial, and the partials are added in run order: the
+    same bits for any thread count."""
+    cdef Py_ssize_t N = x.shape[0], O = dw.shape[0], K = dw.shape[1], P = dout_t.shape[2]
+    cdef Py_ssize_t oh, q, n, n0, n1, t, i, j, r
+    cdef float* ap
+    cdef float* bp
+    cdef float* cp
+    cdef float* dst
+    if O == 0 or K == 0:
+        return
+    if N == 0 or P == 0:
+        memset(&dw[0, 0], 0, O * K * sizeof(float))
+        return
+    oh = P // ow
+    with nogil:
+        for q in prange(chunks, schedule="static", num_threads=num_threads):
+            t = threadid()
+            ap = _aligned(&work[t, 0])
+            bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
+            cp = &cbuf[t, 0, 0]
+            dst = &dw[0, 0] if q == 0 else &partial[q - 1, 0, 0]
+            n0 = N * q // chunks
+            n1 = N * (q + 1) // chunks
+            if n1 == n0:
+                memset(dst, 0, O * K * sizeof(float))
+            for n in range(n0, n1):
+                _im2col_image(x, n, cp, P, kh, kw, sh, sw, dh, dw_, oh, ow)
+                # (O x P) @ (P x K): the columns read transposed, strides (1, P)
+                _gemm_part(&dout_t[0, n, 0], N * P, 1, cp, 1, P, dst, K, O, 0, P, 0, K, ap, bp,
+                           n > n0)
+        for i in prange(O, schedule="static", num_threads=num_threads):
+            for r in range(chunks - 1):
+                for j in range(K):
+                    dw[i, j] += partial[r, i, j]
