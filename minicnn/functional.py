@@ -215,8 +215,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
             path = "image"
             cache["kernel"] = kern
             gemm.conv_forward(kern, w.reshape(o, -1), xp, bias, out.reshape(n, o, oh * ow),
-                              None, relu, (kh, kw, sh, sw, dh, dw, ow), threads)
-            cols = xp
+                              relu, (kh, kw, sh, sw, dh, dw, ow), threads)
+            saved = xp      # as the depthwise path: unpadded, a view of the caller's input
         else:
             if path == "pointwise" and n == 1:
                 cols = xp.reshape(c, 1, h * wd)      # one image: already channel-major
@@ -232,7 +232,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
                                 _scratch(ws, "gemm", (g, o // g, n * oh * ow), w.dtype), threads)
             _conv.gemm_to_images(out_t.reshape(o, n, oh * ow), bias, out.reshape(n, o, oh * ow),
                                  relu, _threads(out.size))
-        saved = cols
+            saved = cols
     cache.update(path=path, saved=saved, padded_shape=xp.shape, workspace=workspace,
                  relu_out=out if relu else None)
     return out, (cache if training else None)

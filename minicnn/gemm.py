@@ -210,18 +210,13 @@ def conv_kernel(dtype, groups, batch, macs_per_image):
     return kernel
 
 
-def conv_forward(kernel, w, xp, b, out, cols, relu, geometry, threads):
+def conv_forward(kernel, w, xp, b, out, relu, geometry, threads):
     """out (N, O, P) = max?(w (O, C*KH*KW) @ im2col(xp) + b), image by image, with
-    ``geometry`` = (kh, kw, sh, sw, dh, dw, ow). With ``cols`` (C*KH*KW, N, P) the columns are
-    also kept there; with None (what functional does: the backward pass makes them again)
-    they live in a per-thread buffer."""
+    ``geometry`` = (kh, kw, sh, sw, dh, dw, ow); each image's columns live in a per-thread
+    buffer (the backward pass makes them again)."""
     k, p = w.shape[1], out.shape[2]
-    if cols is None:
-        cols, cbuf = np.empty((0, 0, 0), np.float32), _buffer("cbuf", (threads, k, p))
-    else:
-        cbuf = np.empty((0, 0, 0), np.float32)
-    kernel.conv_forward(w, xp, b, out, cols, cbuf, _workspace(kernel, threads), relu,
-                        *geometry, threads)
+    kernel.conv_forward(w, xp, b, out, _buffer("cbuf", (threads, k, p)),
+                        _workspace(kernel, threads), relu, *geometry, threads)
 
 
 def conv_backward_input(kernel, w, dout_t, dxp, geometry, threads):

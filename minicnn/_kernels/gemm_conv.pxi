@@ -3,10 +3,15 @@
 #
 # The whole-batch path (functional.conv2d_forward / backward) writes the column matrix
 # (C*KH*KW, N, P) to memory and the GEMM reads it back, then moves the (O, N, P) product to
-# (N, O, P); backward writes dcols and col2im reads it back. Per image, the product of W
+# (N, O, P); backward reads the columns again and writes dcols for col2im to read back. Per image, the product of W
 # (O, C*KH*KW) and image n's columns (C*KH*KW, P) *is* out[n] (O, P) in NCHW, and image n's
 # dcols (C*KH*KW, P) fit in L2, so col2im reads them from cache. Same arithmetic per image
 # for any thread count: the bits do not depend on it.
+#
+# The weight gradient makes each image's columns again from the padded input rather than
+# keeping the (C*KH*KW, N, P) column matrix from the forward pass (42 MB for convnet's
+# 32->64 layer at batch 64): an im2col of one image costs less than streaming its share of
+# that matrix from memory twice.
 #
 # Shapes: x (N, C, Hp, Wp) padded input; P = OH * OW; taps r = (c*KH + ki)*KW + kj.
 
@@ -36,16 +41,14 @@ def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
                  const float[:, :, :, ::1] x,    # IN  (N, C, Hp, Wp) padded input
                  const float[::1] b,             # IN  (O,) bias (zeros for none)
                  float[:, :, ::1] out,           # OUT (N, O, P)
-                 float[:, :, ::1] cols,          # OUT (C*KH*KW, N, P) kept for backward, or
-                 float[:, :, ::1] cbuf,          #     (0, 0, 0) and cbuf (threads, C*KH*KW, P)
+                 float[:, :, ::1] cbuf,          # scratch (threads, C*KH*KW, P)
                  float[:, ::1] work,             # scratch (threads, workspace_size())
                  bint relu, int kh, int kw, int sh, int sw, int dh, int dw, Py_ssize_t ow,
                  int num_threads):
     """out[n] = max?(w @ columns of x[n] + b): im2col, GEMM, bias and ReLU, image by image."""
     cdef Py_ssize_t N = x.shape[0], O = w.shape[0], K = w.shape[1], P = out.shape[2]
-    cdef Py_ssize_t oh, n, o, p, t, rs
-    cdef bint keep = cols.shape[0] > 0
-    cdef float* colp
+    cdef Py_ssize_t oh, n, o, p, t
+    cdef float* cp
     cdef float* ap
     cdef float* bp
     cdef float* op
@@ -58,15 +61,9 @@ def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
             t = threadid()
             ap = _aligned(&work[t, 0])
             bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
-            if keep:
-                colp = &cols[0, n, 0]
-                rs = N * P
-            else:
-                colp = &cbuf[t, 0, 0]
-                rs = P
-            _im2col_image(x, n, colp, rs, kh, kw, sh, sw, dh, dw, oh, ow)
-            _gemm_part(&w[0, 0], K, 1, colp, rs, 1, &out[n, 0, 0], P, O, 0, K, 0, P, ap, bp,
-                       False)
+            cp = &cbuf[t, 0, 0]
+            _im2col_image(x, n, cp, P, kh, kw, sh, sw, dh, dw, oh, ow)
+            _gemm_part(&w[0, 0], K, 1, cp, P, 1, &out[n, 0, 0], P, O, 0, K, 0, P, ap, bp, False)
             for o in range(O):
                 op = &out[n, o, 0]
                 bo = b[o]
