@@ -164,7 +164,10 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     needs (None when not training). ``workspace``: a dict in which to keep the large
     temporaries between calls (see ``_scratch``); the cache may point into it, so
     backward must come before the next forward with the same workspace (Conv2D keeps one
-    per layer, and any forward there replaces the cache backward reads anyway).
+    per layer, and any forward there replaces the cache backward reads anyway). The cache
+    may also keep a view of ``x`` itself (depthwise and image-by-image convolutions
+    without padding, a 1x1 convolution of one image): change x in place between forward
+    and backward and the weight gradient changes with it, as with PyTorch's saved tensors.
     ``activation='relu'`` returns max(conv, 0), folded into the pass that lays the GEMM's
     output out as images (or applied in place on the other paths): the same numbers as a
     ReLU after the convolution, without a pass over memory of its own.
@@ -213,7 +216,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
             # cache, the product landing in NCHW (gemm_conv.pxi); no column matrix is kept:
             # the backward pass makes each image's columns again from the padded input
             path = "image"
-            cache["kernel"] = kern
+            cache["kernel"] = gemm.kernel_name_of(kern)
             gemm.conv_forward(kern, w.reshape(o, -1), xp, bias, out.reshape(n, o, oh * ow),
                               relu, (kh, kw, sh, sw, dh, dw, ow), threads)
             saved = xp      # as the depthwise path: unpadded, a view of the caller's input
@@ -260,7 +263,7 @@ def _conv_backward_images(dout_t, cache, need_dx, threads):
     o, n, p = dout_t.shape
     (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
     geometry = (w.shape[2], w.shape[3], sh, sw, dh, dw, cache["out_hw"][1])
-    kern = cache["kernel"]
+    kern = gemm.kernel_of(cache["kernel"])
     dw_ = np.empty((o, w[0].size), w.dtype)
     gemm.conv_backward_weight(kern, dout_t, xp, dw_, geometry, threads)
     dx = None

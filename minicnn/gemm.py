@@ -210,10 +210,40 @@ def conv_kernel(dtype, groups, batch, macs_per_image):
     return kernel
 
 
+def kernel_name_of(kernel):
+    """'avx512' or 'avx2' for a kernel module."""
+    return kernel.__name__.rsplit("gemm_", 1)[1]
+
+
+def kernel_of(name):
+    """The kernel module of that name ('avx512' or 'avx2'), for a cache that kept the name
+    (a module object would make the cache, and so the layer, impossible to deep-copy)."""
+    return _load(name)
+
+
+def _check_image_args(owner, w, xp, out_shape, geometry):
+    """The shapes the image kernels assume (they run with bounds checks off): w (O, C*KH*KW)
+    against xp (N, C, Hp, Wp), and (N, O, P) against the geometry's output size."""
+    kh, kw, sh, sw, dh, dw, ow = geometry
+    n, c, hp, wp = xp.shape
+    o, k = w.shape
+    if k != c * kh * kw or len(out_shape) != 3 or out_shape[:2] != (n, o) or ow < 1:
+        raise ValueError(f"gemm.{owner}: shapes do not agree: w {w.shape}, input {xp.shape}, "
+                         f"output {out_shape}, kernel {kh}x{kw}")
+    p = out_shape[2]
+    oh = p // ow
+    if oh * ow != p or (oh - 1) * sh + (kh - 1) * dh >= hp or (ow - 1) * sw + (kw - 1) * dw >= wp:
+        raise ValueError(f"gemm.{owner}: an output of {p} pixels in rows of {ow} does not fit "
+                         f"the input {xp.shape} with this kernel, stride and dilation")
+
+
 def conv_forward(kernel, w, xp, b, out, relu, geometry, threads):
     """out (N, O, P) = max?(w (O, C*KH*KW) @ im2col(xp) + b), image by image, with
     ``geometry`` = (kh, kw, sh, sw, dh, dw, ow); each image's columns live in a per-thread
     buffer (the backward pass makes them again)."""
+    _check_image_args("conv_forward", w, xp, out.shape, geometry)
+    if b.shape != (w.shape[0],):
+        raise ValueError(f"gemm.conv_forward: bias must be ({w.shape[0]},), got {b.shape}")
     k, p = w.shape[1], out.shape[2]
     kernel.conv_forward(w, xp, b, out, _buffer("cbuf", (threads, k, p)),
                         _workspace(kernel, threads), relu, *geometry, threads)
@@ -221,7 +251,9 @@ def conv_forward(kernel, w, xp, b, out, relu, geometry, threads):
 
 def conv_backward_input(kernel, w, dout_t, dxp, geometry, threads):
     """dxp (N, C, Hp, Wp, zeroed) += col2im(w^T @ dout_t (O, N, P)), image by image."""
-    k, p = w.shape[1], dout_t.shape[2]
+    o, n, p = dout_t.shape
+    _check_image_args("conv_backward_input", w, dxp, (n, o, p), geometry)
+    k = w.shape[1]
     kernel.conv_backward_input(w, dout_t, dxp, _buffer("cbuf", (threads, k, p)),
                                _workspace(kernel, threads), *geometry, threads)
 
@@ -230,6 +262,7 @@ def conv_backward_weight(kernel, dout_t, xp, dw, geometry, threads):
     """dw (O, C*KH*KW) = sum over images of dout_t[:, n, :] (O, P) @ im2col(xp[n])^T, the
     columns made again per image in cache (the forward pass keeps none)."""
     o, n, p = dout_t.shape
+    _check_image_args("conv_backward_weight", dw, xp, (n, o, p), geometry)
     k = dw.shape[1]
     runs = max(1, min(IMAGE_RUNS, n))
     partial = _buffer("partial", (runs - 1, o, k))

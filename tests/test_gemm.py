@@ -237,6 +237,7 @@ def test_convolutions_match_numpy_path(kernel, rng, monkeypatch, case, relu, ima
 
 @pytest.mark.parametrize("case,channels,hw", [
     ((3, 1, 1, 1, 1, 9), 4, (11, 12)),          # image by image when IMAGE_MIN allows
+    ((3, 1, 0, 1, 1, 9), 4, (26, 26)),          # P = 576 > KC_ONE: K blocks inside one image
     ((3, 1, 1, 1, 1, 4), 128, (6, 6)),          # batch GEMMs that cut K into slices
 ])
 @pytest.mark.parametrize("image_min", [0, 1 << 40])
@@ -284,6 +285,50 @@ def test_image_by_image_options(kernel, rng, monkeypatch, flip, padding, mode, n
             assert ours is None
         else:
             np.testing.assert_allclose(ours, ref, rtol=3e-5, atol=3e-5)
+
+
+@pytest.mark.parametrize("hw", [(26, 26), (30, 30)])
+def test_image_by_image_large_images(kernel, rng, monkeypatch, hw):
+    """Images whose P = OH * OW exceeds one K block of the weight gradient (576, 784)."""
+    monkeypatch.setattr(gemm, "IMAGE_MIN", 0)
+    ours, ref = conv_both_ways(rng, kernel, 3, 1, 0, 1, 1, 9, True, 4, hw)
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, rtol=3e-5, atol=3e-5)
+
+
+def test_image_path_cache_deep_copies_and_survives_a_kernel_switch(kernel, rng, monkeypatch):
+    """The cache names its kernel (a module object cannot be deep-copied: a layer kept as a
+    best-model snapshot failed); switching kernels before backward keeps the forward's."""
+    import copy
+
+    monkeypatch.setattr(gemm, "IMAGE_MIN", 0)
+    conv = minicnn.Conv2D(4, 8, 3, rng=np.random.default_rng(0))
+    x = rng.standard_normal((9, 4, 12, 12)).astype(np.float32)
+    out = conv.forward(x)
+    twin = copy.deepcopy(conv)
+    dx = conv.backward(np.ones_like(out))
+    gemm.use("numpy")
+    dx2 = twin.backward(np.ones_like(out))
+    gemm.use(kernel)
+    np.testing.assert_array_equal(dx, dx2)
+    np.testing.assert_array_equal(conv.grads["weight"], twin.grads["weight"])
+
+
+def test_image_kernels_check_shapes(kernel):
+    w = np.ones((8, 36), np.float32)
+    xp = np.ones((9, 4, 12, 12), np.float32)
+    geometry = (3, 3, 1, 1, 1, 1, 10)
+    with pytest.raises(ValueError, match="gemm.conv_backward_weight: shapes do not agree"):
+        gemm.conv_backward_weight(gemm._kernel, np.ones((8, 5, 100), np.float32), xp,
+                                  np.empty((8, 36), np.float32), geometry, 2)
+    with pytest.raises(ValueError, match="gemm.conv_forward: an output of 144 pixels"):
+        gemm.conv_forward(gemm._kernel, w, xp, np.zeros(8, np.float32),
+                          np.empty((9, 8, 144), np.float32), False, (3, 3, 1, 1, 1, 1, 12), 2)
+    with pytest.raises(ValueError, match="gemm.conv_backward_input: shapes do not agree"):
+        gemm.conv_backward_input(gemm._kernel, np.ones((8, 27), np.float32),
+                                 np.ones((8, 9, 100), np.float32), xp, geometry, 2)
+    gemm.matmul(np.ones((8, 8), np.float32), np.ones((8, 40), np.float32),
+                np.empty((8, 40), np.float32))         # the fixture wants one kernel call
 
 
 def test_image_by_image_needs_a_batch_and_work_for_each_image():

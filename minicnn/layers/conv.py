@@ -23,6 +23,10 @@ class Conv2D(Layer):
     activation: None or 'relu' (as Keras's Conv2D): max(conv, 0), computed in the pass
     that lays out the convolution's output, so it is cheaper than a ReLU layer after it
     and gives the same numbers.
+
+    backward may read the input of the last forward itself, not a copy (depthwise and large
+    unpadded convolutions keep a view of it, as PyTorch keeps saved tensors): change that
+    array in place between forward and backward and the weight gradient changes with it.
     """
 
     skips_input_grad = True
