@@ -3,10 +3,10 @@
 #
 # The whole-batch path (functional.conv2d_forward / backward) writes the column matrix
 # (C*KH*KW, N, P) to memory and the GEMM reads it back, then moves the (O, N, P) product to
-# (N, O, P); backward reads the columns again and writes dcols for col2im to read back. Per image, the product of W
-# (O, C*KH*KW) and image n's columns (C*KH*KW, P) *is* out[n] (O, P) in NCHW, and image n's
-# dcols (C*KH*KW, P) fit in L2, so col2im reads them from cache. Same arithmetic per image
-# for any thread count: the bits do not depend on it.
+# (N, O, P); backward reads the columns again and writes dcols for col2im to read back.
+# Per image, the product of W (O, C*KH*KW) and image n's columns (C*KH*KW, P) *is* out[n]
+# (O, P) in NCHW, and image n's dcols (C*KH*KW, P) fit in L2, so col2im reads them from
+# cache. Same arithmetic per image for any thread count: the bits do not depend on it.
 #
 # The weight gradient makes each image's columns again from the padded input rather than
 # keeping the (C*KH*KW, N, P) column matrix from the forward pass (42 MB for convnet's
@@ -115,14 +115,14 @@ def conv_backward_input(const float[:, ::1] w,        # IN  (O, C*KH*KW)
 def conv_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, P)
                          const float[:, :, :, ::1] x,    # IN  (N, C, Hp, Wp) padded input
                          float[:, ::1] dw,               # OUT (O, C*KH*KW)
-                         float[:, :, ::1] partial,       # scratch (chunks - 1, O, C*KH*KW)
+                         float[:, :, ::1] partial,       # scratch (runs - 1, O, C*KH*KW)
                          float[:, :, ::1] cbuf,          # scratch (threads, C*KH*KW, P)
                          float[:, ::1] work,             # scratch (threads, workspace_size())
                          int kh, int kw, int sh, int sw, int dh, int dw_, Py_ssize_t ow,
-                         int chunks, int num_threads):
+                         int runs, int num_threads):
     """dw = sum over images of dout_t[:, n, :] @ columns(x[n])^T, the columns made again per
-    image in cache instead of kept from the forward pass. The images are cut into ``chunks``
-    runs (1 <= chunks <= N, fixed by the caller from the shape); a thread sums a run's images
+    image in cache instead of kept from the forward pass. The images are cut into ``runs``
+    runs (1 <= runs <= N, fixed by the caller from the shape); a thread sums a run's images
     in order into dw (run 0) or its partial, and the partials are added in run order: the
     same bits for any thread count."""
     cdef Py_ssize_t N = x.shape[0], O = dw.shape[0], K = dw.shape[1], P = dout_t.shape[2]
@@ -138,14 +138,14 @@ def conv_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, P)
         return
     oh = P // ow
     with nogil:
-        for q in prange(chunks, schedule="static", num_threads=num_threads):
+        for q in prange(runs, schedule="static", num_threads=num_threads):
             t = threadid()
             ap = _aligned(&work[t, 0])
             bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
             cp = &cbuf[t, 0, 0]
             dst = &dw[0, 0] if q == 0 else &partial[q - 1, 0, 0]
-            n0 = N * q // chunks
-            n1 = N * (q + 1) // chunks
+            n0 = N * q // runs
+            n1 = N * (q + 1) // runs
             if n1 == n0:
                 memset(dst, 0, O * K * sizeof(float))
             for n in range(n0, n1):
@@ -154,6 +154,6 @@ def conv_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, P)
                 _gemm_part(&dout_t[0, n, 0], N * P, 1, cp, 1, P, dst, K, O, 0, P, 0, K, ap, bp,
                            n > n0)
         for i in prange(O, schedule="static", num_threads=num_threads):
-            for r in range(chunks - 1):
+            for r in range(runs - 1):
                 for j in range(K):
                     dw[i, j] += partial[r, i, j]
