@@ -10,7 +10,8 @@ are left out and minicnn.gemm uses NumPy's matmul). Their code may use instructi
 build machine lacks: minicnn.gemm imports one only after checking the running CPU.
 
 Environment variables read at build time:
-  MINICNN_DEBUG=1       bounds and wraparound checks on, -O0 -g (a checked build)
+  MINICNN_DEBUG=1       bounds and wraparound checks on, -O0 -g (a checked build; the
+                        gemm_<isa> modules stay -O3: their micro kernel is scalar at -O0)
   MINICNN_NO_OPENMP=1   skip the OpenMP probe and build serial kernels
 """
 import os

@@ -256,27 +256,51 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
 
 
 def _conv_backward_images(dout_t, cache, need_dx, threads):
-    """(dx, dw) of an image-by-image convolution (gemm_conv.pxi): each image's columns are
+    """(dxp, dw) of an image-by-image convolution (gemm_conv.pxi): each image's columns are
     made again from the saved padded input, for the weight gradient, and the input
-    gradient's are folded back (col2im) while in cache. Returns dx None without need_dx."""
+    gradient's are folded back (col2im) while in cache. dxp is the padded input's gradient
+    (None without need_dx); dw has the weight's shape, before any flip."""
     w, xp = cache["w"], cache["saved"]
-    o, n, p = dout_t.shape
+    o = dout_t.shape[0]
     (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
     geometry = (w.shape[2], w.shape[3], sh, sw, dh, dw, cache["out_hw"][1])
     kern = gemm.kernel_of(cache["kernel"])
     dw_ = np.empty((o, w[0].size), w.dtype)
     gemm.conv_backward_weight(kern, dout_t, xp, dw_, geometry, threads)
-    dx = None
+    dxp = None
     if need_dx:
         dxp = _zeroed_dxp(cache["workspace"], cache)
         gemm.conv_backward_input(kern, w.reshape(o, -1), dout_t, dxp, geometry, threads)
-        dx = dxp
-        if cache["padding"] != ((0, 0), (0, 0)):
-            dx = pad_backward(dxp, cache["padding"], cache["padding_mode"], cache["x_shape"][2:])
-    dw_ = dw_.reshape(w.shape)
-    if cache["flip"]:
-        dw_ = np.ascontiguousarray(dw_[:, :, ::-1, ::-1])
-    return dx, dw_
+    return dxp, dw_.reshape(w.shape)
+
+
+def _conv_backward_batch(dout_t, cache, need_dx, threads):
+    """(dxp, dw) of the batch GEMM paths: dw = dout_t @ cols^T, and dcols = w^T @ dout_t folded
+    back by col2im (or transposed back, for 1x1). Same contract as _conv_backward_images."""
+    n, c, h, wd = cache["x_shape"]
+    w, ws, path = cache["w"], cache["workspace"], cache["path"]
+    o, _, kh, kw = w.shape
+    (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
+    oh, ow = cache["out_hw"]
+    g = cache["groups"]
+    dout_t = dout_t.reshape(g, o // g, n * oh * ow)
+    cols = cache["saved"].reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
+    dw_ = gemm.matmul(dout_t, cols.transpose(0, 2, 1),
+                      np.empty((g, o // g, c // g * kh * kw), w.dtype), threads)
+    if not need_dx:
+        return None, dw_.reshape(w.shape)
+    dcols = gemm.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t,
+                        _scratch(ws, "dcols", (g, c // g * kh * kw, n * oh * ow), w.dtype),
+                        threads)
+    if path == "pointwise":                    # the transpose back, no sums
+        dxp = np.empty(cache["padded_shape"], dtype=w.dtype)
+        _conv.gemm_to_images(dcols.reshape(c, n, h * wd), np.zeros(c, dtype=w.dtype),
+                             dxp.reshape(n, c, h * wd), False, _threads(dxp.size))
+    else:
+        dxp = _zeroed_dxp(ws, cache)
+        _conv.col2im(dcols.reshape(c * kh * kw, n, oh * ow), dxp, kh, kw, sh, sw, dh, dw, ow,
+                     threads)
+    return dxp, dw_.reshape(w.shape)
 
 
 def _zeroed_dxp(ws, cache):
@@ -299,7 +323,6 @@ def conv2d_backward(dout, cache, need_dx=True):
     o, cin_g, kh, kw = w.shape
     (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
     oh, ow = cache["out_hw"]
-    g = cache["groups"]
     if dout.shape != (n, o, oh, ow):
         raise ValueError(f"conv2d_backward: dout must be {(n, o, oh, ow)}, got {dout.shape}")
     dout = np.ascontiguousarray(dout, dtype=w.dtype)
@@ -325,26 +348,8 @@ def conv2d_backward(dout, cache, need_dx=True):
         _conv.images_to_gemm(d3, gate, dout_t, relu_out is not None, _threads(dout.size))
         if cache["has_bias"]:
             db = dout_t.sum(axis=(1, 2))
-        if path == "image":
-            dx, dw_ = _conv_backward_images(dout_t, cache, need_dx, threads)
-            return dx, dw_, db
-        dout_t = dout_t.reshape(g, o // g, n * oh * ow)
-        cols = saved.reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
-        dw_ = gemm.matmul(dout_t, cols.transpose(0, 2, 1),
-                          np.empty((g, o // g, c // g * kh * kw), w.dtype), threads)
-        dw_ = dw_.reshape(w.shape)
-        if need_dx:
-            dcols = gemm.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t,
-                                _scratch(ws, "dcols", (g, c // g * kh * kw, n * oh * ow), w.dtype),
-                                threads)
-            if path == "pointwise":                    # the transpose back, no sums
-                dxp = np.empty(cache["padded_shape"], dtype=w.dtype)
-                _conv.gemm_to_images(dcols.reshape(c, n, h * wd), np.zeros(c, dtype=w.dtype),
-                                     dxp.reshape(n, c, h * wd), False, _threads(dxp.size))
-            else:
-                dxp = _zeroed_dxp(ws, cache)
-                _conv.col2im(dcols.reshape(c * kh * kw, n, oh * ow), dxp, kh, kw, sh, sw, dh, dw,
-                             ow, threads)
+        backward = _conv_backward_images if path == "image" else _conv_backward_batch
+        dxp, dw_ = backward(dout_t, cache, need_dx, threads)
 
     if dxp is None:
         dx = None

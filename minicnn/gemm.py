@@ -102,11 +102,20 @@ def use(name):
 
 
 def _workspace(kernel, threads):
-    size = kernel.workspace_size()
-    work = getattr(_local, "work", None)
-    if work is None or work.shape[0] < threads or work.shape[1] != size:
-        work = _local.work = np.empty((threads, size), np.float32)
-    return work
+    """The kernels' packing space: a row of workspace_size() floats per OpenMP thread."""
+    return _buffer("work", (threads, kernel.workspace_size()))
+
+
+def _buffer(name, shape):
+    """A per-Python-thread float32 scratch array of ``shape``: a view of a flat buffer that
+    only grows, so calls of different sizes share it (each Python thread keeps its
+    largest one)."""
+    count = int(np.prod(shape))
+    flat = getattr(_local, name, None)
+    if flat is None or flat.size < count:
+        flat = np.empty(count, np.float32)
+        setattr(_local, name, flat)
+    return flat[:count].reshape(shape)
 
 
 def _usable(x):
@@ -165,23 +174,11 @@ def _product(kernel, a, b, out, threads):
     slices = 1
     if (n + nr - 1) // nr < 16 and m * n * (SLICES - 1) <= SLICED_MAX:
         slices = max(1, min(SLICES, k // SLICE_MIN))
-    partial = np.empty((slices - 1, m, n), np.float32)
+    partial = _buffer("partial", (slices - 1, m, n))
     kernel.gemm(a, b, out, _workspace(kernel, threads), partial, slices, threads)
 
 
 # --- a convolution's GEMMs image by image (gemm_conv.pxi) -----------------------------------
-
-def _buffer(name, shape):
-    """A per-Python-thread float32 scratch array of ``shape``: a view of a flat buffer that
-    only grows, so layers of different sizes share it (each Python thread keeps its
-    largest one)."""
-    count = int(np.prod(shape))
-    flat = getattr(_local, name, None)
-    if flat is None or flat.size < count:
-        flat = np.empty(count, np.float32)
-        setattr(_local, name, flat)
-    return flat[:count].reshape(shape)
-
 
 #: image by image only when one image's product has at least this many multiply-adds:
 #: convnet's 32->64 layer (10.6 M) gained (forward 10.8 -> 9.6 ms, backward 23.1 -> 19.8,

@@ -123,16 +123,23 @@ cdef void _pack_b(const float* b, Py_ssize_t sk, Py_ssize_t sn, Py_ssize_t kb, P
                     dst[k * NR] = src[k * sk]
 
 
+cdef inline float* _aligned(float* p) noexcept nogil:
+    return <float*>((<size_t>p + 63) & ~(<size_t>63))
+
+
 cdef void _gemm_part(const float* a, Py_ssize_t sam, Py_ssize_t sak,
                      const float* b, Py_ssize_t sbk, Py_ssize_t sbn,
                      float* c, Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t k0, Py_ssize_t k1,
-                     Py_ssize_t n0, Py_ssize_t n1, float* ap, float* bp, bint add) noexcept nogil:
-    """c[:m, n0:n1] = a[:m, k0:k1] @ b[k0:k1, n0:n1] (+= with add), with k1 > k0.
+                     Py_ssize_t n0, Py_ssize_t n1, float* work, bint add) noexcept nogil:
+    """c[:m, n0:n1] = a[:m, k0:k1] @ b[k0:k1, n0:n1] (+= with add), with k1 > k0; ``work`` is
+    the calling thread's row of workspace_size() floats, where A and B are packed.
 
     K in one block when it fits KC_ONE (each further block is another pass over C), else in
     blocks of about KC_BLOCK, whose B panels stay in L1. A blocks of at most A_BLOCK floats
     and B blocks of at most B_BLOCK floats stay in L2.
     """
+    cdef float* ap = _aligned(work)
+    cdef float* bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
     cdef Py_ssize_t nk = k1 - k0
     cdef Py_ssize_t nblk = 1 if nk <= KC_ONE else (nk + KC_BLOCK - 1) // KC_BLOCK
     cdef Py_ssize_t kc = (nk + nblk - 1) // nblk
@@ -155,12 +162,20 @@ cdef void _gemm_part(const float* a, Py_ssize_t sam, Py_ssize_t sak,
                                min(MR, mb - ir * MR), min(NR, nbb - s * NR), add or pc > 0)
 
 
-cdef inline float* _aligned(float* p) noexcept nogil:
-    return <float*>((<size_t>p + 63) & ~(<size_t>63))
+cdef void _add_partials(float[:, ::1] c, const float[:, :, ::1] partial, Py_ssize_t count,
+                        int num_threads) noexcept nogil:
+    """c += partial[0] + ... + partial[count - 1], in that order for every element, so the
+    bits do not depend on how the partial products were shared between threads."""
+    cdef Py_ssize_t i, j, q
+    for i in prange(c.shape[0], schedule="static", num_threads=num_threads):
+        for q in range(count):
+            for j in range(c.shape[1]):
+                c[i, j] += partial[q, i, j]
 
 
 def tile():
-    """(MR, NR): the register tile, for the tests' edge cases and `minicnn info`."""
+    """(MR, NR): the register tile (minicnn.gemm cuts K when N has few NR-wide strips; the
+    tests aim at the tile's edges)."""
     return MR, NR
 
 
@@ -184,9 +199,7 @@ def gemm(const float[:, :] a,          # IN  (M, K), K >= 1, any strides
     cdef Py_ssize_t sam = a.strides[0] // sizeof(float), sak = a.strides[1] // sizeof(float)
     cdef Py_ssize_t sbk = b.strides[0] // sizeof(float), sbn = b.strides[1] // sizeof(float)
     cdef Py_ssize_t strips = (n + NR - 1) // NR
-    cdef Py_ssize_t t, s0, s1, k0, k1, i, j, q
-    cdef float* ap
-    cdef float* bp
+    cdef Py_ssize_t t, s0, s1, k0, k1, q
     cdef float* cp
     cdef int T = num_threads
     if m == 0 or n == 0:
@@ -194,26 +207,19 @@ def gemm(const float[:, :] a,          # IN  (M, K), K >= 1, any strides
     with nogil:
         if slices > 1:
             for q in prange(slices, schedule="static", num_threads=T):
-                ap = _aligned(&work[threadid(), 0])
-                bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
                 k0 = k * q // slices
                 k1 = k * (q + 1) // slices
                 cp = &c[0, 0] if q == 0 else &partial[q - 1, 0, 0]
                 if k1 > k0:
                     _gemm_part(&a[0, 0], sam, sak, &b[0, 0], sbk, sbn, cp, n, m, k0, k1, 0, n,
-                               ap, bp, False)
+                               &work[threadid(), 0], False)
                 else:
                     memset(cp, 0, m * n * sizeof(float))
-            for i in prange(m, schedule="static", num_threads=T):
-                for t in range(slices - 1):
-                    for j in range(n):
-                        c[i, j] += partial[t, i, j]
+            _add_partials(c, partial, slices - 1, T)
         else:
             for t in prange(T, schedule="static", chunksize=1, num_threads=T):
-                ap = _aligned(&work[t, 0])
-                bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
                 s0 = strips * t // T
                 s1 = strips * (t + 1) // T
                 if s1 > s0:
                     _gemm_part(&a[0, 0], sam, sak, &b[0, 0], sbk, sbn, &c[0, 0], n, m, 0, k,
-                               s0 * NR, min(n, s1 * NR), ap, bp, False)
+                               s0 * NR, min(n, s1 * NR), &work[t, 0], False)

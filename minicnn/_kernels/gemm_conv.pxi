@@ -49,8 +49,6 @@ def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
     cdef Py_ssize_t N = x.shape[0], O = w.shape[0], K = w.shape[1], P = out.shape[2]
     cdef Py_ssize_t oh, n, o, p, t
     cdef float* cp
-    cdef float* ap
-    cdef float* bp
     cdef float* op
     cdef float bo, v
     if N == 0 or O == 0 or P == 0 or K == 0:      # minicnn.gemm never sends these
@@ -59,11 +57,10 @@ def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
-            ap = _aligned(&work[t, 0])
-            bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
             cp = &cbuf[t, 0, 0]
             _im2col_image(x, n, cp, P, kh, kw, sh, sw, dh, dw, oh, ow)
-            _gemm_part(&w[0, 0], K, 1, cp, P, 1, &out[n, 0, 0], P, O, 0, K, 0, P, ap, bp, False)
+            _gemm_part(&w[0, 0], K, 1, cp, P, 1, &out[n, 0, 0], P, O, 0, K, 0, P, &work[t, 0],
+                       False)
             for o in range(O):
                 op = &out[n, o, 0]
                 bo = b[o]
@@ -84,11 +81,9 @@ def conv_backward_input(const float[:, ::1] w,        # IN  (O, C*KH*KW)
                         int kh, int kw, int sh, int sw, int dh, int dw, Py_ssize_t ow,
                         int num_threads):
     """dx[n] = col2im(w^T @ dout_t[:, n, :]), image by image; the columns stay in cache."""
-    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], O = w.shape[0], K = w.shape[1]
+    cdef Py_ssize_t N = dx.shape[0], O = w.shape[0], K = w.shape[1]
     cdef Py_ssize_t P = dout_t.shape[2]
     cdef Py_ssize_t oh, n, t, r, c, ki, kj, i, j
-    cdef float* ap
-    cdef float* bp
     cdef float* cp
     cdef float* d
     if N == 0 or P == 0 or O == 0 or K == 0:      # minicnn.gemm never sends these
@@ -97,11 +92,9 @@ def conv_backward_input(const float[:, ::1] w,        # IN  (O, C*KH*KW)
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
-            ap = _aligned(&work[t, 0])
-            bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
             cp = &cbuf[t, 0, 0]
-            _gemm_part(&w[0, 0], 1, K, &dout_t[0, n, 0], N * P, 1, cp, P, K, 0, O, 0, P, ap, bp,
-                       False)
+            _gemm_part(&w[0, 0], 1, K, &dout_t[0, n, 0], N * P, 1, cp, P, K, 0, O, 0, P,
+                       &work[t, 0], False)
             for r in range(K):
                 c = r // (kh * kw)
                 ki = (r // kw) % kh
@@ -126,9 +119,7 @@ def conv_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, P)
     in order into dw (run 0) or its partial, and the partials are added in run order: the
     same bits for any thread count."""
     cdef Py_ssize_t N = x.shape[0], O = dw.shape[0], K = dw.shape[1], P = dout_t.shape[2]
-    cdef Py_ssize_t oh, q, n, n0, n1, t, i, j, r
-    cdef float* ap
-    cdef float* bp
+    cdef Py_ssize_t oh, q, n, n0, n1, t
     cdef float* cp
     cdef float* dst
     if O == 0 or K == 0:
@@ -140,8 +131,6 @@ def conv_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, P)
     with nogil:
         for q in prange(runs, schedule="static", num_threads=num_threads):
             t = threadid()
-            ap = _aligned(&work[t, 0])
-            bp = _aligned(ap + A_BLOCK + MR * KC_ONE)
             cp = &cbuf[t, 0, 0]
             dst = &dw[0, 0] if q == 0 else &partial[q - 1, 0, 0]
             n0 = N * q // runs
@@ -151,9 +140,6 @@ def conv_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, P)
             for n in range(n0, n1):
                 _im2col_image(x, n, cp, P, kh, kw, sh, sw, dh, dw_, oh, ow)
                 # (O x P) @ (P x K): the columns read transposed, strides (1, P)
-                _gemm_part(&dout_t[0, n, 0], N * P, 1, cp, 1, P, dst, K, O, 0, P, 0, K, ap, bp,
-                           n > n0)
-        for i in prange(O, schedule="static", num_threads=num_threads):
-            for r in range(runs - 1):
-                for j in range(K):
-                    dw[i, j] += partial[r, i, j]
+                _gemm_part(&dout_t[0, n, 0], N * P, 1, cp, 1, P, dst, K, O, 0, P, 0, K,
+                           &work[t, 0], n > n0)
+        _add_partials(dw, partial, runs - 1, num_threads)
