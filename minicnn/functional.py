@@ -210,8 +210,18 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         ws = workspace if training else None
         macs = o * c * kh * kw * oh * ow                  # one image's product (groups == 1)
         kern = gemm.conv_kernel(w.dtype, g, n, macs) if path == "gemm" else None
+        direct = None
+        if path == "gemm" and tuple(stride) == (1, 1):
+            direct = gemm.direct_kernel(w.dtype, g, n, w.shape, xp.shape)
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
-        if kern is not None:
+        if direct is not None:
+            # stride 1: each tap's inputs are a contiguous run of the padded image, read in
+            # place by a GEMM kernel (direct_conv.pxi): no columns at all
+            path = "direct"
+            cache.update(kernel=gemm.kernel_name_of(direct), image_dx=kern is not None)
+            gemm.direct_forward(direct, w, xp, bias, out, relu, dilation, threads)
+            saved = xp      # as the image path: unpadded, a view of the caller's input
+        elif kern is not None:
             # image by image: im2col, GEMM, bias and ReLU while the image's columns are in
             # cache, the product landing in NCHW (gemm_conv.pxi); no column matrix is kept:
             # the backward pass makes each image's columns again from the padded input
@@ -262,37 +272,82 @@ def _conv_backward_images(dout_t, cache, need_dx, threads):
     (None without need_dx); dw has the weight's shape, before any flip."""
     w, xp = cache["w"], cache["saved"]
     o = dout_t.shape[0]
-    (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
-    geometry = (w.shape[2], w.shape[3], sh, sw, dh, dw, cache["out_hw"][1])
     kern = gemm.kernel_of(cache["kernel"])
     dw_ = np.empty((o, w[0].size), w.dtype)
-    gemm.conv_backward_weight(kern, dout_t, xp, dw_, geometry, threads)
+    gemm.conv_backward_weight(kern, dout_t, xp, dw_, _image_geometry(cache), threads)
+    dxp = _input_grad_images(dout_t, cache, kern, threads) if need_dx else None
+    return dxp, dw_.reshape(w.shape)
+
+
+def _conv_backward_direct(dout_t, cache, need_dx, threads):
+    """(dxp, dw) of a direct convolution (direct_conv.pxi): the weight gradient from the
+    saved padded input read in place, the input gradient as on the image or batch path.
+    Same contract as _conv_backward_images."""
+    w, xp = cache["w"], cache["saved"]
+    kern = gemm.kernel_of(cache["kernel"])
+    dw_ = np.empty_like(w)
+    gemm.direct_backward_weight(kern, dout_t, xp, dw_, cache["dilation"], threads)
+    if not np.isfinite(dw_).all():
+        # the kernel also multiplies the zeros of the dropped columns by input pixels, so
+        # an inf or NaN there would taint taps it does not belong to: redo from columns
+        o, c, kh, kw = w.shape
+        n, (oh, ow) = cache["x_shape"][0], cache["out_hw"]
+        cols = np.empty((c * kh * kw, n, oh * ow), w.dtype)
+        _conv.im2col(xp, cols, kh, kw, 1, 1, *cache["dilation"], ow, threads)
+        gemm.matmul(dout_t.reshape(o, -1), cols.reshape(c * kh * kw, -1).T, dw_.reshape(o, -1),
+                    threads)
     dxp = None
     if need_dx:
-        dxp = _zeroed_dxp(cache["workspace"], cache)
-        gemm.conv_backward_input(kern, w.reshape(o, -1), dout_t, dxp, geometry, threads)
-    return dxp, dw_.reshape(w.shape)
+        dxp = (_input_grad_images(dout_t, cache, kern, threads) if cache["image_dx"]
+               else _input_grad_batch(dout_t, cache, threads))
+    return dxp, dw_
 
 
 def _conv_backward_batch(dout_t, cache, need_dx, threads):
     """(dxp, dw) of the batch GEMM paths: dw = dout_t @ cols^T, and dcols = w^T @ dout_t folded
     back by col2im (or transposed back, for 1x1). Same contract as _conv_backward_images."""
     n, c, h, wd = cache["x_shape"]
-    w, ws, path = cache["w"], cache["workspace"], cache["path"]
+    w = cache["w"]
+    o, _, kh, kw = w.shape
+    oh, ow = cache["out_hw"]
+    g = cache["groups"]
+    cols = cache["saved"].reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
+    dw_ = gemm.matmul(dout_t.reshape(g, o // g, n * oh * ow), cols.transpose(0, 2, 1),
+                      np.empty((g, o // g, c // g * kh * kw), w.dtype), threads)
+    dxp = _input_grad_batch(dout_t, cache, threads) if need_dx else None
+    return dxp, dw_.reshape(w.shape)
+
+
+def _image_geometry(cache):
+    """(kh, kw, sh, sw, dh, dw, ow): what the image-by-image kernels take."""
+    (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
+    return (*cache["w"].shape[2:], sh, sw, dh, dw, cache["out_hw"][1])
+
+
+def _input_grad_images(dout_t, cache, kern, threads):
+    """The padded input's gradient, image by image: each image's dcols = w^T @ its dout
+    folded back (col2im) while in cache."""
+    w = cache["w"]
+    dxp = _zeroed_dxp(cache["workspace"], cache)
+    gemm.conv_backward_input(kern, w.reshape(w.shape[0], -1), dout_t, dxp,
+                             _image_geometry(cache), threads)
+    return dxp
+
+
+def _input_grad_batch(dout_t, cache, threads):
+    """The padded input's gradient over the batch: dcols = w^T @ dout_t, then col2im (or,
+    for 1x1, the transpose back)."""
+    n, c, h, wd = cache["x_shape"]
+    w, ws = cache["w"], cache["workspace"]
     o, _, kh, kw = w.shape
     (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
     oh, ow = cache["out_hw"]
     g = cache["groups"]
-    dout_t = dout_t.reshape(g, o // g, n * oh * ow)
-    cols = cache["saved"].reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
-    dw_ = gemm.matmul(dout_t, cols.transpose(0, 2, 1),
-                      np.empty((g, o // g, c // g * kh * kw), w.dtype), threads)
-    if not need_dx:
-        return None, dw_.reshape(w.shape)
-    dcols = gemm.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1), dout_t,
+    dcols = gemm.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1),
+                        dout_t.reshape(g, o // g, n * oh * ow),
                         _scratch(ws, "dcols", (g, c // g * kh * kw, n * oh * ow), w.dtype),
                         threads)
-    if path == "pointwise":                    # the transpose back, no sums
+    if cache["path"] == "pointwise":           # the transpose back, no sums
         dxp = np.empty(cache["padded_shape"], dtype=w.dtype)
         _conv.gemm_to_images(dcols.reshape(c, n, h * wd), np.zeros(c, dtype=w.dtype),
                              dxp.reshape(n, c, h * wd), False, _threads(dxp.size))
@@ -300,7 +355,7 @@ def _conv_backward_batch(dout_t, cache, need_dx, threads):
         dxp = _zeroed_dxp(ws, cache)
         _conv.col2im(dcols.reshape(c * kh * kw, n, oh * ow), dxp, kh, kw, sh, sw, dh, dw, ow,
                      threads)
-    return dxp, dw_.reshape(w.shape)
+    return dxp
 
 
 def _zeroed_dxp(ws, cache):
@@ -348,7 +403,8 @@ def conv2d_backward(dout, cache, need_dx=True):
         _conv.images_to_gemm(d3, gate, dout_t, relu_out is not None, _threads(dout.size))
         if cache["has_bias"]:
             db = dout_t.sum(axis=(1, 2))
-        backward = _conv_backward_images if path == "image" else _conv_backward_batch
+        backward = {"image": _conv_backward_images,
+                    "direct": _conv_backward_direct}.get(path, _conv_backward_batch)
         dxp, dw_ = backward(dout_t, cache, need_dx, threads)
 
     if dxp is None:

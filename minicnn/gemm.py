@@ -265,3 +265,96 @@ def conv_backward_weight(kernel, dout_t, xp, dw, geometry, threads):
     partial = _buffer("partial", (runs - 1, o, k))
     kernel.conv_backward_weight(dout_t, xp, dw, partial, _buffer("cbuf", (threads, k, p)),
                                 _workspace(kernel, threads), *geometry, runs, threads)
+
+
+# --- direct convolutions, stride 1 (direct_conv.pxi) -----------------------------------------
+
+#: direct only for at most this many taps (C*KH*KW): the forward kernel does not cut K into
+#: blocks (convnet's 32->64 layer has 288)
+DIRECT_TAPS_MAX = 512
+#: and when one image's layout for the weight gradient fits in this many floats (2 MB), the
+#: most it lays out at a time (a run of images, cut into chunks that fit)
+DIRECT_CHUNK = 1 << 19
+
+
+def direct_kernel(dtype, groups, batch, w_shape, padded_shape):
+    """The kernel module for a direct convolution (stride 1, checked by the caller), or
+    None. Like conv_kernel, a choice made from the shape alone: float32, groups 1, a kernel
+    larger than 1x1 (1x1 has its own path), a batch of at least IMAGE_BATCH_MIN images, at
+    most DIRECT_TAPS_MAX taps, and one image's layout within DIRECT_CHUNK floats."""
+    kernel = _kernel
+    o, c, kh, kw = w_shape
+    if (kernel is None or dtype != np.float32 or groups != 1 or batch < IMAGE_BATCH_MIN
+            or kh * kw == 1 or o == 0 or not 0 < c * kh * kw <= DIRECT_TAPS_MAX):
+        return None
+    return kernel if _image_floats(kernel, o, padded_shape) <= DIRECT_CHUNK else None
+
+
+def _image_floats(kernel, o, padded_shape):
+    """Floats of one image's layout in the direct weight gradient, at most (the wide
+    gradient taken as long as the whole plane)."""
+    _, c, hp, wp = padded_shape
+    return (kernel.direct_weight_floats(o, c, hp, wp, hp * wp, 1)
+            - kernel.direct_weight_floats(o, c, hp, wp, hp * wp, 0))
+
+
+def _direct_out_hw(owner, w_shape, xp, dilation):
+    """(OH, OW) of a stride-1 convolution of the padded xp, after checking what the direct
+    kernels assume (they run with bounds checks off)."""
+    if xp.ndim != 4 or len(w_shape) != 4 or xp.shape[1] != w_shape[1]:
+        raise ValueError(f"gemm.{owner}: expected a weight (O, C, KH, KW) and an input "
+                         f"(N, C, Hp, Wp) with one C, got {tuple(w_shape)} and {xp.shape}")
+    (kh, kw), (dh, dw) = w_shape[2:], dilation
+    oh, ow = xp.shape[2] - (kh - 1) * dh, xp.shape[3] - (kw - 1) * dw
+    if oh < 1 or ow < 1 or dh < 1 or dw < 1:
+        raise ValueError(f"gemm.{owner}: a {kh}x{kw} kernel with dilation {dilation} does not "
+                         f"fit the input {xp.shape}")
+    return oh, ow
+
+
+def tap_offsets(c, kh, kw, hp, wp, dh, dw, multiple=1):
+    """Each tap's offset c*Hp*Wp + ki*dh*Wp + kj*dw into an (C, Hp, Wp) image, taps in
+    weight order (c, ki, kj), padded with zeros to a multiple of ``multiple``."""
+    offs = (np.arange(c)[:, None, None] * (hp * wp) + np.arange(kh)[None, :, None] * (dh * wp)
+            + np.arange(kw)[None, None, :] * dw).ravel()
+    padded = np.zeros(-(-offs.size // multiple) * multiple, dtype=np.intp)
+    padded[:offs.size] = offs
+    return padded
+
+
+def direct_forward(kernel, w, xp, b, out, relu, dilation, threads):
+    """out (N, O, OH, OW) = max?(conv(xp, w) + b): a stride-1 convolution of the padded xp
+    (N, C, Hp, Wp) with w (O, C, KH, KW) and dilation (dh, dw), read in place."""
+    oh, ow = _direct_out_hw("direct_forward", w.shape, xp, dilation)
+    o, c, kh, kw = w.shape
+    if out.shape != (xp.shape[0], o, oh, ow) or b.shape != (o,):
+        raise ValueError(f"gemm.direct_forward: expected an output {(xp.shape[0], o, oh, ow)} "
+                         f"and a bias ({o},), got {out.shape} and {b.shape}")
+    mr = kernel.tile()[0]
+    panels = -(-o // mr)
+    packed = np.zeros((panels * mr, c * kh * kw), np.float32)    # MR-row panels, k-major
+    packed[:o] = w.reshape(o, -1)
+    packed = np.ascontiguousarray(packed.reshape(panels, mr, -1).transpose(0, 2, 1))
+    offs = tap_offsets(c, kh, kw, *xp.shape[2:], *dilation)
+    width = (oh - 1) * xp.shape[3] + ow
+    kernel.direct_forward(packed, offs, xp, b, out, _buffer("wide", (threads, mr * width)),
+                          relu, threads)
+
+
+def direct_backward_weight(kernel, dout_t, xp, dw, dilation, threads):
+    """dw (O, C, KH, KW) = the weight gradient of that convolution, from the output's
+    gradient dout_t (O, N, OH*OW) (gated by any ReLU already) and the padded input."""
+    oh, ow = _direct_out_hw("direct_backward_weight", dw.shape, xp, dilation)
+    o, c, kh, kw = dw.shape
+    n = xp.shape[0]
+    if dout_t.shape != (o, n, oh * ow):
+        raise ValueError(f"gemm.direct_backward_weight: expected dout_t {(o, n, oh * ow)}, "
+                         f"got {dout_t.shape}")
+    runs = max(1, min(IMAGE_RUNS, n))
+    chunk = max(1, min(-(-n // runs),
+                       DIRECT_CHUNK // _image_floats(kernel, o, xp.shape)))
+    offs = tap_offsets(c, kh, kw, *xp.shape[2:], *dilation, multiple=kernel.direct_tile()[1])
+    floats = kernel.direct_weight_floats(o, c, *xp.shape[2:], (oh - 1) * xp.shape[3] + ow, chunk)
+    kernel.direct_backward_weight(dout_t, offs, xp, dw.reshape(o, -1),
+                                  _buffer("partial", (runs - 1, o, c * kh * kw)),
+                                  _buffer("direct", (threads, floats)), ow, runs, chunk, threads)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import minicnn
+from minicnn import gemm
 
 
 @pytest.fixture
@@ -15,6 +16,38 @@ def rng():
 def _seed():
     minicnn.random.seed(0)
     yield
+
+
+@pytest.fixture(params=list(gemm.available()) or [None], ids=lambda k: str(k))
+def kernel(request, monkeypatch):
+    """Select each own GEMM kernel in turn; afterwards, assert that it really ran (not
+    np.matmul's fallback), unless the test is marked no_kernel."""
+    if request.param is None:
+        pytest.skip("no own GEMM kernel for this CPU or build")
+    before = gemm.kernel_name()
+    gemm.use(request.param)
+    calls = []
+    # every way into a kernel module takes it as the first argument
+    for name in ("_product", "conv_forward", "conv_backward_input", "conv_backward_weight",
+                 "direct_forward", "direct_backward_weight"):
+        def counted(kern, *args, real=getattr(gemm, name)):
+            calls.append(kern.__name__)
+            return real(kern, *args)
+
+        monkeypatch.setattr(gemm, name, counted)
+    yield request.param
+    gemm.use(before)
+    if not request.node.get_closest_marker("no_kernel"):
+        assert calls and set(calls) == {f"minicnn._kernels.gemm_{request.param}"}
+
+
+def set_rule(monkeypatch, rule):
+    """Steer the float32 convolutions' path choice: 'batch' (batch GEMMs only), 'image'
+    (image by image wherever allowed), 'direct' (stride-1 direct kernels, the image path
+    off) or 'direct+image' (both)."""
+    monkeypatch.setattr(gemm, "IMAGE_MIN", 0 if "image" in rule else 1 << 40)
+    if "direct" not in rule:
+        monkeypatch.setattr(gemm, "DIRECT_TAPS_MAX", 0)
 
 
 def mnist_root():

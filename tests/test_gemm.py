@@ -11,29 +11,10 @@ import minicnn
 from minicnn import functional as F
 from minicnn import gemm
 
+from conftest import set_rule
+
 KERNELS = list(gemm.available())
 needs_kernel = pytest.mark.skipif(not KERNELS, reason="no own GEMM kernel for this CPU or build")
-
-
-@pytest.fixture(params=KERNELS or [None], ids=lambda k: str(k))
-def kernel(request, monkeypatch):
-    """Select a kernel; afterwards, assert that it really ran (not np.matmul's fallback)."""
-    if request.param is None:
-        pytest.skip("no own GEMM kernel for this CPU or build")
-    before = gemm.kernel_name()
-    gemm.use(request.param)
-    calls = []
-    # every way into a kernel module takes it as the first argument
-    for name in ("_product", "conv_forward", "conv_backward_input", "conv_backward_weight"):
-        def counted(kern, *args, real=getattr(gemm, name)):
-            calls.append(kern.__name__)
-            return real(kern, *args)
-
-        monkeypatch.setattr(gemm, name, counted)
-    yield request.param
-    gemm.use(before)
-    if not request.node.get_closest_marker("no_kernel"):
-        assert calls and set(calls) == {f"minicnn._kernels.gemm_{request.param}"}
 
 
 def module(name):
@@ -213,41 +194,55 @@ def conv_both_ways(rng, kernel, ksize, stride, padding, dilation, groups, batch,
     return results[kernel], results["numpy"]
 
 
-@pytest.mark.parametrize("image_min", [0, 1 << 40])
+def expected_calls(case, rule):
+    """The kernel functions a convolution calls under a path rule (set_rule)."""
+    ksize, stride, _, _, groups, batch = case
+    eligible = ksize > 1 and groups == 1 and batch >= gemm.IMAGE_BATCH_MIN
+    calls = set()
+    if eligible and "direct" in rule and stride == 1:
+        calls = {"direct_forward", "direct_backward_weight"}
+        if "image" in rule:                # the input gradient image by image
+            calls.add("conv_backward_input")
+    elif eligible and "image" in rule:
+        calls = {"conv_forward", "conv_backward_input", "conv_backward_weight"}
+    return sorted(calls)
+
+
+RULES = ["batch", "image", "direct", "direct+image"]
+
+
+@pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_convolutions_match_numpy_path(kernel, rng, monkeypatch, case, relu, image_min):
-    """Convolution forward and backward on a kernel (image by image when the rule allows,
-    batch GEMMs otherwise, the pointwise transpose for 1x1) equal NumPy's matmul up to
-    rounding; and the path taken is the one the rule names."""
-    monkeypatch.setattr(gemm, "IMAGE_MIN", image_min)
+def test_convolutions_match_numpy_path(kernel, rng, monkeypatch, case, relu, rule):
+    """Convolution forward and backward on a kernel (direct or image by image when the
+    rule allows, batch GEMMs otherwise, the pointwise transpose for 1x1) equal NumPy's
+    matmul up to rounding; and the path taken is the one the rule names."""
+    set_rule(monkeypatch, rule)
     ran = []
-    for fn in ("conv_forward", "conv_backward_input", "conv_backward_weight"):
+    for fn in ("conv_forward", "conv_backward_input", "conv_backward_weight", "direct_forward",
+               "direct_backward_weight"):
         real = getattr(gemm, fn)
         monkeypatch.setattr(gemm, fn, lambda *a, real=real, fn=fn: (ran.append(fn), real(*a))[1])
     ours, ref = conv_both_ways(rng, kernel, *case, relu)
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=3e-5, atol=3e-5)
-    ksize, _, _, _, groups, batch = case
-    image_by_image = (ksize > 1 and groups == 1 and image_min == 0
-                      and batch >= gemm.IMAGE_BATCH_MIN)
-    assert sorted(set(ran)) == (["conv_backward_input", "conv_backward_weight", "conv_forward"]
-                                if image_by_image else [])
+    assert sorted(set(ran)) == expected_calls(case, rule)
 
 
 @pytest.mark.parametrize("case,channels,hw", [
-    ((3, 1, 1, 1, 1, 9), 4, (11, 12)),          # image by image when IMAGE_MIN allows
+    ((3, 1, 1, 1, 1, 9), 4, (11, 12)),          # direct or image by image when the rule allows
     ((3, 1, 0, 1, 1, 9), 4, (26, 26)),          # P = 576 > KC_ONE: K blocks inside one image
     ((3, 1, 1, 1, 1, 4), 128, (6, 6)),          # batch GEMMs that cut K into slices
 ])
-@pytest.mark.parametrize("image_min", [0, 1 << 40])
+@pytest.mark.parametrize("rule", RULES)
 def test_convolutions_same_bits_for_any_thread_count(kernel, monkeypatch, case, channels, hw,
-                                                     image_min):
+                                                     rule):
     """The path and the K slices follow the shape, never the thread setting, so 1, 2 and
     3 threads give the same bits (a path chosen by thread count gave 7929 of 9216 outputs
     differing for the sliced case)."""
     monkeypatch.setattr(F, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(gemm, "IMAGE_MIN", image_min)
+    set_rule(monkeypatch, rule)
     old = minicnn.get_num_threads()
     runs = []
     try:
@@ -269,7 +264,7 @@ def test_convolutions_same_bits_for_any_thread_count(kernel, monkeypatch, case, 
 def test_image_by_image_options(kernel, rng, monkeypatch, flip, padding, mode, need_dx):
     """The image path against NumPy's matmul with a flipped kernel, asymmetric and reflect
     padding, stride and dilation, no bias, and without the input gradient."""
-    monkeypatch.setattr(gemm, "IMAGE_MIN", 0)
+    set_rule(monkeypatch, "image")
     x = rng.standard_normal((9, 3, 13, 10)).astype(np.float32)
     w = rng.standard_normal((5, 3, 3, 2)).astype(np.float32)
     results = {}
@@ -290,21 +285,24 @@ def test_image_by_image_options(kernel, rng, monkeypatch, flip, padding, mode, n
 @pytest.mark.parametrize("hw", [(26, 26), (30, 30)])
 def test_image_by_image_large_images(kernel, rng, monkeypatch, hw):
     """Images whose P = OH * OW exceeds one K block of the weight gradient (576, 784)."""
-    monkeypatch.setattr(gemm, "IMAGE_MIN", 0)
+    set_rule(monkeypatch, "image")
     ours, ref = conv_both_ways(rng, kernel, 3, 1, 0, 1, 1, 9, True, 4, hw)
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=3e-5, atol=3e-5)
 
 
-def test_image_path_cache_deep_copies_and_survives_a_kernel_switch(kernel, rng, monkeypatch):
+@pytest.mark.parametrize("rule", ["image", "direct"])
+def test_kernel_path_cache_deep_copies_and_survives_a_kernel_switch(kernel, rng, monkeypatch,
+                                                                     rule):
     """The cache names its kernel (a module object cannot be deep-copied: a layer kept as a
     best-model snapshot failed); switching kernels before backward keeps the forward's."""
     import copy
 
-    monkeypatch.setattr(gemm, "IMAGE_MIN", 0)
+    set_rule(monkeypatch, rule)
     conv = minicnn.Conv2D(4, 8, 3, rng=np.random.default_rng(0))
     x = rng.standard_normal((9, 4, 12, 12)).astype(np.float32)
     out = conv.forward(x)
+    assert conv.cache["path"] == rule
     twin = copy.deepcopy(conv)
     dx = conv.backward(np.ones_like(out))
     gemm.use("numpy")

@@ -9,6 +9,10 @@ cdef enum:
     KC_BLOCK = 128      # else blocks of about this: a 128 x 32 B panel is 16 KB of L1
     A_BLOCK = 98304     # floats: 384 KB of packed A in L2
     B_BLOCK = 131072    # floats: 512 KB of packed B in L2
+    VL = 16             # floats in a vector (direct_conv.pxi)
+    DO = 4              # the direct weight gradient's tile: DO channels x DT taps
+    DT = 5
 
 include "gemm.pxi"
 include "gemm_conv.pxi"
+include "direct_conv.pxi"

@@ -1,0 +1,271 @@
+# Direct convolutions, stride 1, for layers with few taps: included by gemm_<isa>.pyx after
+# gemm.pxi (it uses its register tile MR x NR and _add_partials).
+#
+# The "wide" layout. A padded image plane is Hp x Wp; the output pixel (i, j) is wide
+# position q = i*Wp + j, and tap (c, ki, kj) reads input element q + off, with
+# off = c*Hp*Wp + ki*dh*Wp + kj*dw, for every q. So over q = 0 .. L-1, L = (OH-1)*Wp + OW,
+# each tap's inputs are one contiguous run of the image: the forward pass is a GEMM
+#     wide_out (O x L) = W (O x C*KH*KW) @ B,   B[t, q] = x_image[off[t] + q]
+# whose B rows are read straight from the image, no im2col. Columns j >= OW of the wide
+# output (the Wp - OW at the end of each row) are computed and dropped: (Wp - OW)/Wp waste,
+# 7-14% for MNIST's 5x5 and 3x3 layers, against a column matrix of C*KH*KW times the image
+# written and read back (LeNet-5's first layer: 5 MB for a 256 KB batch).
+#
+# The weight gradient is the same sum read the other way:
+#     dw[o, t] = sum over images and q of dout_wide[o, q] * x_image[off[t] + q]
+# with dout_wide zero in the dropped columns: DO x DT dot products at once, vectors of VL
+# positions, summed over a run of images before one reduction per (o, t).
+
+from libc.string cimport memcpy
+
+
+cdef inline void _fwd_tile(Py_ssize_t K, const float* ap, const float* x, const Py_ssize_t* offs,
+                           float* c, Py_ssize_t ldc) noexcept nogil:
+    """c[:MR, :NR] = ap panel (K x MR)^T @ B[:, :NR], B[t, j] = x[offs[t] + j], K >= 1: the
+    GEMM micro kernel with B's rows read from the image (the same registers: MR x NR)."""
+    cdef float acc[MR][NR]
+    cdef Py_ssize_t i, j, k
+    cdef const float* xr = x + offs[0]
+    cdef float ai
+    for i in range(MR):
+        ai = ap[i]
+        for j in range(NR):
+            acc[i][j] = ai * xr[j]
+    for k in range(1, K):
+        xr = x + offs[k]
+        for i in range(MR):
+            ai = ap[k * MR + i]
+            for j in range(NR):
+                acc[i][j] += ai * xr[j]
+    for i in range(MR):
+        for j in range(NR):
+            c[i * ldc + j] = acc[i][j]
+
+
+cdef void _fwd_narrow(Py_ssize_t K, const float* ap, const float* x, const Py_ssize_t* offs,
+                      float* c, Py_ssize_t ldc, Py_ssize_t nq) noexcept nogil:
+    """_fwd_tile for nq < NR positions (an image narrower than one tile), element by element
+    in the same order: the same bits as the tile."""
+    cdef Py_ssize_t i, j, k
+    cdef float s
+    for i in range(MR):
+        for j in range(nq):
+            s = ap[i] * x[offs[0] + j]
+            for k in range(1, K):
+                s += ap[k * MR + i] * x[offs[k] + j]
+            c[i * ldc + j] = s
+
+
+def direct_forward(const float[:, :, ::1] wp,       # IN  (panels, K, MR) W packed, rows >= O zero
+                   const Py_ssize_t[::1] offs,      # IN  (K,) tap offsets in an image
+                   const float[:, :, :, ::1] x,     # IN  (N, C, Hp, Wp) padded input
+                   const float[::1] b,              # IN  (O,) bias (zeros for none)
+                   float[:, :, :, ::1] out,         # OUT (N, O, OH, OW)
+                   float[:, ::1] wide,              # scratch (threads, MR * L)
+                   bint relu, int num_threads):
+    """out = max?(conv(x, w) + b) with stride 1: one (image, MR-channel panel) per task, its
+    wide output made tile by tile in ``wide``, then bias and ReLU while moving the OW valid
+    columns of each row to ``out``."""
+    cdef Py_ssize_t N = x.shape[0], O = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t Wp = x.shape[3], K = wp.shape[1], panels = wp.shape[0]
+    cdef Py_ssize_t L = (OH - 1) * Wp + OW
+    cdef Py_ssize_t task, n, pnl, q0, i, o, r, j
+    cdef float* wb
+    cdef const float* xn
+    cdef const float* src
+    cdef float* dst
+    cdef float bo, v
+    if N == 0 or O == 0 or OH == 0 or OW == 0 or K == 0:     # minicnn.gemm never sends these
+        return
+    with nogil:
+        for task in prange(N * panels, schedule="static", num_threads=num_threads):
+            n = task // panels
+            pnl = task % panels
+            wb = &wide[threadid(), 0]
+            xn = &x[n, 0, 0, 0]
+            if L < NR:
+                _fwd_narrow(K, &wp[pnl, 0, 0], xn, &offs[0], wb, L, L)
+            else:
+                q0 = 0
+                while q0 < L:
+                    # the last tile ends at L, overlapping the one before: the same sums again
+                    q0 = min(q0, L - NR)
+                    _fwd_tile(K, &wp[pnl, 0, 0], xn + q0, &offs[0], wb + q0, L)
+                    q0 = q0 + NR
+            for i in range(min(MR, O - pnl * MR)):
+                o = pnl * MR + i
+                bo = b[o]
+                for r in range(OH):
+                    src = wb + i * L + r * Wp
+                    dst = &out[n, o, r, 0]
+                    if relu:
+                        for j in range(OW):
+                            v = src[j] + bo
+                            dst[j] = 0 if v <= 0 else v       # NaN stays NaN
+                    else:
+                        for j in range(OW):
+                            dst[j] = src[j] + bo
+
+
+cdef inline void _dw_tile(const float* d, Py_ssize_t ldd, Py_ssize_t dimg,
+                          const float* x, Py_ssize_t ximg, const Py_ssize_t* offs,
+                          Py_ssize_t count, Py_ssize_t nv, float* res) noexcept nogil:
+    """res[i*DT + t] = sum over images m < count and positions q < nv*VL of
+    d[m*dimg + i*ldd + q] * x[m*ximg + offs[t] + q], for i < DO, t < DT = 5: DO x 5 vector
+    accumulators in registers, reduced once at the end in a fixed order.
+
+    The five taps are written out: GCC unrolls only the innermost constant loop completely,
+    and an accumulator indexed by a loop it keeps lives in memory (a load, FMA and store per
+    step, 4x slower: seen in perf annotate).
+    """
+    cdef float a0[DO][VL]
+    cdef float a1[DO][VL]
+    cdef float a2[DO][VL]
+    cdef float a3[DO][VL]
+    cdef float a4[DO][VL]
+    cdef Py_ssize_t i, l, m, v
+    cdef const float* dr
+    cdef const float* x0
+    cdef const float* x1
+    cdef const float* x2
+    cdef const float* x3
+    cdef const float* x4
+    cdef float dv
+    for i in range(DO):
+        for l in range(VL):
+            a0[i][l] = 0
+            a1[i][l] = 0
+            a2[i][l] = 0
+            a3[i][l] = 0
+            a4[i][l] = 0
+    for m in range(count):
+        x0 = x + m * ximg + offs[0]
+        x1 = x + m * ximg + offs[1]
+        x2 = x + m * ximg + offs[2]
+        x3 = x + m * ximg + offs[3]
+        x4 = x + m * ximg + offs[4]
+        dr = d + m * dimg
+        for v in range(nv):
+            for i in range(DO):
+                for l in range(VL):
+                    dv = dr[i * ldd + l]
+                    a0[i][l] += dv * x0[l]
+                    a1[i][l] += dv * x1[l]
+                    a2[i][l] += dv * x2[l]
+                    a3[i][l] += dv * x3[l]
+                    a4[i][l] += dv * x4[l]
+            dr += VL
+            x0 += VL
+            x1 += VL
+            x2 += VL
+            x3 += VL
+            x4 += VL
+    for i in range(DO):
+        res[i * DT] = _lanes(a0[i])
+        res[i * DT + 1] = _lanes(a1[i])
+        res[i * DT + 2] = _lanes(a2[i])
+        res[i * DT + 3] = _lanes(a3[i])
+        res[i * DT + 4] = _lanes(a4[i])
+
+
+cdef inline float _lanes(float* a) noexcept nogil:
+    """The sum of a[:VL] by halving (a[l] += a[l + h] for h = VL/2, VL/4, .. 1): vector
+    adds in a fixed order, where a running sum would be VL dependent additions. Overwrites a."""
+    cdef Py_ssize_t l, h = VL // 2
+    while h > 0:
+        for l in range(h):
+            a[l] = a[l] + a[l + h]
+        h = h // 2
+    return a[0]
+
+
+def direct_weight_floats(Py_ssize_t o, Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp,
+                         Py_ssize_t l, Py_ssize_t images):
+    """Floats of scratch one thread needs in direct_backward_weight for chunks of ``images``:
+    each image's wide gradient (O rounded up to DO rows of L rounded up to VL), its input
+    copied with VL floats of zeros after it (the last vector reads past the plane), and a
+    DO x DT tile of results."""
+    return images * _image_floats(o, c, hp, wp, l) + DO * DT
+
+
+cdef inline Py_ssize_t _image_floats(Py_ssize_t o, Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp,
+                                     Py_ssize_t l) noexcept nogil:
+    return (o + DO - 1) // DO * DO * _wide_len(l) + _input_len(c, hp, wp)
+
+
+cdef inline Py_ssize_t _wide_len(Py_ssize_t l) noexcept nogil:
+    return (l + VL - 1) // VL * VL
+
+
+cdef inline Py_ssize_t _input_len(Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp) noexcept nogil:
+    return (c * hp * wp + VL + VL - 1) // VL * VL
+
+
+cdef void _dw_chunk(const float[:, :, ::1] dout_t, const Py_ssize_t* offs, Py_ssize_t kp,
+                    const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t ow,
+                    float* dst, Py_ssize_t K, float* base, bint add) noexcept nogil:
+    """dst (O, K) (+)= the weight gradient of images n0 .. n1-1, laid out in ``base``:
+    their wide gradients (zero outside the OW columns of each row, and in the rows past O),
+    then their inputs, then a result tile."""
+    cdef Py_ssize_t C = x.shape[1], Hp = x.shape[2], Wp = x.shape[3], O = dout_t.shape[0]
+    cdef Py_ssize_t OH = dout_t.shape[2] // ow
+    cdef Py_ssize_t L = (OH - 1) * Wp + ow, lr = _wide_len(L), xs = _input_len(C, Hp, Wp)
+    cdef Py_ssize_t dimg = (O + DO - 1) // DO * DO * lr, count = n1 - n0
+    cdef float* xc = base + count * dimg
+    cdef float* res = xc + count * xs
+    cdef float* row
+    cdef Py_ssize_t m, o, r, ob, tb, i, t, at
+    for m in range(count):
+        memset(base + m * dimg, 0, dimg * sizeof(float))
+        for o in range(O):
+            row = base + m * dimg + o * lr
+            for r in range(OH):
+                memcpy(row + r * Wp, &dout_t[o, n0 + m, r * ow], ow * sizeof(float))
+        memcpy(xc + m * xs, &x[n0 + m, 0, 0, 0], C * Hp * Wp * sizeof(float))
+        memset(xc + m * xs + C * Hp * Wp, 0, (xs - C * Hp * Wp) * sizeof(float))
+    for ob in range(dimg // lr // DO):
+        for tb in range(kp // DT):
+            _dw_tile(base + ob * DO * lr, lr, dimg, xc, xs, offs + tb * DT, count, lr // VL, res)
+            for i in range(min(DO, O - ob * DO)):
+                for t in range(min(DT, K - tb * DT)):
+                    at = (ob * DO + i) * K + tb * DT + t
+                    dst[at] = dst[at] + res[i * DT + t] if add else res[i * DT + t]
+
+
+def direct_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, OH*OW) gated gradient
+                           const Py_ssize_t[::1] offs,      # IN  (Kp,) tap offsets, Kp % DT == 0
+                           const float[:, :, :, ::1] x,     # IN  (N, C, Hp, Wp) padded input
+                           float[:, ::1] dw,                # OUT (O, K), K <= Kp
+                           float[:, :, ::1] partial,        # scratch (runs - 1, O, K)
+                           float[:, ::1] buf,               # scratch (threads, direct_weight_floats)
+                           Py_ssize_t ow, int runs, Py_ssize_t chunk, int num_threads):
+    """dw = the weight gradient of a stride-1 convolution. The images are cut into ``runs``
+    runs, each run into chunks of ``chunk`` images, both fixed by the caller from the shape:
+    a thread lays a chunk out in its row of ``buf`` and sums it in DO x DT tiles into dw (run
+    0) or the run's partial; the partials are added in run order, so any thread count gives
+    the same bits. Offsets past K (padding to DT taps) may be any valid offset, e.g. 0."""
+    cdef Py_ssize_t N = x.shape[0], O = dw.shape[0], K = dw.shape[1], Kp = offs.shape[0]
+    cdef Py_ssize_t q, n0, n1, c0
+    cdef float* dst
+    if O == 0 or K == 0:
+        return
+    if N == 0 or dout_t.shape[2] == 0:
+        memset(&dw[0, 0], 0, O * K * sizeof(float))
+        return
+    with nogil:
+        for q in prange(runs, schedule="static", num_threads=num_threads):
+            dst = &dw[0, 0] if q == 0 else &partial[q - 1, 0, 0]
+            n0 = N * q // runs
+            n1 = N * (q + 1) // runs
+            if n1 == n0:
+                memset(dst, 0, O * K * sizeof(float))
+            c0 = n0
+            while c0 < n1:
+                _dw_chunk(dout_t, &offs[0], Kp, x, c0, min(c0 + chunk, n1), ow, dst, K,
+                          &buf[threadid(), 0], c0 > n0)
+                c0 = c0 + chunk
+        _add_partials(dw, partial, runs - 1, num_threads)
+
+def direct_tile():
+    """(DO, DT): the weight gradient's tile of channels x taps."""
+    return DO, DT

@@ -1,0 +1,166 @@
+"""The direct stride-1 convolution (direct_conv.pxi, path 'direct') against a float64
+reference: the edges of its tiles, chunked weight gradients, the exact redo for non-finite
+inputs, the same bits on any thread count, the rule that picks it, and its shape checks."""
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import functional as F
+from minicnn import gemm
+
+from conftest import set_rule
+
+# batch, in, out, (kh, kw), (h, w), padding ((top, bottom), (left, right)), dilation, mode
+CASES = {
+    "lenet5-conv1": (8, 1, 6, (5, 5), (28, 28), ((2, 2), (2, 2)), (1, 1), "zeros"),
+    "lenet5-conv2": (9, 6, 16, (5, 5), (14, 14), ((0, 0), (0, 0)), (1, 1), "zeros"),
+    "narrow-image": (8, 3, 5, (3, 3), (5, 5), ((0, 0), (0, 0)), (1, 1), "zeros"),
+    "one-tile-row": (8, 2, 8, (3, 3), (3, 34), ((0, 0), (0, 0)), (1, 1), "zeros"),
+    "odd-everything": (17, 2, 9, (3, 2), (9, 13), ((1, 2), (0, 3)), (2, 1), "zeros"),
+    "reflect-2x2": (8, 4, 8, (2, 2), (10, 9), ((1, 1), (1, 1)), (1, 1), "reflect"),
+    "convnet-conv1": (8, 1, 32, (3, 3), (28, 28), ((0, 0), (0, 0)), (1, 1), "zeros"),
+    "many-taps": (8, 20, 12, (4, 4), (8, 8), ((1, 2), (2, 1)), (1, 1), "zeros"),
+}
+
+
+def data(case, seed=0):
+    n, cin, cout, (kh, kw), hw, _, _, _ = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, cin) + hw).astype(np.float32)
+    w = (rng.standard_normal((cout, cin, kh, kw)) / np.sqrt(cin * kh * kw)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    return x, w, b
+
+
+def conv(x, w, b, case, relu=True, flip=False, need_dx=True, dout_seed=1):
+    """(out, dx, dw, db, path) of one forward and backward in x's dtype."""
+    _, _, _, _, _, padding, dilation, mode = case
+    out, cache = F.conv2d_forward(x, w, b, padding=padding, dilation=dilation,
+                                  padding_mode=mode, flip_kernel=flip,
+                                  activation="relu" if relu else None)
+    dout = np.random.default_rng(dout_seed).standard_normal(out.shape).astype(x.dtype)
+    return (out, *F.conv2d_backward(dout, cache, need_dx=need_dx), cache["path"])
+
+
+def assert_close(ours, ref):
+    if ref is None:
+        assert ours is None
+        return
+    scale = max(1.0, float(np.nanmax(np.abs(ref[np.isfinite(ref)]), initial=0)))
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("relu,bias,flip", [(True, True, False), (False, False, True)])
+@pytest.mark.parametrize("name", CASES)
+def test_direct_matches_float64(kernel, name, relu, bias, flip, need_dx):
+    case = CASES[name]
+    x, w, b = data(case)
+    b = b if bias else None
+    *ours, path = conv(x, w, b, case, relu, flip, need_dx)
+    assert path == "direct"
+    *ref, _ = conv(x.astype(np.float64), w.astype(np.float64),
+                   None if b is None else b.astype(np.float64), case, relu, flip, need_dx)
+    for a, r in zip(ours, ref):
+        assert_close(a, r)
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+@pytest.mark.parametrize("name", ["lenet5-conv2", "odd-everything"])
+def test_direct_weight_gradient_in_chunks(kernel, monkeypatch, name, chunk):
+    """A run of images laid out a chunk at a time (large images) gives the same gradient,
+    up to rounding, as the whole run at once."""
+    case = CASES[name]
+    x, w, b = data(case)
+    whole = conv(x, w, b, case)
+    xp_shape = F.pad(x[:1], case[5], case[7]).shape
+    floats = gemm._image_floats(gemm._kernel, w.shape[0], xp_shape)
+    monkeypatch.setattr(gemm, "DIRECT_CHUNK", floats * chunk)
+    chunked = conv(x, w, b, case)
+    assert chunked[-1] == "direct"
+    for a, r in zip(chunked[:-1], whole[:-1]):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lenet5-conv2", "odd-everything", "narrow-image"])
+def test_direct_same_bits_for_any_thread_count(kernel, monkeypatch, name):
+    monkeypatch.setattr(F, "PARALLEL_MIN", 1)
+    case = CASES[name]
+    x, w, b = data(case)
+    old = minicnn.get_num_threads()
+    runs = []
+    try:
+        for t in (1, 2, 3):
+            minicnn.set_num_threads(t)
+            runs.append(conv(x, w, b, case))
+    finally:
+        minicnn.set_num_threads(old)
+    for run in runs[1:]:
+        for a, r in zip(run[:-1], runs[0][:-1]):
+            np.testing.assert_array_equal(a, r)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_direct_non_finite_input_taints_only_its_own_taps(kernel, bad):
+    """The kernel multiplies the dropped columns' zero gradients by real pixels; an inf or
+    NaN there must not reach taps that never read it (the exact redo from columns)."""
+    case = (8, 2, 4, (3, 3), (8, 8), ((0, 0), (0, 0)), (1, 1), "zeros")
+    x, w, b = data(case)
+    x[3, 1, 2, 7] = bad        # the last column: read by taps kj = 2 alone
+    *ours, path = conv(x, w, b, case, relu=False)
+    assert path == "direct"
+    *ref, _ = conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case,
+                   relu=False)
+    dw, dw_ref = ours[2], ref[2]
+    assert np.isfinite(dw[:, :, :, :2]).all()
+    np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(dw_ref))
+    for a, r in zip(ours, ref):
+        finite = np.isfinite(r)
+        np.testing.assert_array_equal(np.isfinite(a), finite)
+        assert_close(a[finite], r[finite])
+
+
+def test_direct_is_chosen_by_shape_alone(kernel):
+    kern = gemm._kernel
+    big = gemm.DIRECT_CHUNK
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32)) is kern
+    assert gemm.direct_kernel(np.float64, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32)) is None
+    assert gemm.direct_kernel(np.float32, 2, 8, (6, 1, 5, 5), (8, 2, 32, 32)) is None
+    assert gemm.direct_kernel(np.float32, 1, 7, (6, 1, 5, 5), (7, 1, 32, 32)) is None
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 4, 1, 1), (8, 4, 32, 32)) is None
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 0, 3, 3), (8, 0, 32, 32)) is None
+    taps = gemm.DIRECT_TAPS_MAX // 9 + 1
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, taps, 3, 3), (8, taps, 9, 9)) is None
+    side = int(np.sqrt(big)) + 1             # one image's layout larger than DIRECT_CHUNK
+    assert gemm.direct_kernel(np.float32, 1, 8, (1, 1, 3, 3), (8, 1, side, side)) is None
+    x = np.ones((8, 1, 12, 12), np.float32)
+    w = np.ones((4, 1, 3, 3), np.float32)
+    assert F.conv2d_forward(x, w, stride=(2, 2))[1]["path"] != "direct"
+    assert F.conv2d_forward(x, w, stride=(1, 1))[1]["path"] == "direct"
+
+
+def test_direct_off_gives_the_old_paths(kernel, monkeypatch):
+    set_rule(monkeypatch, "batch")
+    x, w, b = data(CASES["lenet5-conv1"])
+    assert conv(x, w, b, CASES["lenet5-conv1"])[-1] == "gemm"
+
+
+@pytest.mark.no_kernel            # refused at the door, before any kernel runs
+def test_direct_kernels_check_shapes(kernel):
+    kern = gemm._kernel
+    xp = np.ones((8, 2, 10, 10), np.float32)
+    w = np.ones((4, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"gemm.direct_forward: expected an output \(8, 4, 8, 8\)"):
+        gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
+                            np.empty((8, 4, 8, 7), np.float32), False, (1, 1), 2)
+    with pytest.raises(ValueError, match="gemm.direct_forward: expected a weight"):
+        gemm.direct_forward(kern, np.ones((4, 3, 3, 3), np.float32), xp,
+                            np.zeros(4, np.float32), np.empty((8, 4, 8, 8), np.float32), False,
+                            (1, 1), 2)
+    with pytest.raises(ValueError, match="does not fit the input"):
+        gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
+                            np.empty((8, 4, 0, 0), np.float32), False, (6, 6), 2)
+    with pytest.raises(ValueError, match=r"gemm.direct_backward_weight: expected dout_t "
+                                         r"\(4, 8, 64\)"):
+        gemm.direct_backward_weight(kern, np.ones((4, 8, 63), np.float32), xp,
+                                    np.empty_like(w), (1, 1), 2)
