@@ -159,6 +159,25 @@ def test_nan_wins_the_window(dtype):
     assert np.isnan(F.avg_pool2d(x, 2)[0, 0, 0, 0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw,ceil_mode", [((8, 10), False), ((7, 9), False), ((7, 9), True),
+                                          ((2, 34), False)])
+def test_max_pool_2x2_fast_path_matches_reference(dtype, hw, ceil_mode):
+    """MaxPool2D(2)'s own kernel (whole 2x2 windows at stride 2): ties, signed zeros,
+    infinities and NaNs give the reference's values, signs and indices (ceil_mode's edge
+    windows take the general loop)."""
+    rng = np.random.default_rng(3)
+    x = rng.choice(np.array([-1.0, -0.0, 0.0, 1.0, 2.0, np.inf, -np.inf], dtype),
+                   size=(2, 3) + hw)
+    x[0, 0, 0, :3] = np.nan
+    x[1, 2, -1, -1] = np.nan
+    out, argmax = F.max_pool2d(x, 2, ceil_mode=ceil_mode)
+    ref, ref_argmax = max_pool2d_ref(x, (2, 2), (2, 2), ((0, 0), (0, 0)), ceil_mode)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(ref))
+    np.testing.assert_array_equal(argmax, ref_argmax)
+
+
 def test_global_avg_pool():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)

@@ -11,42 +11,83 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 
-cdef inline void _max_plane(const floating[:, :, ::1] x,     # IN  (P, H, W)
-                            floating[:, :, ::1] out,          # OUT (P, OH, OW)
-                            Py_ssize_t[:, :, ::1] argmax,     # OUT (P, OH, OW) flat h*W + w
-                            Py_ssize_t p, int kh, int kw, int sh, int sw,
-                            int pt, int pl) noexcept nogil:
+cdef inline void _max_row(const floating[:, :, ::1] x,     # IN  (P, H, W)
+                          floating[:, :, ::1] out,          # OUT (P, OH, OW)
+                          Py_ssize_t[:, :, ::1] argmax,     # OUT (P, OH, OW) flat h*W + w
+                          Py_ssize_t p, Py_ssize_t i, int kh, int kw, int sh, int sw,
+                          int pt, int pl) noexcept nogil:
+    """Output row i of plane p, any window."""
     cdef Py_ssize_t H = x.shape[1]
     cdef Py_ssize_t W = x.shape[2]
-    cdef Py_ssize_t i, j, h, w, h0, h1, w0, w1, idx, best_at, nan_at
+    cdef Py_ssize_t j, h, w, h0, h1, w0, w1, idx, best_at, nan_at
     cdef floating v, best
     cdef const floating* plane = &x[p, 0, 0]
+    h0 = i * sh - pt
+    h1 = min(h0 + kh, H)
+    h0 = max(h0, 0)
+    for j in range(out.shape[2]):
+        w0 = j * sw - pl
+        w1 = min(w0 + kw, W)
+        w0 = max(w0, 0)
+        best_at = h0 * W + w0
+        best = plane[best_at]
+        nan_at = -1
+        for h in range(h0, h1):
+            for w in range(w0, w1):
+                idx = h * W + w
+                v = plane[idx]
+                # Selects, not branches (on random data a branch on v > best mispredicts
+                # half the time: this loop ran 4x slower). Strictly greater keeps the
+                # first maximum; v != v is NaN, and the first NaN of a window wins.
+                best_at = idx if v > best else best_at
+                best = v if v > best else best
+                nan_at = idx if (v != v) & (nan_at < 0) else nan_at
+        if nan_at >= 0:
+            best_at = nan_at
+            best = plane[nan_at]
+        out[p, i, j] = best
+        argmax[p, i, j] = best_at
+
+
+cdef inline void _max_plane_2x2(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                                Py_ssize_t[:, :, ::1] argmax, Py_ssize_t p) noexcept nogil:
+    """_max_plane for 2x2 windows at stride 2 that all lie inside the plane (MaxPool2D(2)):
+    the four pixels by name, no window loops or clipping, and no branches in the row loop,
+    so the compiler vectorises it; a row with a NaN is done again by the general rule."""
+    cdef Py_ssize_t W = x.shape[2]
+    cdef Py_ssize_t i, j, at, nb, nc, nd
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef floating* o
+    cdef Py_ssize_t* am
+    cdef floating a, b, c, d, m
+    cdef int bad
     for i in range(out.shape[1]):
-        h0 = i * sh - pt
-        h1 = min(h0 + kh, H)
-        h0 = max(h0, 0)
+        r0 = &x[p, 2 * i, 0]
+        r1 = r0 + W
+        o = &out[p, i, 0]
+        am = &argmax[p, i, 0]
+        at = 2 * i * W
+        bad = 0
         for j in range(out.shape[2]):
-            w0 = j * sw - pl
-            w1 = min(w0 + kw, W)
-            w0 = max(w0, 0)
-            best_at = h0 * W + w0
-            best = plane[best_at]
-            nan_at = -1
-            for h in range(h0, h1):
-                for w in range(w0, w1):
-                    idx = h * W + w
-                    v = plane[idx]
-                    # Selects, not branches (on random data a branch on v > best mispredicts
-                    # half the time: this loop ran 4x slower). Strictly greater keeps the
-                    # first maximum; v != v is NaN, and the first NaN of a window wins.
-                    best_at = idx if v > best else best_at
-                    best = v if v > best else best
-                    nan_at = idx if (v != v) & (nan_at < 0) else nan_at
-            if nan_at >= 0:
-                best_at = nan_at
-                best = plane[nan_at]
-            out[p, i, j] = best
-            argmax[p, i, j] = best_at
+            a = r0[2 * j]
+            b = r0[2 * j + 1]
+            c = r1[2 * j]
+            d = r1[2 * j + 1]
+            # the first maximum in the order a, b, c, d (strictly greater replaces), and its
+            # index as the first pixel equal to it, in integer arithmetic (selects on the
+            # index compiled to branches, mispredicted on half the windows)
+            m = b if b > a else a
+            m = c if c > m else m
+            m = d if d > m else m
+            nb = a != m
+            nc = nb & (b != m)
+            nd = nc & (c != m)
+            o[j] = m
+            am[j] = at + 2 * j + nb + nc * (W - 1) + nd
+            bad = bad | (a != a) | (b != b) | (c != c) | (d != d)
+        if bad:
+            _max_row(x, out, argmax, p, i, 2, 2, 2, 2, 0, 0)
 
 
 def max_pool_forward(const floating[:, :, ::1] x,    # IN  (P, H, W)
@@ -54,10 +95,16 @@ def max_pool_forward(const floating[:, :, ::1] x,    # IN  (P, H, W)
                      Py_ssize_t[:, :, ::1] argmax,    # OUT (P, OH, OW)
                      int kh, int kw, int sh, int sw, int pt, int pl, int num_threads):
     """out = the maximum of each window; argmax = its flat index h*W + w in the plane."""
-    cdef Py_ssize_t p
+    cdef Py_ssize_t p, i
+    cdef bint two = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and pt == 0 and pl == 0
+                     and 2 * out.shape[1] <= x.shape[1] and 2 * out.shape[2] <= x.shape[2])
     with nogil:
         for p in prange(x.shape[0], schedule="static", num_threads=num_threads):
-            _max_plane(x, out, argmax, p, kh, kw, sh, sw, pt, pl)
+            if two:
+                _max_plane_2x2(x, out, argmax, p)
+            else:
+                for i in range(out.shape[1]):
+                    _max_row(x, out, argmax, p, i, kh, kw, sh, sw, pt, pl)
 
 
 cdef inline void _max_scatter_plane(const floating[:, ::1] dout,     # IN  (P, OH*OW)
