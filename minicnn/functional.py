@@ -165,9 +165,10 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     temporaries between calls (see ``_scratch``); the cache may point into it, so
     backward must come before the next forward with the same workspace (Conv2D keeps one
     per layer, and any forward there replaces the cache backward reads anyway). The cache
-    may also keep a view of ``x`` itself (depthwise and image-by-image convolutions
-    without padding, a 1x1 convolution of one image): change x in place between forward
-    and backward and the weight gradient changes with it, as with PyTorch's saved tensors.
+    may also keep a view of ``x`` itself (depthwise, direct and image-by-image convolutions
+    without padding, among them every unpadded float32 stride-1 convolution of a batch of 8
+    or more; a 1x1 convolution of one image): change x in place between forward and
+    backward and the weight gradient changes with it, as with PyTorch's saved tensors.
     ``activation='relu'`` returns max(conv, 0), folded into the pass that lays the GEMM's
     output out as images (or applied in place on the other paths): the same numbers as a
     ReLU after the convolution, without a pass over memory of its own.
@@ -212,7 +213,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         kern = gemm.conv_kernel(w.dtype, g, n, macs) if path == "gemm" else None
         direct = None
         if path == "gemm" and tuple(stride) == (1, 1):
-            direct = gemm.direct_kernel(w.dtype, g, n, w.shape, xp.shape)
+            direct = gemm.direct_kernel(w.dtype, g, n, w.shape, xp.shape, ow)
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
         if direct is not None:
             # stride 1: each tap's inputs are a contiguous run of the padded image, read in
@@ -281,8 +282,8 @@ def _conv_backward_images(dout_t, cache, need_dx, threads):
 
 def _conv_backward_direct(dout_t, cache, need_dx, threads):
     """(dxp, dw) of a direct convolution (direct_conv.pxi): the weight gradient from the
-    saved padded input read in place, the input gradient as on the image or batch path.
-    Same contract as _conv_backward_images."""
+    saved padded input (copied a chunk of images at a time next to their gradients), the
+    input gradient as on the image or batch path. Same contract as _conv_backward_images."""
     w, xp = cache["w"], cache["saved"]
     kern = gemm.kernel_of(cache["kernel"])
     dw_ = np.empty_like(w)

@@ -14,9 +14,12 @@ Why our own (benchmarks/gemm_shapes.py): a convolution's GEMMs are thin and stri
 OpenBLAS's large-matrix kernels lose: LeNet-5's first layer is 6 x 25 x 50,176, its weight
 gradient 6 x 50,176 x 25 (NumPy runs that one on one core).
 
-``matmul`` is the product the convolutions' batch path calls; ``conv_kernel``,
-``conv_forward`` and ``conv_backward_input`` run a large convolution image by image, each
-image's GEMM fused with the passes around it (im2col, bias, ReLU; col2im).
+``matmul`` is the product the convolutions' batch path (and large dense layers) call;
+``conv_kernel``, ``conv_forward``, ``conv_backward_input`` and ``conv_backward_weight`` run
+a large convolution image by image, each image's GEMM fused with the passes around it
+(im2col, bias, ReLU; col2im); ``direct_kernel``, ``direct_forward`` and
+``direct_backward_weight`` run a stride-1 convolution with the micro kernel reading the
+padded images in place (no im2col; direct_conv.pxi).
 """
 import functools
 import os
@@ -118,6 +121,12 @@ def _buffer(name, shape):
     return flat[:count].reshape(shape)
 
 
+def _check_threads(owner, threads):
+    """The kernels index their scratch by thread: a count below 1 would write outside it."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"gemm.{owner}: num_threads must be a positive int, got {threads!r}")
+
+
 def _usable(x):
     return x.dtype == np.float32 and x.flags.aligned
 
@@ -141,9 +150,7 @@ def matmul(a, b, out, num_threads=1):
     if b.shape[-2] != k or out.shape[-2:] != (m, n) or a.shape[:-2] != b.shape[:-2] \
             or out.shape[:-2] != a.shape[:-2]:
         raise ValueError(f"gemm.matmul: cannot multiply {a.shape} by {b.shape} into {out.shape}")
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) \
-            or num_threads < 1:
-        raise ValueError(f"gemm.matmul: num_threads must be a positive int, got {num_threads!r}")
+    _check_threads("matmul", num_threads)
     if not out.flags.writeable:
         raise ValueError("gemm.matmul: out is read-only")
     kernel = _kernel       # once: gemm.use() in another thread must not switch it mid-call
@@ -218,9 +225,11 @@ def kernel_of(name):
     return _load(name)
 
 
-def _check_image_args(owner, w, xp, out_shape, geometry):
+def _check_image_args(owner, w, xp, out_shape, geometry, threads):
     """The shapes the image kernels assume (they run with bounds checks off): w (O, C*KH*KW)
-    against xp (N, C, Hp, Wp), and (N, O, P) against the geometry's output size."""
+    against xp (N, C, Hp, Wp), and (N, O, P) against the geometry's output size; and a
+    thread count of at least 1."""
+    _check_threads(owner, threads)
     kh, kw, sh, sw, dh, dw, ow = geometry
     n, c, hp, wp = xp.shape
     o, k = w.shape
@@ -238,7 +247,7 @@ def conv_forward(kernel, w, xp, b, out, relu, geometry, threads):
     """out (N, O, P) = max?(w (O, C*KH*KW) @ im2col(xp) + b), image by image, with
     ``geometry`` = (kh, kw, sh, sw, dh, dw, ow); each image's columns live in a per-thread
     buffer (the backward pass makes them again)."""
-    _check_image_args("conv_forward", w, xp, out.shape, geometry)
+    _check_image_args("conv_forward", w, xp, out.shape, geometry, threads)
     if b.shape != (w.shape[0],):
         raise ValueError(f"gemm.conv_forward: bias must be ({w.shape[0]},), got {b.shape}")
     k, p = w.shape[1], out.shape[2]
@@ -249,7 +258,7 @@ def conv_forward(kernel, w, xp, b, out, relu, geometry, threads):
 def conv_backward_input(kernel, w, dout_t, dxp, geometry, threads):
     """dxp (N, C, Hp, Wp, zeroed) += col2im(w^T @ dout_t (O, N, P)), image by image."""
     o, n, p = dout_t.shape
-    _check_image_args("conv_backward_input", w, dxp, (n, o, p), geometry)
+    _check_image_args("conv_backward_input", w, dxp, (n, o, p), geometry, threads)
     k = w.shape[1]
     kernel.conv_backward_input(w, dout_t, dxp, _buffer("cbuf", (threads, k, p)),
                                _workspace(kernel, threads), *geometry, threads)
@@ -259,7 +268,7 @@ def conv_backward_weight(kernel, dout_t, xp, dw, geometry, threads):
     """dw (O, C*KH*KW) = sum over images of dout_t[:, n, :] (O, P) @ im2col(xp[n])^T, the
     columns made again per image in cache (the forward pass keeps none)."""
     o, n, p = dout_t.shape
-    _check_image_args("conv_backward_weight", dw, xp, (n, o, p), geometry)
+    _check_image_args("conv_backward_weight", dw, xp, (n, o, p), geometry, threads)
     k = dw.shape[1]
     runs = max(1, min(IMAGE_RUNS, n))
     partial = _buffer("partial", (runs - 1, o, k))
@@ -277,15 +286,22 @@ DIRECT_TAPS_MAX = 512
 DIRECT_CHUNK = 1 << 19
 
 
-def direct_kernel(dtype, groups, batch, w_shape, padded_shape):
+#: and when a row keeps at least this fraction of its wide columns (OW of Wp): a 1x9 kernel
+#: with dilation 3 on 28 x 28 keeps 4 of 28 and ran at half the batch path's speed
+DIRECT_KEEP_MIN = 0.5
+
+
+def direct_kernel(dtype, groups, batch, w_shape, padded_shape, out_w):
     """The kernel module for a direct convolution (stride 1, checked by the caller), or
     None. Like conv_kernel, a choice made from the shape alone: float32, groups 1, a kernel
     larger than 1x1 (1x1 has its own path), a batch of at least IMAGE_BATCH_MIN images, at
-    most DIRECT_TAPS_MAX taps, and one image's layout within DIRECT_CHUNK floats."""
+    most DIRECT_TAPS_MAX taps, rows of which at least DIRECT_KEEP_MIN are kept, and one
+    image's layout within DIRECT_CHUNK floats."""
     kernel = _kernel
     o, c, kh, kw = w_shape
     if (kernel is None or dtype != np.float32 or groups != 1 or batch < IMAGE_BATCH_MIN
-            or kh * kw == 1 or o == 0 or not 0 < c * kh * kw <= DIRECT_TAPS_MAX):
+            or kh * kw == 1 or o == 0 or not 0 < c * kh * kw <= DIRECT_TAPS_MAX
+            or out_w < DIRECT_KEEP_MIN * padded_shape[3]):
         return None
     return kernel if _image_floats(kernel, o, padded_shape) <= DIRECT_CHUNK else None
 
@@ -298,15 +314,18 @@ def _image_floats(kernel, o, padded_shape):
             - kernel.direct_weight_floats(o, c, hp, wp, hp * wp, 0))
 
 
-def _direct_out_hw(owner, w_shape, xp, dilation):
+def _direct_out_hw(owner, w_shape, xp, dilation, threads):
     """(OH, OW) of a stride-1 convolution of the padded xp, after checking what the direct
     kernels assume (they run with bounds checks off)."""
-    if xp.ndim != 4 or len(w_shape) != 4 or xp.shape[1] != w_shape[1]:
+    _check_threads(owner, threads)
+    if xp.ndim != 4 or len(w_shape) != 4 or xp.shape[1] != w_shape[1] or w_shape[1] == 0:
         raise ValueError(f"gemm.{owner}: expected a weight (O, C, KH, KW) and an input "
-                         f"(N, C, Hp, Wp) with one C, got {tuple(w_shape)} and {xp.shape}")
+                         f"(N, C, Hp, Wp) with one C >= 1, got {tuple(w_shape)} and {xp.shape}")
     (kh, kw), (dh, dw) = w_shape[2:], dilation
+    if dh < 1 or dw < 1:
+        raise ValueError(f"gemm.{owner}: dilation must be at least 1, got {dilation}")
     oh, ow = xp.shape[2] - (kh - 1) * dh, xp.shape[3] - (kw - 1) * dw
-    if oh < 1 or ow < 1 or dh < 1 or dw < 1:
+    if oh < 1 or ow < 1:
         raise ValueError(f"gemm.{owner}: a {kh}x{kw} kernel with dilation {dilation} does not "
                          f"fit the input {xp.shape}")
     return oh, ow
@@ -325,7 +344,7 @@ def tap_offsets(c, kh, kw, hp, wp, dh, dw, multiple=1):
 def direct_forward(kernel, w, xp, b, out, relu, dilation, threads):
     """out (N, O, OH, OW) = max?(conv(xp, w) + b): a stride-1 convolution of the padded xp
     (N, C, Hp, Wp) with w (O, C, KH, KW) and dilation (dh, dw), read in place."""
-    oh, ow = _direct_out_hw("direct_forward", w.shape, xp, dilation)
+    oh, ow = _direct_out_hw("direct_forward", w.shape, xp, dilation, threads)
     o, c, kh, kw = w.shape
     if out.shape != (xp.shape[0], o, oh, ow) or b.shape != (o,):
         raise ValueError(f"gemm.direct_forward: expected an output {(xp.shape[0], o, oh, ow)} "
@@ -344,12 +363,14 @@ def direct_forward(kernel, w, xp, b, out, relu, dilation, threads):
 def direct_backward_weight(kernel, dout_t, xp, dw, dilation, threads):
     """dw (O, C, KH, KW) = the weight gradient of that convolution, from the output's
     gradient dout_t (O, N, OH*OW) (gated by any ReLU already) and the padded input."""
-    oh, ow = _direct_out_hw("direct_backward_weight", dw.shape, xp, dilation)
+    oh, ow = _direct_out_hw("direct_backward_weight", dw.shape, xp, dilation, threads)
     o, c, kh, kw = dw.shape
     n = xp.shape[0]
     if dout_t.shape != (o, n, oh * ow):
         raise ValueError(f"gemm.direct_backward_weight: expected dout_t {(o, n, oh * ow)}, "
                          f"got {dout_t.shape}")
+    if not dw.flags.c_contiguous:            # the kernel writes through a (O, K) view of it
+        raise ValueError("gemm.direct_backward_weight: dw must be C-contiguous")
     runs = max(1, min(IMAGE_RUNS, n))
     chunk = max(1, min(-(-n // runs),
                        DIRECT_CHUNK // _image_floats(kernel, o, xp.shape)))

@@ -32,9 +32,19 @@ def data(case, seed=0):
     return x, w, b
 
 
+def poison_scratch():
+    """NaN into every per-thread scratch buffer the kernels reuse, so that a kernel reading
+    scratch it did not write fails the comparison instead of passing by luck."""
+    for name in ("wide", "direct", "partial", "cbuf", "work"):
+        flat = getattr(gemm._local, name, None)
+        if flat is not None:
+            flat.fill(np.nan)
+
+
 def conv(x, w, b, case, relu=True, flip=False, need_dx=True, dout_seed=1):
-    """(out, dx, dw, db, path) of one forward and backward in x's dtype."""
+    """(out, dx, dw, db, path) of one forward and backward in x's dtype, on poisoned scratch."""
     _, _, _, _, _, padding, dilation, mode = case
+    poison_scratch()
     out, cache = F.conv2d_forward(x, w, b, padding=padding, dilation=dilation,
                                   padding_mode=mode, flip_kernel=flip,
                                   activation="relu" if relu else None)
@@ -68,9 +78,9 @@ def test_direct_matches_float64(kernel, name, relu, bias, flip, need_dx):
 @pytest.mark.parametrize("chunk", [1, 2])
 @pytest.mark.parametrize("name", ["lenet5-conv2", "odd-everything"])
 def test_direct_weight_gradient_in_chunks(kernel, monkeypatch, name, chunk):
-    """A run of images laid out a chunk at a time (large images) gives the same gradient,
-    up to rounding, as the whole run at once."""
-    case = CASES[name]
+    """Runs of five images (a batch of 40) laid out a chunk at a time (large images) give
+    the same gradient, up to rounding, as each run at once."""
+    case = (40,) + CASES[name][1:]
     x, w, b = data(case)
     whole = conv(x, w, b, case)
     xp_shape = F.pad(x[:1], case[5], case[7]).shape
@@ -79,7 +89,7 @@ def test_direct_weight_gradient_in_chunks(kernel, monkeypatch, name, chunk):
     chunked = conv(x, w, b, case)
     assert chunked[-1] == "direct"
     for a, r in zip(chunked[:-1], whole[:-1]):
-        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
+        assert_close(a, r)
 
 
 @pytest.mark.parametrize("name", ["lenet5-conv2", "odd-everything", "narrow-image"])
@@ -120,19 +130,28 @@ def test_direct_non_finite_input_taints_only_its_own_taps(kernel, bad):
         assert_close(a[finite], r[finite])
 
 
-def test_direct_is_chosen_by_shape_alone(kernel):
+def test_direct_is_chosen_by_shape_alone(kernel, monkeypatch):
     kern = gemm._kernel
-    big = gemm.DIRECT_CHUNK
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32)) is kern
-    assert gemm.direct_kernel(np.float64, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32)) is None
-    assert gemm.direct_kernel(np.float32, 2, 8, (6, 1, 5, 5), (8, 2, 32, 32)) is None
-    assert gemm.direct_kernel(np.float32, 1, 7, (6, 1, 5, 5), (7, 1, 32, 32)) is None
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 4, 1, 1), (8, 4, 32, 32)) is None
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 0, 3, 3), (8, 0, 32, 32)) is None
-    taps = gemm.DIRECT_TAPS_MAX // 9 + 1
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, taps, 3, 3), (8, taps, 9, 9)) is None
-    side = int(np.sqrt(big)) + 1             # one image's layout larger than DIRECT_CHUNK
-    assert gemm.direct_kernel(np.float32, 1, 8, (1, 1, 3, 3), (8, 1, side, side)) is None
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32), 28) is kern
+    assert gemm.direct_kernel(np.float64, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32), 28) is None
+    assert gemm.direct_kernel(np.float32, 2, 8, (6, 1, 5, 5), (8, 2, 32, 32), 28) is None
+    assert gemm.direct_kernel(np.float32, 1, 7, (6, 1, 5, 5), (7, 1, 32, 32), 28) is None
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 4, 1, 1), (8, 4, 32, 32), 32) is None
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 0, 3, 3), (8, 0, 32, 32), 30) is None
+    taps = gemm.DIRECT_TAPS_MAX // 9
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, taps, 3, 3), (8, taps, 9, 9), 7) is kern
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, taps + 1, 3, 3), (8, taps + 1, 9, 9),
+                              7) is None
+    # rows that keep half their wide columns pass, fewer do not (a 1x9 kernel, dilation 3)
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 1, 9), (8, 1, 28, 32), 16) is kern
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 1, 9), (8, 1, 28, 28), 4) is None
+    # one image's layout: up to DIRECT_CHUNK floats, not one more
+    floats, default = gemm._image_floats(kern, 6, (8, 2, 20, 20)), gemm.DIRECT_CHUNK
+    monkeypatch.setattr(gemm, "DIRECT_CHUNK", floats)
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 20, 20), 18) is kern
+    monkeypatch.setattr(gemm, "DIRECT_CHUNK", floats - 1)
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 20, 20), 18) is None
+    monkeypatch.setattr(gemm, "DIRECT_CHUNK", default)
     x = np.ones((8, 1, 12, 12), np.float32)
     w = np.ones((4, 1, 3, 3), np.float32)
     assert F.conv2d_forward(x, w, stride=(2, 2))[1]["path"] != "direct"
@@ -164,3 +183,16 @@ def test_direct_kernels_check_shapes(kernel):
                                          r"\(4, 8, 64\)"):
         gemm.direct_backward_weight(kern, np.ones((4, 8, 63), np.float32), xp,
                                     np.empty_like(w), (1, 1), 2)
+    with pytest.raises(ValueError, match="dw must be C-contiguous"):
+        gemm.direct_backward_weight(kern, np.ones((4, 8, 64), np.float32), xp,
+                                    np.empty_like(w, order="F"), (1, 1), 2)
+    for threads in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="num_threads must be a positive int"):
+            gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
+                                np.empty((8, 4, 8, 8), np.float32), False, (1, 1), threads)
+    with pytest.raises(ValueError, match="one C >= 1"):
+        gemm.direct_forward(kern, w[:, :0], xp[:, :0], np.zeros(4, np.float32),
+                            np.empty((8, 4, 8, 8), np.float32), False, (1, 1), 1)
+    with pytest.raises(ValueError, match="dilation must be at least 1"):
+        gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
+                            np.empty((8, 4, 8, 8), np.float32), False, (0, 1), 1)

@@ -326,6 +326,9 @@ def test_image_kernels_check_shapes(kernel):
     with pytest.raises(ValueError, match="gemm.conv_backward_input: shapes do not agree"):
         gemm.conv_backward_input(gemm._kernel, np.ones((8, 27), np.float32),
                                  np.ones((8, 9, 100), np.float32), xp, geometry, 2)
+    with pytest.raises(ValueError, match="gemm.conv_forward: num_threads must be a positive"):
+        gemm.conv_forward(gemm._kernel, w, xp, np.zeros(8, np.float32),
+                          np.empty((9, 8, 100), np.float32), False, geometry, 0)
 
 
 def test_image_by_image_needs_a_batch_and_work_for_each_image():

@@ -7,14 +7,16 @@
 # each tap's inputs are one contiguous run of the image: the forward pass is a GEMM
 #     wide_out (O x L) = W (O x C*KH*KW) @ B,   B[t, q] = x_image[off[t] + q]
 # whose B rows are read straight from the image, no im2col. Columns j >= OW of the wide
-# output (the Wp - OW at the end of each row) are computed and dropped: (Wp - OW)/Wp waste,
-# 7-14% for MNIST's 5x5 and 3x3 layers, against a column matrix of C*KH*KW times the image
-# written and read back (LeNet-5's first layer: 5 MB for a 256 KB batch).
+# output (the Wp - OW at the end of each row) are computed and dropped: (Wp - OW)/Wp waste
+# (7-14% for the MNIST networks' padded or 28-wide layers, 29% for LeNet-5's 14-wide second;
+# minicnn.gemm refuses rows that keep less than half), against a column matrix of C*KH*KW
+# times the image written and read back (LeNet-5's first layer: 5 MB for a 256 KB batch).
 #
 # The weight gradient is the same sum read the other way:
 #     dw[o, t] = sum over images and q of dout_wide[o, q] * x_image[off[t] + q]
 # with dout_wide zero in the dropped columns: DO x DT dot products at once, vectors of VL
-# positions, summed over a run of images before one reduction per (o, t).
+# positions, summed over a chunk of images (laid out side by side with copies of their
+# inputs) before one reduction per (o, t).
 
 from libc.string cimport memcpy
 
@@ -75,8 +77,8 @@ def direct_forward(const float[:, :, ::1] wp,       # IN  (panels, K, MR) W pack
     cdef const float* src
     cdef float* dst
     cdef float bo, v
-    if N == 0 or O == 0 or OH == 0 or OW == 0 or K == 0:     # minicnn.gemm never sends these
-        return
+    if N == 0 or O == 0 or OH == 0 or OW == 0 or K == 0:     # nothing to compute (minicnn.gemm
+        return                                               # refuses C == 0)
     with nogil:
         for task in prange(N * panels, schedule="static", num_threads=num_threads):
             n = task // panels
@@ -183,8 +185,8 @@ def direct_weight_floats(Py_ssize_t o, Py_ssize_t c, Py_ssize_t hp, Py_ssize_t w
                          Py_ssize_t l, Py_ssize_t images):
     """Floats of scratch one thread needs in direct_backward_weight for chunks of ``images``:
     each image's wide gradient (O rounded up to DO rows of L rounded up to VL), its input
-    copied with VL floats of zeros after it (the last vector reads past the plane), and a
-    DO x DT tile of results."""
+    copied with VL to 2*VL - 1 floats of zeros after it (the last vector reads past the
+    plane), and a DO x DT tile of results."""
     return images * _image_floats(o, c, hp, wp, l) + DO * DT
 
 

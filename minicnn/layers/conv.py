@@ -24,8 +24,9 @@ class Conv2D(Layer):
     that lays out the convolution's output, so it is cheaper than a ReLU layer after it
     and gives the same numbers.
 
-    backward may read the input of the last forward itself, not a copy (depthwise and large
-    unpadded convolutions keep a view of it, as PyTorch keeps saved tensors): change that
+    backward may read the input of the last forward itself, not a copy (depthwise
+    convolutions and, without padding, float32 stride-1 convolutions of 8 or more images
+    and large convolutions keep a view of it, as PyTorch keeps saved tensors): change that
     array in place between forward and backward and the weight gradient changes with it.
     """
 
