@@ -3,7 +3,8 @@
     python benchmarks/thread_settings.py [--rounds 4] [--only SUBSTRING]
 
 Each setting (an environment for the OpenMP runtime, OpenBLAS and malloc, and minicnn's
-PARALLEL_MIN, the size under which a kernel runs on one thread) runs profile_layers.py in
+PARALLEL_MIN, the size under which a kernel runs on one thread; convolutions and products
+keep their own PARALLEL_MIN_MACS) runs profile_layers.py in
 a fresh process, because all three read their environment when they load. Settings
 are interleaved round by round, so the machine's load drifts over all of them alike; the
 table gives the median over rounds of each job's whole-step median (ms). This is how
@@ -21,14 +22,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 SETTINGS = {    # name: (changes to the environment, None removes a variable; log2 of PARALLEL_MIN)
     "sleep at once, 2**15": ({"GOMP_SPINCOUNT": "0"}, 15),
-    "spin 300, 2**18": ({"GOMP_SPINCOUNT": "300"}, 18),
-    "spin 1000, 2**18": ({"GOMP_SPINCOUNT": "1000"}, 18),
+    "spin 300, 2**17": ({"GOMP_SPINCOUNT": "300"}, 17),
+    "spin 1000, 2**17": ({"GOMP_SPINCOUNT": "1000"}, 17),
     "spin 3000, 2**15": ({"GOMP_SPINCOUNT": "3000"}, 15),
-    "spin 3000, 2**18 (now)": ({"GOMP_SPINCOUNT": "3000"}, 18),
-    "spin 10000, 2**18": ({"GOMP_SPINCOUNT": "10000"}, 18),
-    "now, blas 2**17": ({"OPENBLAS_THREAD_TIMEOUT": "17"}, 18),
-    "now, glibc's own malloc": ({"MINICNN_TUNE_MALLOC": "0"}, 18),
-    "now, OpenBLAS picks kernels": ({"OPENBLAS_CORETYPE": None}, 18),
+    "spin 3000, 2**16": ({"GOMP_SPINCOUNT": "3000"}, 16),
+    "spin 3000, 2**17 (now)": ({"GOMP_SPINCOUNT": "3000"}, 17),
+    "spin 3000, 2**18": ({"GOMP_SPINCOUNT": "3000"}, 18),
+    "spin 10000, 2**17": ({"GOMP_SPINCOUNT": "10000"}, 17),
+    "now, blas 2**17": ({"OPENBLAS_THREAD_TIMEOUT": "17"}, 17),
+    "now, glibc's own malloc": ({"MINICNN_TUNE_MALLOC": "0"}, 17),
+    "now, OpenBLAS picks kernels": ({"OPENBLAS_CORETYPE": None}, 17),
 }
 SWEPT = ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "MINICNN_TUNE_MALLOC")
 

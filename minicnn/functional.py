@@ -17,17 +17,22 @@ from ._kernels import conv as _conv
 from ._kernels import activation as _act
 from ._kernels import pad as _pad
 
-#: below this many values touched (or multiply-adds, for convolutions), a kernel runs on
-#: one thread: waking sleeping OpenMP threads costs 25-70 us, and even spinning ones ~1 us
-#: plus a cache miss per thread, more than the work (a 2-thread ReLU of 300,000 values
-#: took 74 us, one thread 24 us). 2**18 rather than 2**15: batch-1 LeNet-5 training step
-#: 0.56 -> 0.35 ms (benchmarks/profile_layers.py --batch-size 1).
-PARALLEL_MIN = 1 << 18
+#: below this many values touched, a kernel runs on one thread: waking sleeping OpenMP
+#: threads costs 25-70 us, and even spinning ones ~1 us plus a cache miss per thread, more
+#: than the work (a 2-thread ReLU of 300,000 values took 74 us, one thread 24 us, with
+#: threads that slept at once). With threads that spin a while (minicnn/_config.py) 2**17
+#: beat 2**18 in two sweeps: LeNet-5's training step 3.15 -> 2.86 and 3.18 -> 2.79 ms, the
+#: others within the noise (python benchmarks/thread_settings.py --rounds 5 --only "spin 3000")
+PARALLEL_MIN = 1 << 17
+#: and a convolution or matrix product below this many multiply-adds: 2**18 rather than
+#: 2**16 keeps a batch-1 LeNet-5 step on one thread (0.64 -> 0.57 ms in the first sweep)
+PARALLEL_MIN_MACS = 1 << 18
 
 
-def _threads(size):
-    """The thread count for a kernel that touches ``size`` values."""
-    return get_num_threads() if size >= PARALLEL_MIN else 1
+def _threads(size, floor=None):
+    """The thread count for a kernel that touches ``size`` values (or, with floor =
+    PARALLEL_MIN_MACS, does ``size`` multiply-adds)."""
+    return get_num_threads() if size >= (PARALLEL_MIN if floor is None else floor) else 1
 
 # === padding (owner: pad) ====================================================
 
@@ -186,7 +191,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     ow = geometry.conv_output_size(wd, kw, sw, *padding[1], dilation=dw)
     padded = padding != ((0, 0), (0, 0))
     xp = pad(x, padding, padding_mode, owner=owner) if padded else np.ascontiguousarray(x)
-    threads = _threads(n * o * oh * ow * c // groups * kh * kw)
+    threads = _threads(n * o * oh * ow * c // groups * kh * kw, PARALLEL_MIN_MACS)
     cache = {"x_shape": x.shape, "padding": padding, "padding_mode": padding_mode,
              "stride": stride, "dilation": dilation, "groups": groups, "w": w,
              "flip": flip_kernel, "has_bias": b is not None, "out_hw": (oh, ow)}
@@ -382,7 +387,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     if dout.shape != (n, o, oh, ow):
         raise ValueError(f"conv2d_backward: dout must be {(n, o, oh, ow)}, got {dout.shape}")
     dout = np.ascontiguousarray(dout, dtype=w.dtype)
-    threads = _threads(dout.size * cin_g * kh * kw)
+    threads = _threads(dout.size * cin_g * kh * kw, PARALLEL_MIN_MACS)
     path, saved, relu_out = cache["path"], cache["saved"], cache["relu_out"]
     db = None
     if relu_out is not None and path == "depthwise":   # the GEMM paths gate dout as they move it
@@ -616,7 +621,7 @@ def _matmul(a, b):
     n = b.shape[1]
     if a.dtype != np.float32 or b.dtype != np.float32 or m * n * k < DENSE_GEMM_MIN:
         return a @ b
-    return gemm.matmul(a, b, np.empty((m, n), np.float32), _threads(m * n * k))
+    return gemm.matmul(a, b, np.empty((m, n), np.float32), _threads(m * n * k, PARALLEL_MIN_MACS))
 
 
 def dense_backward(dout, x, w, has_bias=True, need_dx=True):

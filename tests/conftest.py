@@ -41,6 +41,15 @@ def kernel(request, monkeypatch):
         assert calls and set(calls) == {f"minicnn._kernels.gemm_{request.param}"}
 
 
+def always_parallel(monkeypatch):
+    """Every kernel on minicnn's thread count, however small its work (tests of thread
+    independence use small shapes)."""
+    import minicnn.functional as F
+
+    monkeypatch.setattr(F, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(F, "PARALLEL_MIN_MACS", 1)
+
+
 def set_rule(monkeypatch, rule):
     """Steer the float32 convolutions' path choice: 'batch' (batch GEMMs only), 'image'
     (image by image wherever allowed), 'direct' (stride-1 direct kernels, the image path

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 import minicnn
 from minicnn import Conv2D, functional as F, geometry
 from reference import conv2d_ref
+from conftest import always_parallel
 
 MODES = ["zeros", "reflect", "symmetric", "replicate", "circular"]
 
@@ -279,7 +280,7 @@ def test_same_seed_same_weights():
 
 
 def test_thread_counts_agree(rng, monkeypatch):
-    monkeypatch.setattr(F, "PARALLEL_MIN", 1)       # small shapes would run on one thread
+    always_parallel(monkeypatch)       # small shapes would run on one thread
     conv = make_conv(rng, np.float32, in_channels=3, out_channels=8, kernel_size=3, padding=1)
     x = rng.standard_normal((4, 3, 9, 9)).astype(np.float32)
     old = minicnn.get_num_threads()

@@ -8,7 +8,7 @@ import minicnn
 from minicnn import functional as F
 from minicnn import gemm
 
-from conftest import set_rule
+from conftest import always_parallel, set_rule
 
 # batch, in, out, (kh, kw), (h, w), padding ((top, bottom), (left, right)), dilation, mode
 CASES = {
@@ -94,7 +94,7 @@ def test_direct_weight_gradient_in_chunks(kernel, monkeypatch, name, chunk):
 
 @pytest.mark.parametrize("name", ["lenet5-conv2", "odd-everything", "narrow-image"])
 def test_direct_same_bits_for_any_thread_count(kernel, monkeypatch, name):
-    monkeypatch.setattr(F, "PARALLEL_MIN", 1)
+    always_parallel(monkeypatch)
     case = CASES[name]
     x, w, b = data(case)
     old = minicnn.get_num_threads()

@@ -11,7 +11,7 @@ import minicnn
 from minicnn import functional as F
 from minicnn import gemm
 
-from conftest import set_rule
+from conftest import always_parallel, set_rule
 
 KERNELS = list(gemm.available())
 needs_kernel = pytest.mark.skipif(not KERNELS, reason="no own GEMM kernel for this CPU or build")
@@ -241,7 +241,7 @@ def test_convolutions_same_bits_for_any_thread_count(kernel, monkeypatch, case, 
     """The path and the K slices follow the shape, never the thread setting, so 1, 2 and
     3 threads give the same bits (a path chosen by thread count gave 7929 of 9216 outputs
     differing for the sliced case)."""
-    monkeypatch.setattr(F, "PARALLEL_MIN", 1)
+    always_parallel(monkeypatch)
     set_rule(monkeypatch, rule)
     old = minicnn.get_num_threads()
     runs = []
@@ -409,7 +409,7 @@ def test_info_names_the_kernel(tmp_path):
 def test_training_step_same_bits_with_one_or_two_threads(rng, monkeypatch):
     from minicnn.architectures import build
 
-    monkeypatch.setattr(F, "PARALLEL_MIN", 1)       # else batch 8 would run on one thread
+    always_parallel(monkeypatch)       # else batch 8 would run on one thread
     x = rng.standard_normal((8, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, 8)
     grads = []

@@ -10,6 +10,7 @@ import minicnn
 from minicnn import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D, functional as F
 from minicnn.layers import LAYERS
 from reference import avg_pool2d_ref, max_pool2d_ref, pool_windows
+from conftest import always_parallel
 
 X4 = np.array([[1, 3, 2, 4],
                [5, 6, 7, 8],
@@ -273,7 +274,7 @@ def test_dtype_follows_input_and_non_contiguous(layer):
 
 
 def test_threads_do_not_change_results(monkeypatch):
-    monkeypatch.setattr(F, "PARALLEL_MIN", 1)       # small shapes would run on one thread
+    always_parallel(monkeypatch)       # small shapes would run on one thread
     x = np.random.default_rng(7).standard_normal((3, 5, 9, 9)).astype(np.float32)
     old = minicnn.get_num_threads()
     try:
