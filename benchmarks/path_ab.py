@@ -10,7 +10,6 @@ the medians (off / on: above 1 means the rule wins). The rules:
 
     direct   stride-1 direct convolutions (gemm.DIRECT_TAPS_MAX = 0 turns them off)
     image    image-by-image convolutions (gemm.IMAGE_MIN)
-    dense    dense layers on the GEMM kernel (functional.DENSE_GEMM_MIN)
 """
 import argparse
 import statistics
@@ -19,7 +18,6 @@ import time
 RULES = {  # rule: (module name, attribute, value that turns it off)
     "direct": ("minicnn.gemm", "DIRECT_TAPS_MAX", 0),
     "image": ("minicnn.gemm", "IMAGE_MIN", 1 << 62),
-    "dense": ("minicnn.functional", "DENSE_GEMM_MIN", 1 << 62),
 }
 
 

@@ -603,25 +603,10 @@ def dense(x, w, b=None):
         raise TypeError(f"dense: input dtype {x.dtype} differs from weight dtype {w.dtype}")
     if b is not None and (b.shape != (w.shape[0],) or b.dtype != w.dtype):
         raise ValueError(f"dense: bias must be ({w.shape[0]},) {w.dtype}, got {b.shape} {b.dtype}")
-    out = _matmul(x, w.T)
+    out = x @ w.T
     if b is not None:
         out += b
     return out
-
-
-#: dense products with at least this many multiply-adds run on minicnn's GEMM kernel
-#: (float32): convnet's 64 x 9216 x 128 forward 1.24 -> 1.0 ms, its dx 1.03 -> 0.80 and dw
-#: 1.09 -> 0.89; below it NumPy's one-thread BLAS call wins (64 x 400 x 120: 60 vs 89 us)
-DENSE_GEMM_MIN = 1 << 22
-
-
-def _matmul(a, b):
-    """a @ b, on the GEMM kernel for large float32 products (a rule of the shape alone)."""
-    m, k = a.shape
-    n = b.shape[1]
-    if a.dtype != np.float32 or b.dtype != np.float32 or m * n * k < DENSE_GEMM_MIN:
-        return a @ b
-    return gemm.matmul(a, b, np.empty((m, n), np.float32), _threads(m * n * k, PARALLEL_MIN_MACS))
 
 
 def dense_backward(dout, x, w, has_bias=True, need_dx=True):
@@ -632,8 +617,7 @@ def dense_backward(dout, x, w, has_bias=True, need_dx=True):
     dout = np.asarray(dout, dtype=w.dtype)
     if dout.shape != (x.shape[0], w.shape[0]):
         raise ValueError(f"dense_backward: dout must be {(x.shape[0], w.shape[0])}, got {dout.shape}")
-    return ((_matmul(dout, w) if need_dx else None), _matmul(dout.T, x),
-            (dout.sum(axis=0) if has_bias else None))
+    return (dout @ w if need_dx else None), dout.T @ x, (dout.sum(axis=0) if has_bias else None)
 
 
 # Activations work on any rank and keep x's dtype; each backward takes what its forward

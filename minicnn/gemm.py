@@ -14,7 +14,7 @@ Why our own (benchmarks/gemm_shapes.py): a convolution's GEMMs are thin and stri
 OpenBLAS's large-matrix kernels lose: LeNet-5's first layer is 6 x 25 x 50,176, its weight
 gradient 6 x 50,176 x 25 (NumPy runs that one on one core).
 
-``matmul`` is the product the convolutions' batch path (and large dense layers) call;
+``matmul`` is the product the convolutions' batch path calls;
 ``conv_kernel``, ``conv_forward``, ``conv_backward_input`` and ``conv_backward_weight`` run
 a large convolution image by image, each image's GEMM fused with the passes around it
 (im2col, bias, ReLU; col2im); ``direct_kernel``, ``direct_forward`` and
