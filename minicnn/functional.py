@@ -285,28 +285,46 @@ def _conv_backward_images(dout_t, cache, need_dx, threads):
     return dxp, dw_.reshape(w.shape)
 
 
-def _conv_backward_direct(dout_t, cache, need_dx, threads):
-    """(dxp, dw) of a direct convolution (direct_conv.pxi): the weight gradient from the
-    saved padded input (copied a chunk of images at a time next to their gradients), the
-    input gradient as on the image or batch path. Same contract as _conv_backward_images."""
+def _gemm_layout(dout, cache):
+    """dout (N, O, OH, OW) moved to the GEMMs' (O, N, OH*OW), gated by the forward's fused
+    ReLU on the way."""
+    n, o = dout.shape[:2]
+    p = dout.shape[2] * dout.shape[3]
+    relu_out = cache["relu_out"]
+    dout_t = _scratch(cache["workspace"], "dout_t", (o, n, p), dout.dtype)
+    d3 = dout.reshape(n, o, p)
+    gate = relu_out.reshape(n, o, p) if relu_out is not None else d3
+    _conv.images_to_gemm(d3, gate, dout_t, relu_out is not None, _threads(dout.size))
+    return dout_t
+
+
+def _conv_backward_direct(dout, cache, need_dx, threads):
+    """(dxp, dw, db) of a direct convolution (direct_conv.pxi): the weight and bias
+    gradients in one pass that gates dout by the fused ReLU, lays it out beside the saved
+    padded input (a chunk of images at a time) and sums it; the input gradient as on the
+    image or batch path, from dout moved to the GEMMs' layout (only then)."""
     w, xp = cache["w"], cache["saved"]
     kern = gemm.kernel_of(cache["kernel"])
     dw_ = np.empty_like(w)
-    gemm.direct_backward_weight(kern, dout_t, xp, dw_, cache["dilation"], threads)
+    db = gemm.direct_backward_weight(kern, dout, cache["relu_out"], xp, dw_, cache["dilation"],
+                                     threads)
+    dout_t = None
     if not np.isfinite(dw_).all():
         # the kernel also multiplies the zeros of the dropped columns by input pixels, so
         # an inf or NaN there would taint taps it does not belong to: redo from columns
         o, c, kh, kw = w.shape
         n, (oh, ow) = cache["x_shape"][0], cache["out_hw"]
+        dout_t = _gemm_layout(dout, cache)
         cols = np.empty((c * kh * kw, n, oh * ow), w.dtype)
         _conv.im2col(xp, cols, kh, kw, 1, 1, *cache["dilation"], ow, threads)
         gemm.matmul(dout_t.reshape(o, -1), cols.reshape(c * kh * kw, -1).T, dw_.reshape(o, -1),
                     threads)
     dxp = None
     if need_dx:
+        dout_t = _gemm_layout(dout, cache) if dout_t is None else dout_t
         dxp = (_input_grad_images(dout_t, cache, kern, threads) if cache["image_dx"]
                else _input_grad_batch(dout_t, cache, threads))
-    return dxp, dw_
+    return dxp, dw_, (db if cache["has_bias"] else None)
 
 
 def _conv_backward_batch(dout_t, cache, need_dx, threads):
@@ -401,16 +419,13 @@ def conv2d_backward(dout, cache, need_dx=True):
         if need_dx:
             dxp = np.zeros(cache["padded_shape"], dtype=w.dtype)
             _conv.depthwise_backward_input(dout, w, dxp, sh, sw, dh, dw, threads)
+    elif path == "direct":
+        dxp, dw_, db = _conv_backward_direct(dout, cache, need_dx, threads)
     else:
-        ws = cache["workspace"]
-        dout_t = _scratch(ws, "dout_t", (o, n, oh * ow), w.dtype)
-        d3 = dout.reshape(n, o, oh * ow)
-        gate = relu_out.reshape(n, o, oh * ow) if relu_out is not None else d3
-        _conv.images_to_gemm(d3, gate, dout_t, relu_out is not None, _threads(dout.size))
+        dout_t = _gemm_layout(dout, cache)
         if cache["has_bias"]:
             db = dout_t.sum(axis=(1, 2))
-        backward = {"image": _conv_backward_images,
-                    "direct": _conv_backward_direct}.get(path, _conv_backward_batch)
+        backward = _conv_backward_images if path == "image" else _conv_backward_batch
         dxp, dw_ = backward(dout_t, cache, need_dx, threads)
 
     if dxp is None:

@@ -360,22 +360,31 @@ def direct_forward(kernel, w, xp, b, out, relu, dilation, threads):
                           relu, threads)
 
 
-def direct_backward_weight(kernel, dout_t, xp, dw, dilation, threads):
-    """dw (O, C, KH, KW) = the weight gradient of that convolution, from the output's
-    gradient dout_t (O, N, OH*OW) (gated by any ReLU already) and the padded input."""
+def direct_backward_weight(kernel, dout, gate, xp, dw, dilation, threads):
+    """dw (O, C, KH, KW) = the weight gradient of that convolution, and returns the bias
+    gradient (O,) float32, from the output's gradient dout (N, O, OH, OW) and the padded
+    input; with ``gate`` (the ReLU's output, same shape as dout) the gradient is first
+    zeroed where the output is not positive (None: no ReLU)."""
     oh, ow = _direct_out_hw("direct_backward_weight", dw.shape, xp, dilation, threads)
     o, c, kh, kw = dw.shape
     n = xp.shape[0]
-    if dout_t.shape != (o, n, oh * ow):
-        raise ValueError(f"gemm.direct_backward_weight: expected dout_t {(o, n, oh * ow)}, "
-                         f"got {dout_t.shape}")
+    if dout.shape != (n, o, oh, ow) or (gate is not None and gate.shape != dout.shape):
+        raise ValueError(f"gemm.direct_backward_weight: expected dout (and gate) "
+                         f"{(n, o, oh, ow)}, got {dout.shape}"
+                         + ("" if gate is None else f" and {gate.shape}"))
     if not dw.flags.c_contiguous:            # the kernel writes through a (O, K) view of it
         raise ValueError("gemm.direct_backward_weight: dw must be C-contiguous")
     runs = max(1, min(IMAGE_RUNS, n))
-    chunk = max(1, min(-(-n // runs),
-                       DIRECT_CHUNK // _image_floats(kernel, o, xp.shape)))
+    chunk = max(1, min(-(-n // runs), DIRECT_CHUNK // _image_floats(kernel, o, xp.shape)))
     offs = tap_offsets(c, kh, kw, *xp.shape[2:], *dilation, multiple=kernel.direct_tile()[1])
     floats = kernel.direct_weight_floats(o, c, *xp.shape[2:], (oh - 1) * xp.shape[3] + ow, chunk)
-    kernel.direct_backward_weight(dout_t, offs, xp, dw.reshape(o, -1),
+    d3 = dout.reshape(n, o, oh * ow)
+    sums = np.empty((runs, o), np.float64)
+    kernel.direct_backward_weight(d3, d3 if gate is None else gate.reshape(n, o, oh * ow),
+                                  gate is not None, offs, xp, dw.reshape(o, -1), sums,
                                   _buffer("partial", (runs - 1, o, c * kh * kw)),
                                   _buffer("direct", (threads, floats)), ow, runs, chunk, threads)
+    total = sums[0].copy()
+    for q in range(1, runs):                 # in run order: the same bits for any thread count
+        total += sums[q]
+    return total.astype(np.float32)

@@ -61,7 +61,8 @@ def assert_close(ours, ref):
 
 
 @pytest.mark.parametrize("need_dx", [True, False])
-@pytest.mark.parametrize("relu,bias,flip", [(True, True, False), (False, False, True)])
+@pytest.mark.parametrize("relu,bias,flip", [(True, True, False), (False, True, False),
+                                           (False, False, True)])
 @pytest.mark.parametrize("name", CASES)
 def test_direct_matches_float64(kernel, name, relu, bias, flip, need_dx):
     case = CASES[name]
@@ -179,12 +180,16 @@ def test_direct_kernels_check_shapes(kernel):
     with pytest.raises(ValueError, match="does not fit the input"):
         gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
                             np.empty((8, 4, 0, 0), np.float32), False, (6, 6), 2)
-    with pytest.raises(ValueError, match=r"gemm.direct_backward_weight: expected dout_t "
-                                         r"\(4, 8, 64\)"):
-        gemm.direct_backward_weight(kern, np.ones((4, 8, 63), np.float32), xp,
+    with pytest.raises(ValueError, match=r"gemm.direct_backward_weight: expected dout \(and "
+                                         r"gate\) \(8, 4, 8, 8\), got \(8, 4, 8, 7\)"):
+        gemm.direct_backward_weight(kern, np.ones((8, 4, 8, 7), np.float32), None, xp,
                                     np.empty_like(w), (1, 1), 2)
+    with pytest.raises(ValueError, match=r"and \(8, 4, 8, 7\)"):
+        gemm.direct_backward_weight(kern, np.ones((8, 4, 8, 8), np.float32),
+                                    np.ones((8, 4, 8, 7), np.float32), xp, np.empty_like(w),
+                                    (1, 1), 2)
     with pytest.raises(ValueError, match="dw must be C-contiguous"):
-        gemm.direct_backward_weight(kern, np.ones((4, 8, 64), np.float32), xp,
+        gemm.direct_backward_weight(kern, np.ones((8, 4, 8, 8), np.float32), None, xp,
                                     np.empty_like(w, order="F"), (1, 1), 2)
     for threads in (0, -1, True, 1.5):
         with pytest.raises(ValueError, match="num_threads must be a positive int"):

@@ -170,6 +170,19 @@ cdef inline void _dw_tile(const float* d, Py_ssize_t ldd, Py_ssize_t dimg,
         res[i * DT + 4] = _lanes(a4[i])
 
 
+cdef inline double _row_sum(const float* row, Py_ssize_t n) noexcept nogil:
+    """row[0] + ... + row[n - 1] for n a multiple of VL: VL running sums (one vector), then
+    _lanes; a fixed order."""
+    cdef float acc[VL]
+    cdef Py_ssize_t v, l
+    for l in range(VL):
+        acc[l] = 0
+    for v in range(n // VL):
+        for l in range(VL):
+            acc[l] += row[v * VL + l]
+    return _lanes(acc)
+
+
 cdef inline float _lanes(float* a) noexcept nogil:
     """The sum of a[:VL] by halving (a[l] += a[l + h] for h = VL/2, VL/4, .. 1): vector
     adds in a fixed order, where a running sum would be VL dependent additions. Overwrites a."""
@@ -203,26 +216,40 @@ cdef inline Py_ssize_t _input_len(Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp) no
     return (c * hp * wp + VL + VL - 1) // VL * VL
 
 
-cdef void _dw_chunk(const float[:, :, ::1] dout_t, const Py_ssize_t* offs, Py_ssize_t kp,
-                    const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t ow,
-                    float* dst, Py_ssize_t K, float* base, bint add) noexcept nogil:
-    """dst (O, K) (+)= the weight gradient of images n0 .. n1-1, laid out in ``base``:
-    their wide gradients (zero outside the OW columns of each row, and in the rows past O),
-    then their inputs, then a result tile."""
-    cdef Py_ssize_t C = x.shape[1], Hp = x.shape[2], Wp = x.shape[3], O = dout_t.shape[0]
-    cdef Py_ssize_t OH = dout_t.shape[2] // ow
+cdef void _dw_chunk(const float[:, :, ::1] dout, const float[:, :, ::1] gate, bint relu,
+                    const Py_ssize_t* offs, Py_ssize_t kp, const float[:, :, :, ::1] x,
+                    Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t ow, float* dst, Py_ssize_t K,
+                    double* db, float* base, bint add) noexcept nogil:
+    """dst (O, K) (+)= the weight gradient of images n0 .. n1-1, and db (O,) += the sums of
+    their gradients, laid out in ``base``: their wide gradients (gated by the ReLU's output
+    when ``relu``; zero outside the OW columns of each row, and in the rows past O), then
+    their inputs, then a result tile."""
+    cdef Py_ssize_t C = x.shape[1], Hp = x.shape[2], Wp = x.shape[3], O = dout.shape[1]
+    cdef Py_ssize_t OH = dout.shape[2] // ow
     cdef Py_ssize_t L = (OH - 1) * Wp + ow, lr = _wide_len(L), xs = _input_len(C, Hp, Wp)
     cdef Py_ssize_t dimg = (O + DO - 1) // DO * DO * lr, count = n1 - n0
     cdef float* xc = base + count * dimg
     cdef float* res = xc + count * xs
     cdef float* row
-    cdef Py_ssize_t m, o, r, ob, tb, i, t, at
+    cdef const float* src
+    cdef const float* g
+    cdef Py_ssize_t m, o, r, j, ob, tb, i, t, at
+    cdef float d
     for m in range(count):
         memset(base + m * dimg, 0, dimg * sizeof(float))
         for o in range(O):
             row = base + m * dimg + o * lr
             for r in range(OH):
-                memcpy(row + r * Wp, &dout_t[o, n0 + m, r * ow], ow * sizeof(float))
+                src = &dout[n0 + m, o, r * ow]
+                g = &gate[n0 + m, o, r * ow]
+                if relu:
+                    for j in range(ow):
+                        d = src[j]          # loaded unconditionally, so the select vectorises
+                        row[r * Wp + j] = d if g[j] > 0 else 0
+                else:
+                    memcpy(row + r * Wp, src, ow * sizeof(float))
+            # a running sum here was one dependent add per pixel (3x slower than the rest)
+            db[o] = db[o] + _row_sum(row, lr)
         memcpy(xc + m * xs, &x[n0 + m, 0, 0, 0], C * Hp * Wp * sizeof(float))
         memset(xc + m * xs + C * Hp * Wp, 0, (xs - C * Hp * Wp) * sizeof(float))
     for ob in range(dimg // lr // DO):
@@ -234,24 +261,33 @@ cdef void _dw_chunk(const float[:, :, ::1] dout_t, const Py_ssize_t* offs, Py_ss
                     dst[at] = dst[at] + res[i * DT + t] if add else res[i * DT + t]
 
 
-def direct_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, OH*OW) gated gradient
+def direct_backward_weight(const float[:, :, ::1] dout,     # IN  (N, O, OH*OW) output gradient
+                           const float[:, :, ::1] gate,     # IN  (N, O, OH*OW) ReLU output (relu)
+                           bint relu,
                            const Py_ssize_t[::1] offs,      # IN  (Kp,) tap offsets, Kp % DT == 0
                            const float[:, :, :, ::1] x,     # IN  (N, C, Hp, Wp) padded input
                            float[:, ::1] dw,                # OUT (O, K), K <= Kp
+                           double[:, ::1] db,               # OUT (runs, O) each run's gradient sums
                            float[:, :, ::1] partial,        # scratch (runs - 1, O, K)
                            float[:, ::1] buf,               # scratch (threads, direct_weight_floats)
                            Py_ssize_t ow, int runs, Py_ssize_t chunk, int num_threads):
-    """dw = the weight gradient of a stride-1 convolution. The images are cut into ``runs``
-    runs, each run into chunks of ``chunk`` images, both fixed by the caller from the shape:
-    a thread lays a chunk out in its row of ``buf`` and sums it in DO x DT tiles into dw (run
-    0) or the run's partial; the partials are added in run order, so any thread count gives
-    the same bits. Offsets past K (padding to DT taps) may be any valid offset, e.g. 0."""
+    """dw = the weight gradient of a stride-1 convolution, and db[q] = run q's sums of the
+    output gradient per channel (the bias gradient is their sum, in run order); with
+    ``relu`` the gradient is first gated by the ReLU's output (> 0), as the forward's fused
+    ReLU needs. The images are cut into ``runs`` runs, each run into chunks of ``chunk``
+    images, both fixed by the caller from the shape: a thread lays a chunk out in its row of
+    ``buf`` and sums it in DO x DT tiles into dw (run 0) or the run's partial; the partials
+    are added in run order, so any thread count gives the same bits. Offsets past K (padding
+    to DT taps) may be any valid offset, e.g. 0."""
     cdef Py_ssize_t N = x.shape[0], O = dw.shape[0], K = dw.shape[1], Kp = offs.shape[0]
     cdef Py_ssize_t q, n0, n1, c0
     cdef float* dst
-    if O == 0 or K == 0:
+    if O == 0:
         return
-    if N == 0 or dout_t.shape[2] == 0:
+    memset(&db[0, 0], 0, runs * O * sizeof(double))
+    if K == 0:
+        return
+    if N == 0 or dout.shape[2] == 0:
         memset(&dw[0, 0], 0, O * K * sizeof(float))
         return
     with nogil:
@@ -263,10 +299,11 @@ def direct_backward_weight(const float[:, :, ::1] dout_t,  # IN  (O, N, OH*OW) g
                 memset(dst, 0, O * K * sizeof(float))
             c0 = n0
             while c0 < n1:
-                _dw_chunk(dout_t, &offs[0], Kp, x, c0, min(c0 + chunk, n1), ow, dst, K,
-                          &buf[threadid(), 0], c0 > n0)
+                _dw_chunk(dout, gate, relu, &offs[0], Kp, x, c0, min(c0 + chunk, n1), ow, dst,
+                          K, &db[q, 0], &buf[threadid(), 0], c0 > n0)
                 c0 = c0 + chunk
         _add_partials(dw, partial, runs - 1, num_threads)
+
 
 def direct_tile():
     """(DO, DT): the weight gradient's tile of channels x taps."""
