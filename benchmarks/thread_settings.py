@@ -3,8 +3,8 @@
     python benchmarks/thread_settings.py [--rounds 4] [--only SUBSTRING]
 
 Each setting (an environment for the OpenMP runtime, OpenBLAS and malloc, and minicnn's
-PARALLEL_MIN, the size under which a kernel runs on one thread; convolutions and products
-keep their own PARALLEL_MIN_MACS) runs profile_layers.py in
+PARALLEL_MIN, the size under which a kernel runs on one thread; convolutions keep their own
+floor, PARALLEL_MIN_MACS = 2**18 multiply-adds, in every setting) runs profile_layers.py in
 a fresh process, because all three read their environment when they load. Settings
 are interleaved round by round, so the machine's load drifts over all of them alike; the
 table gives the median over rounds of each job's whole-step median (ms). This is how

@@ -24,8 +24,8 @@ from ._kernels import pad as _pad
 #: beat 2**18 in two sweeps: LeNet-5's training step 3.15 -> 2.86 and 3.18 -> 2.79 ms, the
 #: others within the noise (python benchmarks/thread_settings.py --rounds 5 --only "spin 3000")
 PARALLEL_MIN = 1 << 17
-#: and a convolution or matrix product below this many multiply-adds: 2**18 rather than
-#: 2**16 keeps a batch-1 LeNet-5 step on one thread (0.64 -> 0.57 ms in the first sweep)
+#: and a convolution below this many multiply-adds: 2**18 rather than 2**16 keeps a batch-1
+#: LeNet-5 step on one thread (0.64 -> 0.57 ms, in a sweep where one floor served both)
 PARALLEL_MIN_MACS = 1 << 18
 
 

@@ -131,6 +131,32 @@ def test_direct_non_finite_input_taints_only_its_own_taps(kernel, bad):
         assert_close(a[finite], r[finite])
 
 
+@pytest.mark.parametrize("relu", [True, False])
+def test_direct_gradient_with_nan_and_inf_in_dout(kernel, relu):
+    """A NaN or inf in dout: with the fused ReLU it is dropped where the output is not
+    positive and passed on where it is, as the float64 reference with the same gate does;
+    dw and db then match it in which entries are finite and in the finite values."""
+    case = CASES["lenet5-conv2"]
+    x, w, b = data(case)
+    out, cache = F.conv2d_forward(x, w, b, activation="relu" if relu else None)
+    assert cache["path"] == "direct"
+    dout = np.random.default_rng(2).standard_normal(out.shape).astype(np.float32)
+    off = np.argwhere(out <= 0)[0] if relu else np.array([1, 2, 3, 4])
+    on = np.argwhere(out > 0)[0]
+    dout[tuple(off)] = np.nan                 # gated away with the ReLU
+    dout[tuple(on)] = np.inf                  # always reaches dw and db
+    ours = F.conv2d_backward(dout, cache)
+    gate = (out > 0) if relu else np.ones(out.shape, bool)
+    d64 = np.where(gate, dout.astype(np.float64), 0.0)
+    _, cache64 = F.conv2d_forward(x.astype(np.float64), w.astype(np.float64),
+                                  b.astype(np.float64))
+    ref = F.conv2d_backward(d64, cache64)
+    for a, r in zip(ours, ref):
+        finite = np.isfinite(r)
+        np.testing.assert_array_equal(np.isfinite(a), finite)
+        assert_close(a[finite], r[finite])
+
+
 def test_direct_is_chosen_by_shape_alone(kernel, monkeypatch):
     kern = gemm._kernel
     assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32), 28) is kern

@@ -162,11 +162,12 @@ def test_nan_wins_the_window(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("hw,ceil_mode", [((8, 10), False), ((7, 9), False), ((7, 9), True),
-                                          ((2, 34), False)])
+                                          ((8, 9), True), ((7, 10), True), ((2, 34), False),
+                                          ((3, 5), True)])
 def test_max_pool_2x2_fast_path_matches_reference(dtype, hw, ceil_mode):
-    """MaxPool2D(2)'s own kernel (whole 2x2 windows at stride 2): ties, signed zeros,
-    infinities and NaNs give the reference's values, signs and indices (ceil_mode's edge
-    windows take the general loop)."""
+    """MaxPool2D(2)'s own loop (whole 2x2 windows at stride 2): ties, signed zeros,
+    infinities and NaNs give the reference's values, signs and indices (ceil_mode's clipped
+    last row and column, and rows holding a NaN, go through the general loop)."""
     rng = np.random.default_rng(3)
     x = rng.choice(np.array([-1.0, -0.0, 0.0, 1.0, 2.0, np.inf, -np.inf], dtype),
                    size=(2, 3) + hw)
@@ -283,7 +284,9 @@ def test_threads_do_not_change_results(monkeypatch):
             minicnn.set_num_threads(threads)
             out, argmax = F.max_pool2d(x, 3, 2, 1, ceil_mode=True)
             avg = F.avg_pool2d(x, 3, 2, 1, ceil_mode=True)
-            results.append((out, argmax, avg, F.avg_pool2d_backward(avg, x.shape, 3, 2, 1, True)))
+            out2, argmax2 = F.max_pool2d(x, 2, ceil_mode=True)     # MaxPool2D(2)'s own loop
+            results.append((out, argmax, avg, F.avg_pool2d_backward(avg, x.shape, 3, 2, 1, True),
+                            out2, argmax2))
     finally:
         minicnn.set_num_threads(old)
     for a, b in zip(*results):

@@ -170,9 +170,9 @@ cdef inline void _dw_tile(const float* d, Py_ssize_t ldd, Py_ssize_t dimg,
         res[i * DT + 4] = _lanes(a4[i])
 
 
-cdef inline double _row_sum(const float* row, Py_ssize_t n) noexcept nogil:
-    """row[0] + ... + row[n - 1] for n a multiple of VL: VL running sums (one vector), then
-    _lanes; a fixed order."""
+cdef inline float _row_sum(const float* row, Py_ssize_t n) noexcept nogil:
+    """row[0] + ... + row[n - 1] for n a multiple of VL: VL float running sums (one vector),
+    then _lanes; a fixed order (the caller adds the rows' sums in double)."""
     cdef float acc[VL]
     cdef Py_ssize_t v, l
     for l in range(VL):

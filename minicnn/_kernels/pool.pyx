@@ -14,9 +14,9 @@ from cython.parallel cimport prange
 cdef inline void _max_row(const floating[:, :, ::1] x,     # IN  (P, H, W)
                           floating[:, :, ::1] out,          # OUT (P, OH, OW)
                           Py_ssize_t[:, :, ::1] argmax,     # OUT (P, OH, OW) flat h*W + w
-                          Py_ssize_t p, Py_ssize_t i, int kh, int kw, int sh, int sw,
-                          int pt, int pl) noexcept nogil:
-    """Output row i of plane p, any window."""
+                          Py_ssize_t p, Py_ssize_t i, Py_ssize_t j0, int kh, int kw,
+                          int sh, int sw, int pt, int pl) noexcept nogil:
+    """Output row i of plane p from column j0 on, any window."""
     cdef Py_ssize_t H = x.shape[1]
     cdef Py_ssize_t W = x.shape[2]
     cdef Py_ssize_t j, h, w, h0, h1, w0, w1, idx, best_at, nan_at
@@ -25,7 +25,7 @@ cdef inline void _max_row(const floating[:, :, ::1] x,     # IN  (P, H, W)
     h0 = i * sh - pt
     h1 = min(h0 + kh, H)
     h0 = max(h0, 0)
-    for j in range(out.shape[2]):
+    for j in range(j0, out.shape[2]):
         w0 = j * sw - pl
         w1 = min(w0 + kw, W)
         w0 = max(w0, 0)
@@ -51,10 +51,13 @@ cdef inline void _max_row(const floating[:, :, ::1] x,     # IN  (P, H, W)
 
 cdef inline void _max_plane_2x2(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                                 Py_ssize_t[:, :, ::1] argmax, Py_ssize_t p) noexcept nogil:
-    """_max_plane for 2x2 windows at stride 2 that all lie inside the plane (MaxPool2D(2)):
-    the four pixels by name, no window loops or clipping, and no branches in the row loop,
-    so the compiler vectorises it; a row with a NaN is done again by the general rule."""
+    """_max_row for 2x2 windows at stride 2, unpadded (MaxPool2D(2)): the windows that lie
+    wholly inside the plane by their four pixels, no window loops or clipping, and no
+    branches in the row loop, so the compiler vectorises it; a row with a NaN is done again
+    by the general rule, and so are ceil_mode's clipped last row and column."""
     cdef Py_ssize_t W = x.shape[2]
+    cdef Py_ssize_t rows = min(out.shape[1], x.shape[1] // 2)
+    cdef Py_ssize_t cols = min(out.shape[2], W // 2)
     cdef Py_ssize_t i, j, at, nb, nc, nd
     cdef const floating* r0
     cdef const floating* r1
@@ -62,14 +65,14 @@ cdef inline void _max_plane_2x2(const floating[:, :, ::1] x, floating[:, :, ::1]
     cdef Py_ssize_t* am
     cdef floating a, b, c, d, m
     cdef int bad
-    for i in range(out.shape[1]):
+    for i in range(rows):
         r0 = &x[p, 2 * i, 0]
         r1 = r0 + W
         o = &out[p, i, 0]
         am = &argmax[p, i, 0]
         at = 2 * i * W
         bad = 0
-        for j in range(out.shape[2]):
+        for j in range(cols):
             a = r0[2 * j]
             b = r0[2 * j + 1]
             c = r1[2 * j]
@@ -87,7 +90,11 @@ cdef inline void _max_plane_2x2(const floating[:, :, ::1] x, floating[:, :, ::1]
             am[j] = at + 2 * j + nb + nc * (W - 1) + nd
             bad = bad | (a != a) | (b != b) | (c != c) | (d != d)
         if bad:
-            _max_row(x, out, argmax, p, i, 2, 2, 2, 2, 0, 0)
+            _max_row(x, out, argmax, p, i, 0, 2, 2, 2, 2, 0, 0)
+        elif cols < out.shape[2]:
+            _max_row(x, out, argmax, p, i, cols, 2, 2, 2, 2, 0, 0)
+    for i in range(rows, out.shape[1]):
+        _max_row(x, out, argmax, p, i, 0, 2, 2, 2, 2, 0, 0)
 
 
 def max_pool_forward(const floating[:, :, ::1] x,    # IN  (P, H, W)
@@ -96,15 +103,14 @@ def max_pool_forward(const floating[:, :, ::1] x,    # IN  (P, H, W)
                      int kh, int kw, int sh, int sw, int pt, int pl, int num_threads):
     """out = the maximum of each window; argmax = its flat index h*W + w in the plane."""
     cdef Py_ssize_t p, i
-    cdef bint two = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and pt == 0 and pl == 0
-                     and 2 * out.shape[1] <= x.shape[1] and 2 * out.shape[2] <= x.shape[2])
+    cdef bint two = kh == 2 and kw == 2 and sh == 2 and sw == 2 and pt == 0 and pl == 0
     with nogil:
         for p in prange(x.shape[0], schedule="static", num_threads=num_threads):
             if two:
                 _max_plane_2x2(x, out, argmax, p)
             else:
                 for i in range(out.shape[1]):
-                    _max_row(x, out, argmax, p, i, kh, kw, sh, sw, pt, pl)
+                    _max_row(x, out, argmax, p, i, 0, kh, kw, sh, sw, pt, pl)
 
 
 cdef inline void _max_scatter_plane(const floating[:, ::1] dout,     # IN  (P, OH*OW)
