@@ -317,8 +317,7 @@ def _conv_backward_direct(dout, cache, need_dx, threads):
         dout_t = _gemm_layout(dout, cache)
         cols = np.empty((c * kh * kw, n, oh * ow), w.dtype)
         _conv.im2col(xp, cols, kh, kw, 1, 1, *cache["dilation"], ow, threads)
-        gemm.matmul(dout_t.reshape(o, -1), cols.reshape(c * kh * kw, -1).T, dw_.reshape(o, -1),
-                    threads)
+        dw_ = _weight_grad_from_columns(dout_t, cols, cache, threads)
     dxp = None
     if need_dx:
         dout_t = _gemm_layout(dout, cache) if dout_t is None else dout_t
@@ -330,16 +329,22 @@ def _conv_backward_direct(dout, cache, need_dx, threads):
 def _conv_backward_batch(dout_t, cache, need_dx, threads):
     """(dxp, dw) of the batch GEMM paths: dw = dout_t @ cols^T, and dcols = w^T @ dout_t folded
     back by col2im (or transposed back, for 1x1). Same contract as _conv_backward_images."""
-    n, c, h, wd = cache["x_shape"]
+    dw_ = _weight_grad_from_columns(dout_t, cache["saved"], cache, threads)
+    dxp = _input_grad_batch(dout_t, cache, threads) if need_dx else None
+    return dxp, dw_
+
+
+def _weight_grad_from_columns(dout_t, cols, cache, threads):
+    """dw = dout_t (O, N*P) @ cols^T, per group, in the weight's shape."""
+    n, c = cache["x_shape"][:2]
     w = cache["w"]
     o, _, kh, kw = w.shape
-    oh, ow = cache["out_hw"]
+    p = cache["out_hw"][0] * cache["out_hw"][1]
     g = cache["groups"]
-    cols = cache["saved"].reshape(g, c // g * kh * kw, n * oh * ow)   # sizes given: n may be 0
-    dw_ = gemm.matmul(dout_t.reshape(g, o // g, n * oh * ow), cols.transpose(0, 2, 1),
+    cols = cols.reshape(g, c // g * kh * kw, n * p)       # sizes given: n may be 0
+    dw_ = gemm.matmul(dout_t.reshape(g, o // g, n * p), cols.transpose(0, 2, 1),
                       np.empty((g, o // g, c // g * kh * kw), w.dtype), threads)
-    dxp = _input_grad_batch(dout_t, cache, threads) if need_dx else None
-    return dxp, dw_.reshape(w.shape)
+    return dw_.reshape(w.shape)
 
 
 def _image_geometry(cache):

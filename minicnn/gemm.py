@@ -284,8 +284,6 @@ DIRECT_TAPS_MAX = 512
 #: and when one image's layout for the weight gradient fits in this many floats (2 MB), the
 #: most it lays out at a time (a run of images, cut into chunks that fit)
 DIRECT_CHUNK = 1 << 19
-
-
 #: and when a row keeps at least this fraction of its wide columns (OW of Wp): a 1x9 kernel
 #: with dilation 3 on 28 x 28 keeps 4 of 28 and ran at half the batch path's speed
 DIRECT_KEEP_MIN = 0.5
@@ -310,8 +308,7 @@ def _image_floats(kernel, o, padded_shape):
     """Floats of one image's layout in the direct weight gradient, at most (the wide
     gradient taken as long as the whole plane)."""
     _, c, hp, wp = padded_shape
-    return (kernel.direct_weight_floats(o, c, hp, wp, hp * wp, 1)
-            - kernel.direct_weight_floats(o, c, hp, wp, hp * wp, 0))
+    return kernel.direct_image_floats(o, c, hp, wp, hp * wp)
 
 
 def _direct_out_hw(owner, w_shape, xp, dilation, threads):
@@ -350,14 +347,11 @@ def direct_forward(kernel, w, xp, b, out, relu, dilation, threads):
         raise ValueError(f"gemm.direct_forward: expected an output {(xp.shape[0], o, oh, ow)} "
                          f"and a bias ({o},), got {out.shape} and {b.shape}")
     mr = kernel.tile()[0]
-    panels = -(-o // mr)
-    packed = np.zeros((panels * mr, c * kh * kw), np.float32)    # MR-row panels, k-major
-    packed[:o] = w.reshape(o, -1)
-    packed = np.ascontiguousarray(packed.reshape(panels, mr, -1).transpose(0, 2, 1))
     offs = tap_offsets(c, kh, kw, *xp.shape[2:], *dilation)
     width = (oh - 1) * xp.shape[3] + ow
-    kernel.direct_forward(packed, offs, xp, b, out, _buffer("wide", (threads, mr * width)),
-                          relu, threads)
+    kernel.direct_forward(w.reshape(o, -1), offs, xp, b, out,
+                          _buffer("packed", (-(-o // mr) * mr * c * kh * kw,)),
+                          _buffer("wide", (threads, mr * width)), relu, threads)
 
 
 def direct_backward_weight(kernel, dout, gate, xp, dw, dilation, threads):
@@ -384,7 +378,4 @@ def direct_backward_weight(kernel, dout, gate, xp, dw, dilation, threads):
                                   gate is not None, offs, xp, dw.reshape(o, -1), sums,
                                   _buffer("partial", (runs - 1, o, c * kh * kw)),
                                   _buffer("direct", (threads, floats)), ow, runs, chunk, threads)
-    total = sums[0].copy()
-    for q in range(1, runs):                 # in run order: the same bits for any thread count
-        total += sums[q]
-    return total.astype(np.float32)
+    return sums.sum(axis=0).astype(np.float32)    # runs fixed by n: bits not by threads

@@ -177,4 +177,3 @@ def test_flatten_errors():
     f.forward(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match=r"^Flatten\(\): dout must have shape \(2, 12\), got \(2, 3, 4\)"):
         f.backward(np.zeros((2, 3, 4)))
-

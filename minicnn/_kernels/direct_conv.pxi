@@ -1,5 +1,5 @@
-# Direct convolutions, stride 1, for layers with few taps: included by gemm_<isa>.pyx after
-# gemm.pxi (it uses its register tile MR x NR and _add_partials).
+# Direct convolutions, stride 1: included by gemm_<isa>.pyx after gemm.pxi and gemm_conv.pxi
+# (it uses the register tile MR x NR, _pack_a, _add_partials and _bias_relu).
 #
 # The "wide" layout. A padded image plane is Hp x Wp; the output pixel (i, j) is wide
 # position q = i*Wp + j, and tap (c, ki, kj) reads input element q + off, with
@@ -19,6 +19,9 @@
 # inputs) before one reduction per (o, t).
 
 from libc.string cimport memcpy
+
+cdef enum:
+    DT = 5              # taps per weight-gradient tile: _dw_tile writes the five out
 
 
 cdef inline void _fwd_tile(Py_ssize_t K, const float* ap, const float* x, const Py_ssize_t* offs,
@@ -58,55 +61,47 @@ cdef void _fwd_narrow(Py_ssize_t K, const float* ap, const float* x, const Py_ss
             c[i * ldc + j] = s
 
 
-def direct_forward(const float[:, :, ::1] wp,       # IN  (panels, K, MR) W packed, rows >= O zero
+def direct_forward(const float[:, ::1] w,          # IN  (O, K) the weight, K = C*KH*KW
                    const Py_ssize_t[::1] offs,      # IN  (K,) tap offsets in an image
                    const float[:, :, :, ::1] x,     # IN  (N, C, Hp, Wp) padded input
                    const float[::1] b,              # IN  (O,) bias (zeros for none)
                    float[:, :, :, ::1] out,         # OUT (N, O, OH, OW)
+                   float[::1] wp,                   # scratch (ceil(O / MR) * MR * K,)
                    float[:, ::1] wide,              # scratch (threads, MR * L)
                    bint relu, int num_threads):
-    """out = max?(conv(x, w) + b) with stride 1: one (image, MR-channel panel) per task, its
-    wide output made tile by tile in ``wide``, then bias and ReLU while moving the OW valid
-    columns of each row to ``out``."""
+    """out = max?(conv(x, w) + b) with stride 1: w packed once in MR-row panels (as the GEMM
+    packs A), then one (image, panel) per task, its wide output made tile by tile in
+    ``wide``, then bias and ReLU while moving the OW valid columns of each row to ``out``."""
     cdef Py_ssize_t N = x.shape[0], O = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    cdef Py_ssize_t Wp = x.shape[3], K = wp.shape[1], panels = wp.shape[0]
+    cdef Py_ssize_t Wp = x.shape[3], K = w.shape[1], panels = (O + MR - 1) // MR
     cdef Py_ssize_t L = (OH - 1) * Wp + OW
-    cdef Py_ssize_t task, n, pnl, q0, i, o, r, j
+    cdef Py_ssize_t task, n, pnl, q0, i, o, r
     cdef float* wb
+    cdef const float* ap
     cdef const float* xn
-    cdef const float* src
-    cdef float* dst
-    cdef float bo, v
     if N == 0 or O == 0 or OH == 0 or OW == 0 or K == 0:     # nothing to compute (minicnn.gemm
         return                                               # refuses C == 0)
     with nogil:
+        _pack_a(&w[0, 0], K, 1, O, K, &wp[0])
         for task in prange(N * panels, schedule="static", num_threads=num_threads):
             n = task // panels
             pnl = task % panels
             wb = &wide[threadid(), 0]
+            ap = &wp[pnl * MR * K]
             xn = &x[n, 0, 0, 0]
             if L < NR:
-                _fwd_narrow(K, &wp[pnl, 0, 0], xn, &offs[0], wb, L, L)
+                _fwd_narrow(K, ap, xn, &offs[0], wb, L, L)
             else:
                 q0 = 0
                 while q0 < L:
                     # the last tile ends at L, overlapping the one before: the same sums again
                     q0 = min(q0, L - NR)
-                    _fwd_tile(K, &wp[pnl, 0, 0], xn + q0, &offs[0], wb + q0, L)
+                    _fwd_tile(K, ap, xn + q0, &offs[0], wb + q0, L)
                     q0 = q0 + NR
             for i in range(min(MR, O - pnl * MR)):
                 o = pnl * MR + i
-                bo = b[o]
                 for r in range(OH):
-                    src = wb + i * L + r * Wp
-                    dst = &out[n, o, r, 0]
-                    if relu:
-                        for j in range(OW):
-                            v = src[j] + bo
-                            dst[j] = 0 if v <= 0 else v       # NaN stays NaN
-                    else:
-                        for j in range(OW):
-                            dst[j] = src[j] + bo
+                    _bias_relu(wb + i * L + r * Wp, &out[n, o, r, 0], OW, b[o], relu)
 
 
 cdef inline void _dw_tile(const float* d, Py_ssize_t ldd, Py_ssize_t dimg,
@@ -197,14 +192,15 @@ cdef inline float _lanes(float* a) noexcept nogil:
 def direct_weight_floats(Py_ssize_t o, Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp,
                          Py_ssize_t l, Py_ssize_t images):
     """Floats of scratch one thread needs in direct_backward_weight for chunks of ``images``:
-    each image's wide gradient (O rounded up to DO rows of L rounded up to VL), its input
-    copied with VL to 2*VL - 1 floats of zeros after it (the last vector reads past the
-    plane), and a DO x DT tile of results."""
-    return images * _image_floats(o, c, hp, wp, l) + DO * DT
+    each image's layout (direct_image_floats) and a DO x DT tile of results."""
+    return images * direct_image_floats(o, c, hp, wp, l) + DO * DT
 
 
-cdef inline Py_ssize_t _image_floats(Py_ssize_t o, Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp,
+cpdef Py_ssize_t direct_image_floats(Py_ssize_t o, Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp,
                                      Py_ssize_t l) noexcept nogil:
+    """Floats of one image's layout in direct_backward_weight: its wide gradient (O rounded
+    up to DO rows of L rounded up to VL) and its input copied with VL to 2*VL - 1 floats of
+    zeros after it (the last vector reads past the plane)."""
     return (o + DO - 1) // DO * DO * _wide_len(l) + _input_len(c, hp, wp)
 
 

@@ -13,8 +13,7 @@ cdef enum:
     A_BLOCK = 98304     # floats: 384 KB of packed A in L2
     B_BLOCK = 131072    # floats: 512 KB of packed B in L2
     VL = 8             # floats in a vector (direct_conv.pxi)
-    DO = 2              # the direct weight gradient's tile: DO channels x DT taps
-    DT = 5
+    DO = 2              # channels per direct weight-gradient tile (direct_conv.pxi)
 
 include "gemm.pxi"
 include "gemm_conv.pxi"

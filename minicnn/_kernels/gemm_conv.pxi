@@ -37,6 +37,21 @@ cdef void _im2col_image(const float[:, :, :, ::1] x, Py_ssize_t n, float* dst, P
                     d[j] = src[j * sw]
 
 
+cdef inline void _bias_relu(const float* src, float* dst, Py_ssize_t n, float b,
+                           bint relu) noexcept nogil:
+    """dst[:n] = src[:n] + b, then max(., 0) when ``relu`` (NaN stays NaN, as the ReLU
+    kernel); src may be dst. The epilogue of the image and direct convolutions."""
+    cdef Py_ssize_t p
+    cdef float v
+    if relu:
+        for p in range(n):
+            v = src[p] + b
+            dst[p] = 0 if v <= 0 else v
+    else:
+        for p in range(n):
+            dst[p] = src[p] + b
+
+
 def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
                  const float[:, :, :, ::1] x,    # IN  (N, C, Hp, Wp) padded input
                  const float[::1] b,             # IN  (O,) bias (zeros for none)
@@ -49,8 +64,6 @@ def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
     cdef Py_ssize_t N = x.shape[0], O = w.shape[0], K = w.shape[1], P = out.shape[2]
     cdef Py_ssize_t oh, n, o, p, t
     cdef float* cp
-    cdef float* op
-    cdef float bo, v
     if N == 0 or O == 0 or P == 0 or K == 0:      # minicnn.gemm never sends these
         return
     oh = P // ow
@@ -62,15 +75,7 @@ def conv_forward(const float[:, ::1] w,          # IN  (O, C*KH*KW)
             _gemm_part(&w[0, 0], K, 1, cp, P, 1, &out[n, 0, 0], P, O, 0, K, 0, P, &work[t, 0],
                        False)
             for o in range(O):
-                op = &out[n, o, 0]
-                bo = b[o]
-                if relu:
-                    for p in range(P):
-                        v = op[p] + bo
-                        op[p] = 0 if v <= 0 else v     # NaN stays NaN, as the ReLU kernel
-                else:
-                    for p in range(P):
-                        op[p] = op[p] + bo
+                _bias_relu(&out[n, o, 0], &out[n, o, 0], P, b[o], relu)
 
 
 def conv_backward_input(const float[:, ::1] w,        # IN  (O, C*KH*KW)
