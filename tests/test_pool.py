@@ -180,6 +180,101 @@ def test_max_pool_2x2_fast_path_matches_reference(dtype, hw, ceil_mode):
     np.testing.assert_array_equal(argmax, ref_argmax)
 
 
+def _special_values(shape, dtype, seed):
+    """Ties, signed zeros, infinities and NaNs (a NaN row start, a NaN last pixel)."""
+    x = np.random.default_rng(seed).choice(
+        np.array([-1.0, -0.0, 0.0, 1.0, 2.0, np.inf, -np.inf], dtype), size=shape)
+    x[0, 0, 0, :3] = np.nan
+    x[-1, -1, -1, -1] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw", [(2, 2), (8, 10), (7, 9), (2, 34), (3, 530)])
+def test_max_pool_2x2_codes_name_the_argmax(dtype, hw):
+    """max_pool2d_2x2 (MaxPool2D(2)'s kernels): the same values, signs and chosen pixels as
+    max_pool2d's argmax, for ties, signed zeros, infinities, NaNs, odd sizes and rows longer
+    than the flat path's run of codes (530 wide: 265 windows)."""
+    x = _special_values((2, 3) + hw, dtype, 4)
+    out, code = F.max_pool2d_2x2(x)
+    ref, argmax = F.max_pool2d(x, 2)
+    assert out.dtype == dtype and code.dtype == np.int32 and code.shape == ref.shape
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(ref))
+    i, j = np.indices(code.shape[2:])
+    flat = (2 * i + code // 2) * hw[1] + 2 * j + code % 2
+    np.testing.assert_array_equal(flat, argmax)
+    ref2, argmax2 = max_pool2d_ref(x, (2, 2), (2, 2), ((0, 0), (0, 0)), False)
+    np.testing.assert_array_equal(argmax, argmax2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw", [(2, 2), (8, 10), (7, 9), (5, 2)])
+def test_max_pool_2x2_backward_matches_scatter(dtype, hw):
+    """max_pool2d_2x2_backward writes every pixel (it allocates without zeroing: garbage
+    left there would show) with the bits of max_pool2d_backward's scatter into zeros: -0.0
+    lands as +0.0, a NaN or inf gradient only at its window's maximum, zeros in the odd
+    last row and column."""
+    x = _special_values((2, 3) + hw, dtype, 5)
+    out, code = F.max_pool2d_2x2(x)
+    _, argmax = F.max_pool2d(x, 2)
+    g = np.random.default_rng(6).choice(np.array([-0.0, 0.0, 1.5, -2.0, np.nan, np.inf], dtype),
+                                        size=out.shape)
+    for _ in range(3):       # leave NaN-filled memory of dx's size behind for it to reuse
+        del _
+        junk = np.full(x.shape, np.nan, dtype)
+        del junk
+        dx = F.max_pool2d_2x2_backward(g, code, x.shape)
+        ref = F.max_pool2d_backward(g, argmax, x.shape)
+        assert dx.dtype == dtype and dx.shape == x.shape
+        np.testing.assert_array_equal(dx, ref)
+        np.testing.assert_array_equal(np.signbit(dx), np.signbit(ref))
+
+
+def test_max_pool_2x2_backward_reads_two_bits_of_a_code():
+    """A code the forward pass never makes cannot send a gradient outside its window."""
+    g = np.arange(1, 7, dtype=np.float32).reshape(1, 1, 2, 3)
+    dx = F.max_pool2d_2x2_backward(g, np.full(g.shape, -1, np.int32), (1, 1, 4, 6))
+    np.testing.assert_array_equal(dx[0, 0, 1::2, 1::2], g[0, 0])    # -1 & 3 == 3
+    assert dx.sum() == g.sum()
+
+
+def test_max_pool_2x2_errors():
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    out, code = F.max_pool2d_2x2(x)
+    with pytest.raises(ValueError, match=r"max_pool2d_2x2: a 2x2 window needs an input of at "
+                                         r"least 2 x 2, got 1 x 4"):
+        F.max_pool2d_2x2(np.zeros((1, 2, 1, 4), np.float32))
+    with pytest.raises(ValueError, match=r"dout \(1, 2, 2, 1\) and code \(1, 2, 2, 2\) must "
+                                         r"both be \(1, 2, 2, 2\)"):
+        F.max_pool2d_2x2_backward(out[..., :1], code, x.shape)
+    with pytest.raises(ValueError, match=r"must both be \(1, 2, 3, 2\) for an input"):
+        F.max_pool2d_2x2_backward(out, code, (1, 2, 6, 4))
+    with pytest.raises(TypeError, match="code must be int32 \\(from max_pool2d_2x2\\), got int64"):
+        F.max_pool2d_2x2_backward(out, code.astype(np.int64), x.shape)
+    with pytest.raises(TypeError, match="expected a float32 or float64 input, got int64"):
+        F.max_pool2d_2x2(np.zeros((1, 1, 2, 2), np.int64))
+
+
+@pytest.mark.parametrize("hw,ceil_mode,own", [((6, 8), False, True), ((7, 9), False, True),
+                                              ((6, 8), True, True), ((7, 8), True, False),
+                                              ((6, 9), True, False)])
+def test_max_pool2d_layer_takes_its_own_kernels_when_they_apply(hw, ceil_mode, own):
+    """MaxPool2D(2) caches int32 window codes where every window lies inside the input
+    (floor mode, or ceil_mode with even sizes), flat indices otherwise; both give the
+    functional results and pass the float64 gradient check."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3) + hw)
+    layer = MaxPool2D(2, ceil_mode=ceil_mode)
+    out = layer.forward(x)
+    assert (layer.cache[2].dtype == np.int32) == own and layer.cache[3] == own
+    ref, argmax = F.max_pool2d(x, 2, ceil_mode=ceil_mode)
+    np.testing.assert_array_equal(out, ref)
+    g = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(layer.backward(g), F.max_pool2d_backward(g, argmax, x.shape))
+    assert minicnn.gradcheck(MaxPool2D(2, ceil_mode=ceil_mode), x)
+
+
 def test_global_avg_pool():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
@@ -284,9 +379,11 @@ def test_threads_do_not_change_results(monkeypatch):
             minicnn.set_num_threads(threads)
             out, argmax = F.max_pool2d(x, 3, 2, 1, ceil_mode=True)
             avg = F.avg_pool2d(x, 3, 2, 1, ceil_mode=True)
-            out2, argmax2 = F.max_pool2d(x, 2, ceil_mode=True)     # MaxPool2D(2)'s own loop
+            out2, argmax2 = F.max_pool2d(x, 2, ceil_mode=True)     # the 2x2 loop, flat
+            out3, code = F.max_pool2d_2x2(x)                        # MaxPool2D(2)'s own
             results.append((out, argmax, avg, F.avg_pool2d_backward(avg, x.shape, 3, 2, 1, True),
-                            out2, argmax2))
+                            out2, argmax2, out3, code,
+                            F.max_pool2d_2x2_backward(out3, code, x.shape)))
     finally:
         minicnn.set_num_threads(old)
     for a, b in zip(*results):

@@ -61,20 +61,36 @@ class Pool2D(Layer):
     def forward(self, x, training=True):
         owner = self
         x = as_float_input(x, owner, None)
+        two = False
         if self.mode == "max":
-            out, argmax = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
-                                       self.ceil_mode, owner)
+            two = self._two_by_two(x.shape)
+            if two:
+                out, argmax = F.max_pool2d_2x2(x, owner)
+            else:
+                out, argmax = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                           self.ceil_mode, owner)
         else:
             out = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                self.count_include_pad, owner)
             argmax = None
-        self.cache = (x.shape, x.dtype, argmax) if training else None
+        self.cache = (x.shape, x.dtype, argmax, two) if training else None
         return out
+
+    def _two_by_two(self, shape):
+        """Whether this is MaxPool2D(2)'s case, with its own kernels (max_pool2d_2x2): 2x2
+        windows at stride 2, unpadded, each wholly inside the input (ceil_mode only adds a
+        clipped window when a size is odd)."""
+        return (self.kernel_size == (2, 2) and self.stride == (2, 2)
+                and self.padding == ((0, 0), (0, 0)) and len(shape) == 4
+                and min(shape[2:]) >= 2
+                and not (self.ceil_mode and (shape[2] % 2 or shape[3] % 2)))
 
     def backward(self, dout):
         self._backward_check()
-        shape, dtype, argmax = self.cache
+        shape, dtype, argmax, two = self.cache
         dout = _float_dout(dout, dtype)
+        if two:
+            return F.max_pool2d_2x2_backward(dout, argmax, shape, owner=self)
         if self.mode == "max":
             return F.max_pool2d_backward(dout, argmax, shape, owner=self)
         return F.avg_pool2d_backward(dout, shape, self.kernel_size, self.stride, self.padding,
