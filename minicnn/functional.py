@@ -299,15 +299,19 @@ def _gemm_layout(dout, cache):
 
 
 def _conv_backward_direct(dout, cache, need_dx, threads):
-    """(dxp, dw, db) of a direct convolution (direct_conv.pxi): the weight and bias
-    gradients in one pass that gates dout by the fused ReLU, lays it out beside the saved
-    padded input (a chunk of images at a time) and sums it; the input gradient as on the
-    image or batch path, from dout moved to the GEMMs' layout (only then)."""
+    """(dxp, dw, db) of a direct convolution (direct_conv.pxi): one pass gates dout by the
+    fused ReLU, lays it out beside the saved padded input (a chunk of images at a time) and
+    sums it, and from that layout come the weight and bias gradients and, where it fits
+    (gemm.direct_dx_fits, a finite weight), the input gradient; else the input gradient
+    comes as on the image or batch path, from dout moved to the GEMMs' layout."""
     w, xp = cache["w"], cache["saved"]
     kern = gemm.kernel_of(cache["kernel"])
     dw_ = np.empty_like(w)
-    db = gemm.direct_backward_weight(kern, dout, cache["relu_out"], xp, dw_, cache["dilation"],
-                                     threads)
+    fused = (need_dx and gemm.direct_dx_fits(kern, xp.shape, *cache["out_hw"])
+             and np.isfinite(w).all())
+    dxp = _dxp_buffer(cache["workspace"], cache, zeroed=False) if fused else None
+    db = gemm.direct_backward(kern, dout, cache["relu_out"], xp, dw_, cache["dilation"],
+                              threads, w if fused else None, dxp)
     dout_t = None
     if not np.isfinite(dw_).all():
         # the kernel also multiplies the zeros of the dropped columns by input pixels, so
@@ -318,8 +322,7 @@ def _conv_backward_direct(dout, cache, need_dx, threads):
         cols = np.empty((c * kh * kw, n, oh * ow), w.dtype)
         _conv.im2col(xp, cols, kh, kw, 1, 1, *cache["dilation"], ow, threads)
         dw_ = _weight_grad_from_columns(dout_t, cols, cache, threads)
-    dxp = None
-    if need_dx:
+    if need_dx and not fused:
         dout_t = _gemm_layout(dout, cache) if dout_t is None else dout_t
         dxp = (_input_grad_images(dout_t, cache, kern, threads) if cache["image_dx"]
                else _input_grad_batch(dout_t, cache, threads))
@@ -357,7 +360,7 @@ def _input_grad_images(dout_t, cache, kern, threads):
     """The padded input's gradient, image by image: each image's dcols = w^T @ its dout
     folded back (col2im) while in cache."""
     w = cache["w"]
-    dxp = _zeroed_dxp(cache["workspace"], cache)
+    dxp = _dxp_buffer(cache["workspace"], cache)
     gemm.conv_backward_input(kern, w.reshape(w.shape[0], -1), dout_t, dxp,
                              _image_geometry(cache), threads)
     return dxp
@@ -381,19 +384,23 @@ def _input_grad_batch(dout_t, cache, threads):
         _conv.gemm_to_images(dcols.reshape(c, n, h * wd), np.zeros(c, dtype=w.dtype),
                              dxp.reshape(n, c, h * wd), False, _threads(dxp.size))
     else:
-        dxp = _zeroed_dxp(ws, cache)
+        dxp = _dxp_buffer(ws, cache)
         _conv.col2im(dcols.reshape(c * kh * kw, n, oh * ow), dxp, kh, kw, sh, sw, dh, dw, ow,
                      threads)
     return dxp
 
 
-def _zeroed_dxp(ws, cache):
-    """The zeroed gradient of the padded input, which col2im adds into."""
-    if cache["padding"] != ((0, 0), (0, 0)):       # a temporary: dx is made from it
+def _dxp_buffer(ws, cache, zeroed=True):
+    """The gradient of the padded input, zeroed for col2im to add into (or not, for a
+    kernel that writes all of it): a workspace temporary when padded (dx is made from it),
+    else a new array (it is dx)."""
+    if cache["padding"] != ((0, 0), (0, 0)):
         dxp = _scratch(ws, "dxp", cache["padded_shape"], cache["w"].dtype)
-        dxp.fill(0)
+        if zeroed:
+            dxp.fill(0)
         return dxp
-    return np.zeros(cache["padded_shape"], dtype=cache["w"].dtype)
+    alloc = np.zeros if zeroed else np.empty
+    return alloc(cache["padded_shape"], dtype=cache["w"].dtype)
 
 
 def conv2d_backward(dout, cache, need_dx=True):

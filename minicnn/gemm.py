@@ -17,9 +17,9 @@ gradient 6 x 50,176 x 25 (NumPy runs that one on one core).
 ``matmul`` is the product the convolutions' batch path calls;
 ``conv_kernel``, ``conv_forward``, ``conv_backward_input`` and ``conv_backward_weight`` run
 a large convolution image by image, each image's GEMM fused with the passes around it
-(im2col, bias, ReLU; col2im); ``direct_kernel``, ``direct_forward`` and
-``direct_backward_weight`` run a stride-1 convolution with the micro kernel reading the
-padded images in place (no im2col; direct_conv.pxi).
+(im2col, bias, ReLU; col2im); ``direct_kernel``, ``direct_forward``, ``direct_backward``
+and ``direct_dx_fits`` run a stride-1 convolution with the micro kernel reading the
+padded images in place (no im2col, no column matrix either way; direct_conv.pxi).
 """
 import functools
 import os
@@ -354,28 +354,61 @@ def direct_forward(kernel, w, xp, b, out, relu, dilation, threads):
                           _buffer("wide", (threads, mr * width)), relu, threads)
 
 
-def direct_backward_weight(kernel, dout, gate, xp, dw, dilation, threads):
+def direct_backward(kernel, dout, gate, xp, dw, dilation, threads, w=None, dxp=None):
     """dw (O, C, KH, KW) = the weight gradient of that convolution, and returns the bias
     gradient (O,) float32, from the output's gradient dout (N, O, OH, OW) and the padded
     input; with ``gate`` (the ReLU's output, same shape as dout) the gradient is first
-    zeroed where the output is not positive (None: no ReLU)."""
-    oh, ow = _direct_out_hw("direct_backward_weight", dw.shape, xp, dilation, threads)
+    zeroed where the output is not positive (None: no ReLU). With the weight ``w`` (finite)
+    and ``dxp`` (C-contiguous float32, xp's shape; see direct_dx_fits) also dxp = the padded
+    input's gradient, from the same laid-out output gradient."""
+    oh, ow = _direct_out_hw("direct_backward", dw.shape, xp, dilation, threads)
     o, c, kh, kw = dw.shape
-    n = xp.shape[0]
+    n, hp, wp = xp.shape[0], xp.shape[2], xp.shape[3]
     if dout.shape != (n, o, oh, ow) or (gate is not None and gate.shape != dout.shape):
-        raise ValueError(f"gemm.direct_backward_weight: expected dout (and gate) "
+        raise ValueError(f"gemm.direct_backward: expected dout (and gate) "
                          f"{(n, o, oh, ow)}, got {dout.shape}"
                          + ("" if gate is None else f" and {gate.shape}"))
     if not dw.flags.c_contiguous:            # the kernel writes through a (O, K) view of it
-        raise ValueError("gemm.direct_backward_weight: dw must be C-contiguous")
+        raise ValueError("gemm.direct_backward: dw must be C-contiguous")
+    width = (oh - 1) * wp + ow
+    k = c * kh * kw
+    _, dt, vl = kernel.direct_tile()
+    want_dx = dxp is not None
+    if want_dx != (w is not None):
+        raise ValueError("gemm.direct_backward: the input gradient needs both w and dxp")
+    if want_dx:
+        if not direct_dx_fits(kernel, xp.shape, oh, ow):
+            raise ValueError(f"gemm.direct_backward: an input gradient needs a wide row of at "
+                             f"least {kernel.tile()[1]} columns, got {width}")
+        if dxp.shape != xp.shape or dxp.dtype != np.float32 or not dxp.flags.c_contiguous:
+            raise ValueError(f"gemm.direct_backward: dxp must be a C-contiguous float32 "
+                             f"{xp.shape}, got {dxp.shape} {dxp.dtype}")
+        if w.shape != dw.shape or w.dtype != np.float32:
+            raise ValueError(f"gemm.direct_backward: w must be a float32 {dw.shape}, got "
+                             f"{w.shape} {w.dtype}")
+        mr = kernel.tile()[0]
+        w2 = np.ascontiguousarray(w).reshape(o, k)
+        wt = _buffer("packed", (-(-k // mr) * mr * o,))
+        doffs = np.arange(o, dtype=np.intp) * (-(-width // vl) * vl)
+        dx4 = dxp
+    else:
+        w2, wt, doffs = np.zeros((1, 1), np.float32), _buffer("packed", (1,)), np.zeros(1, np.intp)
+        dx4 = np.empty((1, 1, 1, 1), np.float32)
     runs = max(1, min(IMAGE_RUNS, n))
     chunk = max(1, min(-(-n // runs), DIRECT_CHUNK // _image_floats(kernel, o, xp.shape)))
-    offs = tap_offsets(c, kh, kw, *xp.shape[2:], *dilation, multiple=kernel.direct_tile()[1])
-    floats = kernel.direct_weight_floats(o, c, *xp.shape[2:], (oh - 1) * xp.shape[3] + ow, chunk)
+    offs = tap_offsets(c, kh, kw, hp, wp, *dilation, multiple=dt)
+    floats = kernel.direct_weight_floats(o, c, hp, wp, width, chunk)
     d3 = dout.reshape(n, o, oh * ow)
     sums = np.empty((runs, o), np.float64)
-    kernel.direct_backward_weight(d3, d3 if gate is None else gate.reshape(n, o, oh * ow),
-                                  gate is not None, offs, xp, dw.reshape(o, -1), sums,
-                                  _buffer("partial", (runs - 1, o, c * kh * kw)),
-                                  _buffer("direct", (threads, floats)), ow, runs, chunk, threads)
+    kernel.direct_backward(d3, d3 if gate is None else gate.reshape(n, o, oh * ow),
+                           gate is not None, offs, xp, dw.reshape(o, -1), sums,
+                           _buffer("partial", (runs - 1, o, k)),
+                           _buffer("direct", (threads, floats)), ow, runs, chunk,
+                           w2, wt, doffs, dx4, want_dx, threads)
     return sums.sum(axis=0).astype(np.float32)    # runs fixed by n: bits not by threads
+
+
+def direct_dx_fits(kernel, padded_shape, oh, ow):
+    """Whether direct_backward can make the input gradient: a wide row (OH - 1)*Wp + OW of
+    at least one register tile (NR) columns."""
+    return (oh - 1) * padded_shape[3] + ow >= kernel.tile()[1]

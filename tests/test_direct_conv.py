@@ -1,6 +1,7 @@
 """The direct stride-1 convolution (direct_conv.pxi, path 'direct') against a float64
-reference: the edges of its tiles, chunked weight gradients, the exact redo for non-finite
-inputs, the same bits on any thread count, the rule that picks it, and its shape checks."""
+reference: the edges of its tiles, chunked weight gradients, the input gradient made from
+the weight gradient's layout (and where it is not), the exact redo for non-finite inputs,
+the same bits on any thread count, the rule that picks it, and its shape checks."""
 import numpy as np
 import pytest
 
@@ -20,6 +21,9 @@ CASES = {
     "reflect-2x2": (8, 4, 8, (2, 2), (10, 9), ((1, 1), (1, 1)), (1, 1), "reflect"),
     "convnet-conv1": (8, 1, 32, (3, 3), (28, 28), ((0, 0), (0, 0)), (1, 1), "zeros"),
     "many-taps": (8, 20, 12, (4, 4), (8, 8), ((1, 2), (2, 1)), (1, 1), "zeros"),
+    # wide rows of one tile plus one column (AVX-512's NR = 32; AVX2's 24 + 9); 27 taps:
+    # a last panel of 3 rows
+    "tile-plus-one": (8, 3, 8, (3, 3), (3, 35), ((0, 0), (0, 0)), (1, 1), "zeros"),
 }
 
 
@@ -157,6 +161,78 @@ def test_direct_gradient_with_nan_and_inf_in_dout(kernel, relu):
         assert_close(a[finite], r[finite])
 
 
+def dx_route(monkeypatch):
+    """Record, per call of gemm.direct_backward, whether it made the input gradient."""
+    fused = []
+    real = gemm.direct_backward
+
+    def spy(kern, *args):
+        fused.append(len(args) > 7 and args[7] is not None)
+        return real(kern, *args)
+
+    monkeypatch.setattr(gemm, "direct_backward", spy)
+    return fused
+
+
+@pytest.mark.parametrize("name,fused", [("lenet5-conv2", True), ("tile-plus-one", True),
+                                        ("one-tile-row", True), ("odd-everything", True),
+                                        ("narrow-image", False)])
+def test_direct_input_gradient_from_the_weight_gradients_layout(kernel, monkeypatch, name,
+                                                                fused):
+    """The input gradient comes from the weight gradient's pass wherever a wide row holds
+    a register tile (narrower images keep the GEMM and col2im), and matches float64."""
+    route = dx_route(monkeypatch)
+    case = CASES[name]
+    x, w, b = data(case)
+    *ours, path = conv(x, w, b, case)
+    assert path == "direct" and route == [fused]
+    *ref, _ = conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case)
+    for a, r in zip(ours, ref):
+        assert_close(a, r)
+
+
+def test_direct_input_gradient_writes_all_of_a_reused_buffer(kernel, monkeypatch):
+    """The padded input's gradient lives in the layer's workspace between steps and is
+    not zeroed before the kernel writes it: NaN left there must not survive."""
+    route = dx_route(monkeypatch)
+    case = CASES["odd-everything"]
+    x, w, b = data(case)
+    ws = {}
+    out, cache = F.conv2d_forward(x, w, b, padding=case[5], dilation=case[6], workspace=ws,
+                                  activation="relu")
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    first = F.conv2d_backward(dout, cache)
+    ws["dxp"].fill(np.nan)
+    again = F.conv2d_backward(dout, cache)
+    assert route == [True, True]
+    for a, r in zip(again, first):
+        np.testing.assert_array_equal(a, r)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_direct_non_finite_weight_takes_the_gemm_input_gradient(kernel, monkeypatch, bad):
+    """A weight with an inf or NaN would turn the dropped columns' zeros into NaN in
+    pixels they do not touch: the input gradient then comes from the GEMM and col2im,
+    which give the float64 reference's pattern of non-finite pixels."""
+    route = dx_route(monkeypatch)
+    case = CASES["lenet5-conv2"]
+    x, w, b = data(case)
+    out, cache = F.conv2d_forward(x, w, b)
+    cache["w"] = w.copy()
+    cache["w"][3, 2, 0, 4] = bad             # as if the weight had changed since forward
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    dx = F.conv2d_backward(dout, cache)[0]
+    assert route == [False]
+    _, cache64 = F.conv2d_forward(x.astype(np.float64), w.astype(np.float64),
+                                  b.astype(np.float64))
+    cache64["w"] = cache["w"].astype(np.float64)
+    ref = F.conv2d_backward(dout.astype(np.float64), cache64)[0]
+    finite = np.isfinite(ref)
+    assert not finite.all() and finite.any()
+    np.testing.assert_array_equal(np.isfinite(dx), finite)
+    assert_close(dx[finite], ref[finite])
+
+
 def test_direct_is_chosen_by_shape_alone(kernel, monkeypatch):
     kern = gemm._kernel
     assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32), 28) is kern
@@ -206,17 +282,32 @@ def test_direct_kernels_check_shapes(kernel):
     with pytest.raises(ValueError, match="does not fit the input"):
         gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
                             np.empty((8, 4, 0, 0), np.float32), False, (6, 6), 2)
-    with pytest.raises(ValueError, match=r"gemm.direct_backward_weight: expected dout \(and "
+    with pytest.raises(ValueError, match=r"gemm.direct_backward: expected dout \(and "
                                          r"gate\) \(8, 4, 8, 8\), got \(8, 4, 8, 7\)"):
-        gemm.direct_backward_weight(kern, np.ones((8, 4, 8, 7), np.float32), None, xp,
-                                    np.empty_like(w), (1, 1), 2)
+        gemm.direct_backward(kern, np.ones((8, 4, 8, 7), np.float32), None, xp,
+                             np.empty_like(w), (1, 1), 2)
     with pytest.raises(ValueError, match=r"and \(8, 4, 8, 7\)"):
-        gemm.direct_backward_weight(kern, np.ones((8, 4, 8, 8), np.float32),
-                                    np.ones((8, 4, 8, 7), np.float32), xp, np.empty_like(w),
-                                    (1, 1), 2)
+        gemm.direct_backward(kern, np.ones((8, 4, 8, 8), np.float32),
+                             np.ones((8, 4, 8, 7), np.float32), xp, np.empty_like(w),
+                             (1, 1), 2)
     with pytest.raises(ValueError, match="dw must be C-contiguous"):
-        gemm.direct_backward_weight(kern, np.ones((8, 4, 8, 8), np.float32), None, xp,
-                                    np.empty_like(w, order="F"), (1, 1), 2)
+        gemm.direct_backward(kern, np.ones((8, 4, 8, 8), np.float32), None, xp,
+                             np.empty_like(w, order="F"), (1, 1), 2)
+    dout = np.ones((8, 4, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="the input gradient needs both w and dxp"):
+        gemm.direct_backward(kern, dout, None, xp, np.empty_like(w), (1, 1), 2, w)
+    with pytest.raises(ValueError, match=r"dxp must be a C-contiguous float32 \(8, 2, 10, 10\), "
+                                         r"got \(8, 2, 10, 9\) float32"):
+        gemm.direct_backward(kern, dout, None, xp, np.empty_like(w), (1, 1), 2, w,
+                             np.empty((8, 2, 10, 9), np.float32))
+    with pytest.raises(ValueError, match=r"w must be a float32 \(4, 2, 3, 3\), got \(4, 2, 3, 3\) "
+                                         r"float64"):
+        gemm.direct_backward(kern, dout, None, xp, np.empty_like(w), (1, 1), 2,
+                             w.astype(np.float64), np.empty_like(xp))
+    small = np.ones((8, 2, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="an input gradient needs a wide row of at least"):
+        gemm.direct_backward(kern, np.ones((8, 4, 2, 2), np.float32), None, small,
+                             np.empty_like(w), (1, 1), 2, w, np.empty_like(small))
     for threads in (0, -1, True, 1.5):
         with pytest.raises(ValueError, match="num_threads must be a positive int"):
             gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),

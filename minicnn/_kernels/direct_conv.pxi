@@ -17,6 +17,14 @@
 # with dout_wide zero in the dropped columns: DO x DT dot products at once, vectors of VL
 # positions, summed over a chunk of images (laid out side by side with copies of their
 # inputs) before one reduction per (o, t).
+#
+# And the input gradient from the same laid-out dout_wide: tap t's column of the GEMM's
+# dcols is (W^T @ dout_wide)[t, q], and col2im adds it to image element off[t] + q, for
+# every q: in the wide layout each tap's adds are one contiguous run, so an MR x NR tile of
+# W^T @ dout_wide (the forward's micro kernel, its B rows the laid-out gradient) is added
+# from registers straight into the image, row by row. It computes the dropped columns too
+# (their zeros add nothing), where the batch path's GEMM of (C*KH*KW) x (O) x (N*OH*OW)
+# wrote a column matrix (3.8 MB for LeNet-5's second layer) for col2im to read back.
 
 from libc.string cimport memcpy
 
@@ -191,14 +199,14 @@ cdef inline float _lanes(float* a) noexcept nogil:
 
 def direct_weight_floats(Py_ssize_t o, Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp,
                          Py_ssize_t l, Py_ssize_t images):
-    """Floats of scratch one thread needs in direct_backward_weight for chunks of ``images``:
+    """Floats of scratch one thread needs in direct_backward for chunks of ``images``:
     each image's layout (direct_image_floats) and a DO x DT tile of results."""
     return images * direct_image_floats(o, c, hp, wp, l) + DO * DT
 
 
 cpdef Py_ssize_t direct_image_floats(Py_ssize_t o, Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp,
                                      Py_ssize_t l) noexcept nogil:
-    """Floats of one image's layout in direct_backward_weight: its wide gradient (O rounded
+    """Floats of one image's layout in direct_backward: its wide gradient (O rounded
     up to DO rows of L rounded up to VL) and its input copied with VL to 2*VL - 1 floats of
     zeros after it (the last vector reads past the plane)."""
     return (o + DO - 1) // DO * DO * _wide_len(l) + _input_len(c, hp, wp)
@@ -215,11 +223,13 @@ cdef inline Py_ssize_t _input_len(Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp) no
 cdef void _dw_chunk(const float[:, :, ::1] dout, const float[:, :, ::1] gate, bint relu,
                     const Py_ssize_t* offs, Py_ssize_t kp, const float[:, :, :, ::1] x,
                     Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t ow, float* dst, Py_ssize_t K,
-                    double* db, float* base, bint add) noexcept nogil:
+                    double* db, float* base, bint add, const float* wt,
+                    float[:, :, :, ::1] dx, const Py_ssize_t* doffs) noexcept nogil:
     """dst (O, K) (+)= the weight gradient of images n0 .. n1-1, and db (O,) += the sums of
     their gradients, laid out in ``base``: their wide gradients (gated by the ReLU's output
     when ``relu``; zero outside the OW columns of each row, and in the rows past O), then
-    their inputs, then a result tile."""
+    their inputs, then a result tile. With ``wt`` (not NULL) also dx[n] for those images,
+    from the same laid-out gradients (_dx_image)."""
     cdef Py_ssize_t C = x.shape[1], Hp = x.shape[2], Wp = x.shape[3], O = dout.shape[1]
     cdef Py_ssize_t OH = dout.shape[2] // ow
     cdef Py_ssize_t L = (OH - 1) * Wp + ow, lr = _wide_len(L), xs = _input_len(C, Hp, Wp)
@@ -255,29 +265,100 @@ cdef void _dw_chunk(const float[:, :, ::1] dout, const float[:, :, ::1] gate, bi
                 for t in range(min(DT, K - tb * DT)):
                     at = (ob * DO + i) * K + tb * DT + t
                     dst[at] = dst[at] + res[i * DT + t] if add else res[i * DT + t]
+    if wt != NULL:
+        for m in range(count):
+            _dx_image(wt, O, K, base + m * dimg, lr, doffs, offs, L, &dx[n0 + m, 0, 0, 0],
+                      C * Hp * Wp)
 
 
-def direct_backward_weight(const float[:, :, ::1] dout,     # IN  (N, O, OH*OW) output gradient
-                           const float[:, :, ::1] gate,     # IN  (N, O, OH*OW) ReLU output (relu)
-                           bint relu,
-                           const Py_ssize_t[::1] offs,      # IN  (Kp,) tap offsets, Kp % DT == 0
-                           const float[:, :, :, ::1] x,     # IN  (N, C, Hp, Wp) padded input
-                           float[:, ::1] dw,                # OUT (O, K), K <= Kp
-                           double[:, ::1] db,               # OUT (runs, O) each run's gradient sums
-                           float[:, :, ::1] partial,        # scratch (runs - 1, O, K)
-                           float[:, ::1] buf,               # scratch (threads, direct_weight_floats)
-                           Py_ssize_t ow, int runs, Py_ssize_t chunk, int num_threads):
-    """dw = the weight gradient of a stride-1 convolution, and db[q] = run q's sums of the
-    output gradient per channel (the bias gradient is their sum, in run order); with
-    ``relu`` the gradient is first gated by the ReLU's output (> 0), as the forward's fused
-    ReLU needs. The images are cut into ``runs`` runs, each run into chunks of ``chunk``
-    images, both fixed by the caller from the shape: a thread lays a chunk out in its row of
-    ``buf`` and sums it in DO x DT tiles into dw (run 0) or the run's partial; the partials
-    are added in run order, so any thread count gives the same bits. Offsets past K (padding
-    to DT taps) may be any valid offset, e.g. 0."""
+cdef inline void _dx_tile(Py_ssize_t K, const float* ap, const float* x, const Py_ssize_t* offs,
+                          float* dx, const Py_ssize_t* dst_offs) noexcept nogil:
+    """dx[dst_offs[i] + j] += (ap panel^T @ B)[i, j] for a whole MR x NR tile, B[t, j] =
+    x[offs[t] + j]: _fwd_tile adding its registers straight into the rows of dx."""
+    cdef float acc[MR][NR]
+    cdef Py_ssize_t i, j, k
+    cdef const float* xr = x + offs[0]
+    cdef float ai
+    cdef float* dst
+    for i in range(MR):
+        ai = ap[i]
+        for j in range(NR):
+            acc[i][j] = ai * xr[j]
+    for k in range(1, K):
+        xr = x + offs[k]
+        for i in range(MR):
+            ai = ap[k * MR + i]
+            for j in range(NR):
+                acc[i][j] += ai * xr[j]
+    for i in range(MR):
+        dst = dx + dst_offs[i]
+        for j in range(NR):
+            dst[j] = dst[j] + acc[i][j]
+
+
+cdef void _dx_image(const float* wt, Py_ssize_t O, Py_ssize_t K, const float* d, Py_ssize_t ldd,
+                    const Py_ssize_t* doffs, const Py_ssize_t* offs, Py_ssize_t L, float* dx,
+                    Py_ssize_t size) noexcept nogil:
+    """One image's input gradient (size floats at dx) from its wide output gradient d (O rows
+    of ldd, zero in the dropped columns): tap t's columns are wt^T @ d, an MR x NR tile at a
+    time (the forward's _fwd_tile, its B rows d + doffs[o] = d + o*ldd), each tile row added
+    to the image at offs[t] + q, where tap t read input q in the forward pass: col2im from a
+    tile in L1, contiguous runs, no column matrix. L >= NR; the last tile ends at L,
+    overlapping the one before, and adds only its new columns."""
+    cdef float tile[MR * NR]
+    cdef Py_ssize_t pnl, q0, qs, i, j, rows
+    cdef float* dst
+    cdef const float* src
+    memset(dx, 0, size * sizeof(float))
+    for pnl in range((K + MR - 1) // MR):
+        rows = min(MR, K - pnl * MR)
+        q0 = 0
+        while q0 < L:
+            qs = min(q0, L - NR)
+            if rows == MR and qs == q0:
+                _dx_tile(O, wt + pnl * MR * O, d + qs, doffs, dx + qs, offs + pnl * MR)
+                q0 = qs + NR
+                continue
+            _fwd_tile(O, wt + pnl * MR * O, d + qs, doffs, tile, NR)
+            for i in range(rows):
+                dst = dx + offs[pnl * MR + i] + qs
+                src = tile + i * NR
+                for j in range(q0 - qs, NR):
+                    dst[j] = dst[j] + src[j]
+            q0 = qs + NR
+
+
+def direct_backward(const float[:, :, ::1] dout,     # IN  (N, O, OH*OW) output gradient
+                    const float[:, :, ::1] gate,     # IN  (N, O, OH*OW) ReLU output (relu)
+                    bint relu,
+                    const Py_ssize_t[::1] offs,      # IN  (Kp,) tap offsets, Kp % DT == 0
+                    const float[:, :, :, ::1] x,     # IN  (N, C, Hp, Wp) padded input
+                    float[:, ::1] dw,                # OUT (O, K), K <= Kp
+                    double[:, ::1] db,               # OUT (runs, O) each run's gradient sums
+                    float[:, :, ::1] partial,        # scratch (runs - 1, O, K)
+                    float[:, ::1] buf,               # scratch (threads, direct_weight_floats)
+                    Py_ssize_t ow, int runs, Py_ssize_t chunk,
+                    const float[:, ::1] w,           # IN  (O, K) the weight (want_dx)
+                    float[::1] wt,                   # scratch (ceil(K / MR) * MR * O) (want_dx)
+                    const Py_ssize_t[::1] doffs,     # IN  (O,) o * the wide row length (want_dx)
+                    float[:, :, :, ::1] dx,          # OUT (N, C, Hp, Wp) (want_dx)
+                    bint want_dx, int num_threads):
+    """dw = the weight gradient of a stride-1 convolution, db[q] = run q's sums of the
+    output gradient per channel (the bias gradient is their sum, in run order), and with
+    ``want_dx`` dx = the padded input's gradient; with ``relu`` the output gradient is
+    first gated by the ReLU's output (> 0), as the forward's fused ReLU needs. The images
+    are cut into ``runs`` runs, each run into chunks of ``chunk`` images, both fixed by the
+    caller from the shape: a thread lays a chunk out in its row of ``buf``, sums it in DO x
+    DT tiles into dw (run 0) or the run's partial and makes each image's dx from the same
+    layout (dx: image by image, the same bits on any thread count; dw: the partials are
+    added in run order, so the same bits too). Offsets past K (padding to DT taps) may be
+    any valid offset, e.g. 0. dx needs L = (OH - 1)*Wp + OW >= NR, doffs[o] = o * (L
+    rounded up to VL), and a finite w (its products with the dropped columns' zeros must be
+    zero)."""
     cdef Py_ssize_t N = x.shape[0], O = dw.shape[0], K = dw.shape[1], Kp = offs.shape[0]
     cdef Py_ssize_t q, n0, n1, c0
     cdef float* dst
+    cdef const float* wtp = NULL
     if O == 0:
         return
     memset(&db[0, 0], 0, runs * O * sizeof(double))
@@ -287,6 +368,9 @@ def direct_backward_weight(const float[:, :, ::1] dout,     # IN  (N, O, OH*OW) 
         memset(&dw[0, 0], 0, O * K * sizeof(float))
         return
     with nogil:
+        if want_dx:
+            _pack_a(&w[0, 0], 1, K, K, O, &wt[0])        # w^T in MR-tap panels
+            wtp = &wt[0]
         for q in prange(runs, schedule="static", num_threads=num_threads):
             dst = &dw[0, 0] if q == 0 else &partial[q - 1, 0, 0]
             n0 = N * q // runs
@@ -296,11 +380,12 @@ def direct_backward_weight(const float[:, :, ::1] dout,     # IN  (N, O, OH*OW) 
             c0 = n0
             while c0 < n1:
                 _dw_chunk(dout, gate, relu, &offs[0], Kp, x, c0, min(c0 + chunk, n1), ow, dst,
-                          K, &db[q, 0], &buf[threadid(), 0], c0 > n0)
+                          K, &db[q, 0], &buf[threadid(), 0], c0 > n0, wtp, dx, &doffs[0])
                 c0 = c0 + chunk
         _add_partials(dw, partial, runs - 1, num_threads)
 
 
 def direct_tile():
-    """(DO, DT): the weight gradient's tile of channels x taps."""
-    return DO, DT
+    """(DO, DT, VL): the weight gradient's tile of channels x taps, and its vector length
+    (a wide row of the laid-out gradient is rounded up to VL floats)."""
+    return DO, DT, VL
