@@ -95,21 +95,34 @@ def pad(x, padding, mode="zeros", value=0.0, owner="pad"):
     rows = pad_index(h, top, bottom, mode)
     cols = pad_index(w, left, right, mode)
     fill = value if mode == "constant" else 0.0
-    _pad.pad_forward(_planes(x), rows, cols, x.dtype.type(fill), _planes(out), _threads(out.size))
+    _pad.pad_forward(_planes(x), rows, cols, x.dtype.type(fill), _planes(out), left,
+                     _threads(out.size))
     return out
 
 
-def pad_backward(dout, padding, mode, in_hw):
-    """The gradient of ``pad``: each output gradient is added back into its source pixel."""
+def pad_backward(dout, padding, mode, in_hw, owner="pad_backward"):
+    """The gradient of ``pad``: each output gradient is added back into its source pixel.
+
+    dout: (N, C, H + top + bottom, W + left + right) for in_hw = (H, W); returns
+    (N, C, H, W) in dout's dtype.
+    """
     (top, bottom), (left, right) = padding
-    n, c = dout.shape[:2]
     h, w = in_hw
+    if not isinstance(dout, np.ndarray) or dout.dtype not in (np.float32, np.float64):
+        got = dout.dtype if isinstance(dout, np.ndarray) else type(dout).__name__
+        raise TypeError(f"{owner}: expected a float32 or float64 dout, got {got}")
+    padded_hw = (h + top + bottom, w + left + right)
+    if dout.ndim != 4 or dout.shape[2:] != padded_hw:
+        # the kernel reads the index maps at every dout position, unchecked
+        raise ValueError(f"{owner}: expected dout (N, C, {padded_hw[0]}, {padded_hw[1]}) for "
+                         f"an input of {h} x {w} padded by {padding}, got {dout.shape}")
+    n, c = dout.shape[:2]
     dx = np.zeros((n, c, h, w), dtype=dout.dtype)
     if dx.size == 0:
         return dx
     rows = pad_index(h, top, bottom, mode)
     cols = pad_index(w, left, right, mode)
-    _pad.pad_backward(_planes(dout), rows, cols, _planes(dx), _threads(dout.size))
+    _pad.pad_backward(_planes(dout), rows, cols, _planes(dx), left, _threads(dout.size))
     return dx
 
 

@@ -100,6 +100,28 @@ def test_errors(args, shape, exc, match):
             layer.forward(np.zeros(shape, np.float32))
 
 
+@pytest.mark.parametrize("dout,exc,match", [
+    (np.ones((1, 1, 30, 9), np.float32), ValueError,
+     r"Pad\(padding=1\): expected dout \(N, C, 6, 6\) for an input of 4 x 4 padded by "
+     r"\(\(1, 1\), \(1, 1\)\), got \(1, 1, 30, 9\)"),
+    (np.ones((6, 6), np.float32), ValueError, r"expected dout \(1, 1, 6, 6\), got \(6, 6\)"),
+    (np.ones((1, 1, 6, 6), np.int64), TypeError,
+     r"Pad\(padding=1\): expected a float32 or float64 dout, got int64"),
+    (np.ones((1, 1, 6)), ValueError, r"expected dout \(N, C, 6, 6\) for an input of 4 x 4"),
+    (np.ones((2, 1, 6, 6), np.float32), ValueError,
+     r"Pad\(padding=1\): expected dout \(1, 1, 6, 6\), got \(2, 1, 6, 6\)"),
+    (np.ones((1, 1, 6, 6)).tolist(), TypeError, "expected a float32 or float64 dout, got list"),
+])
+def test_backward_checks_dout(dout, exc, match):
+    """A dout of the wrong size once reached the kernel, which reads the index maps at
+    every dout position unchecked: a segfault."""
+    layer = Pad(1)
+    layer.forward(np.zeros((1, 1, 4, 4), np.float32))
+    with pytest.raises(exc, match=match):
+        layer.backward(dout)
+    assert layer.backward(np.ones((1, 1, 6, 6))).shape == (1, 1, 4, 4)
+
+
 def test_config_round_trip():
     layer = Pad(((1, 2), (3, 0)), mode="constant", value=0.5)
     clone = Pad.from_config(layer.get_config())

@@ -2,7 +2,10 @@
 
 Every padding mode is an index map per axis: output row i reads input row rows[i]
 (or the fill value when rows[i] < 0), and likewise for columns. Python builds the
-maps (minicnn.functional.pad_index); these loops only follow them.
+maps (minicnn.functional.pad_index); these loops only follow them, except across the
+input's own columns, which every mode maps to themselves: there a row is a plain copy
+(or add), which vectorises (LeNet-5's padded batch 0.037 -> 0.023 ms; convnet-sized
+64 x 32 x 26 x 26 0.33 -> 0.15).
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -13,51 +16,72 @@ cdef inline void _gather_plane(const floating[:, :, ::1] x,      # IN  (P, H, W)
                                const Py_ssize_t[::1] cols,        # IN  (OW,)
                                floating value,
                                floating[:, :, ::1] out,           # OUT (P, OH, OW)
-                               Py_ssize_t p) noexcept nogil:
-    cdef Py_ssize_t i, j, si, sj
+                               Py_ssize_t p, Py_ssize_t left) noexcept nogil:
+    cdef Py_ssize_t i, j, si, sj, W = x.shape[2], OW = out.shape[2]
+    cdef floating* o
+    cdef const floating* src
     for i in range(out.shape[1]):
         si = rows[i]
+        o = &out[p, i, 0]
         if si < 0:
-            for j in range(out.shape[2]):
-                out[p, i, j] = value
+            for j in range(OW):
+                o[j] = value
             continue
-        for j in range(out.shape[2]):
+        src = &x[p, si, 0]
+        # the input's own columns are a plain copy in every mode (cols[left + j] == j), so
+        # only the padding columns follow the map: the copy vectorises
+        for j in range(left):
             sj = cols[j]
-            if sj < 0:
-                out[p, i, j] = value
-            else:
-                out[p, i, j] = x[p, si, sj]
+            o[j] = value if sj < 0 else src[sj]
+        for j in range(W):
+            o[left + j] = src[j]
+        for j in range(left + W, OW):
+            sj = cols[j]
+            o[j] = value if sj < 0 else src[sj]
 
 
 def pad_forward(const floating[:, :, ::1] x, const Py_ssize_t[::1] rows,
                 const Py_ssize_t[::1] cols, floating value, floating[:, :, ::1] out,
-                int num_threads):
-    """out[p, i, j] = x[p, rows[i], cols[j]], or ``value`` where a map is negative."""
+                Py_ssize_t left, int num_threads):
+    """out[p, i, j] = x[p, rows[i], cols[j]], or ``value`` where a map is negative; the
+    columns left .. left + W - 1 must map to 0 .. W - 1 (as every padding mode's do)."""
     cdef Py_ssize_t p
     with nogil:
         for p in prange(x.shape[0], schedule="static", num_threads=num_threads):
-            _gather_plane(x, rows, cols, value, out, p)
+            _gather_plane(x, rows, cols, value, out, p, left)
 
 
 cdef inline void _scatter_plane(const floating[:, :, ::1] dout,   # IN  (P, OH, OW)
                                 const Py_ssize_t[::1] rows,
                                 const Py_ssize_t[::1] cols,
                                 floating[:, :, ::1] dx,            # OUT (P, H, W), zeroed
-                                Py_ssize_t p) noexcept nogil:
-    cdef Py_ssize_t i, j, si, sj
+                                Py_ssize_t p, Py_ssize_t left) noexcept nogil:
+    cdef Py_ssize_t i, j, si, sj, W = dx.shape[2], OW = dout.shape[2]
+    cdef floating* d
+    cdef const floating* src
     for i in range(dout.shape[1]):
         si = rows[i]
         if si < 0:
             continue
-        for j in range(dout.shape[2]):
+        d = &dx[p, si, 0]
+        src = &dout[p, i, 0]
+        for j in range(left):              # the padding columns follow the map
             sj = cols[j]
             if sj >= 0:
-                dx[p, si, sj] += dout[p, i, j]
+                d[sj] += src[j]
+        for j in range(W):                 # the input's own columns: a vector add
+            d[j] += src[left + j]
+        for j in range(left + W, OW):
+            sj = cols[j]
+            if sj >= 0:
+                d[sj] += src[j]
 
 
 def pad_backward(const floating[:, :, ::1] dout, const Py_ssize_t[::1] rows,
-                 const Py_ssize_t[::1] cols, floating[:, :, ::1] dx, int num_threads):
-    """dx[p, rows[i], cols[j]] += dout[p, i, j]: each gradient goes back to its source pixel.
+                 const Py_ssize_t[::1] cols, floating[:, :, ::1] dx, Py_ssize_t left,
+                 int num_threads):
+    """dx[p, rows[i], cols[j]] += dout[p, i, j]: each gradient goes back to its source pixel
+    (columns left .. left + W - 1 map to 0 .. W - 1, as in pad_forward).
 
     ``dx`` must be zeroed by the caller. Planes are independent, so threads never
     share an output element, and each plane is summed in a fixed order.
@@ -65,4 +89,4 @@ def pad_backward(const floating[:, :, ::1] dout, const Py_ssize_t[::1] rows,
     cdef Py_ssize_t p
     with nogil:
         for p in prange(dout.shape[0], schedule="static", num_threads=num_threads):
-            _scatter_plane(dout, rows, cols, dx, p)
+            _scatter_plane(dout, rows, cols, dx, p, left)

@@ -1,6 +1,8 @@
 """Pad: pad the spatial axes of NCHW input in any mode."""
 import numbers
 
+import numpy as np
+
 from .. import functional as F
 from .. import geometry
 from .base import Layer, as_float_input, as_tuples
@@ -30,19 +32,23 @@ class Pad(Layer):
         self.mode = mode
         self.value = float(value)
         self._padding_arg = as_tuples(padding)
-        self.in_hw = None
+        self.in_shape = None
 
     def get_config(self):
         return {"padding": self._padding_arg, "mode": self.mode, "value": self.value}
 
     def forward(self, x, training=True):
         x = as_float_input(x, self, None, ndim=4)
-        self.in_hw = x.shape[2:]
+        self.in_shape = x.shape
         return F.pad(x, self.padding, self.mode, self.value, owner=self)
 
     def backward(self, dout):
-        self._backward_check("in_hw")
-        return F.pad_backward(dout, self.padding, self.mode, self.in_hw)
+        self._backward_check("in_shape")
+        n, c, h, w = self.in_shape
+        if np.shape(dout)[:2] != (n, c):
+            expected = (n, c) + self.output_shape((c, h, w))[1:]
+            raise ValueError(f"{self!r}: expected dout {expected}, got {np.shape(dout)}")
+        return F.pad_backward(dout, self.padding, self.mode, (h, w), owner=self)
 
     def output_shape(self, input_shape):
         c, h, w = input_shape
