@@ -24,6 +24,9 @@ CASES = {
     # wide rows of one tile plus one column (AVX-512's NR = 32; AVX2's 24 + 9); 27 taps:
     # a last panel of 3 rows
     "tile-plus-one": (8, 3, 8, (3, 3), (3, 35), ((0, 0), (0, 0)), (1, 1), "zeros"),
+    # a last panel of the short tile's rows (6 under AVX-512, 2 under AVX2), its last tile
+    # overlapping the one before
+    "short-panel": (8, 2, 6, (3, 3), (6, 70), ((0, 0), (0, 0)), (1, 1), "zeros"),
 }
 
 
@@ -97,7 +100,8 @@ def test_direct_weight_gradient_in_chunks(kernel, monkeypatch, name, chunk):
         assert_close(a, r)
 
 
-@pytest.mark.parametrize("name", ["lenet5-conv2", "odd-everything", "narrow-image"])
+@pytest.mark.parametrize("name", ["lenet5-conv2", "odd-everything", "narrow-image",
+                                  "short-panel"])
 def test_direct_same_bits_for_any_thread_count(kernel, monkeypatch, name):
     always_parallel(monkeypatch)
     case = CASES[name]

@@ -13,6 +13,8 @@ cdef enum:
     A_BLOCK = 98304     # floats: 384 KB of packed A in L2
     B_BLOCK = 131072    # floats: 512 KB of packed B in L2
     VL = 8             # floats in a vector (direct_conv.pxi)
+    MS = 2              # rows of the short tile, for a last panel of at most MS rows
+    NS = 48             # and its columns: 2 x 6 ymm accumulators (direct_conv.pxi)
     DO = 2              # channels per direct weight-gradient tile (direct_conv.pxi)
 
 include "gemm.pxi"

@@ -10,6 +10,8 @@ cdef enum:
     A_BLOCK = 98304     # floats: 384 KB of packed A in L2
     B_BLOCK = 131072    # floats: 512 KB of packed B in L2
     VL = 16             # floats in a vector (direct_conv.pxi)
+    MS = 6              # rows of the short tile, for a last panel of at most MS rows
+    NS = 64             # and its columns: 6 x 4 zmm accumulators (direct_conv.pxi)
     DO = 4              # channels per direct weight-gradient tile (direct_conv.pxi)
 
 include "gemm.pxi"
