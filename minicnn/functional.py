@@ -83,10 +83,17 @@ def _planes(x):
 def pad(x, padding, mode="zeros", value=0.0, owner="pad"):
     """Pad the last two axes of an NCHW array.
 
-    padding: per-side ((top, bottom), (left, right)); mode: see ``pad_index``.
-    Returns a new (N, C, H + top + bottom, W + left + right) array of x's dtype.
+    padding: an int, (h, w) or per-side ((top, bottom), (left, right)), each >= 0;
+    mode: see ``pad_index``. Returns a new (N, C, H + top + bottom, W + left + right)
+    array of x's dtype.
     """
-    (top, bottom), (left, right) = padding
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{owner}: expected a float32 or float64 input, got {got}")
+    if x.ndim != 4:
+        raise ValueError(f"{owner}: expected a 4-d input (N, C, H, W), got shape {x.shape}")
+    # the kernel copies the input's own columns to [left, left + W): every side >= 0
+    (top, bottom), (left, right) = padding = geometry.normalize_padding(padding, owner, False)
     n, c, h, w = x.shape
     check_pad_mode(owner, (h, w), padding, mode)
     out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
@@ -106,7 +113,7 @@ def pad_backward(dout, padding, mode, in_hw, owner="pad_backward"):
     dout: (N, C, H + top + bottom, W + left + right) for in_hw = (H, W); returns
     (N, C, H, W) in dout's dtype.
     """
-    (top, bottom), (left, right) = padding
+    (top, bottom), (left, right) = geometry.normalize_padding(padding, owner, False)
     h, w = in_hw
     if not isinstance(dout, np.ndarray) or dout.dtype not in (np.float32, np.float64):
         got = dout.dtype if isinstance(dout, np.ndarray) else type(dout).__name__
@@ -162,7 +169,8 @@ def _check_conv_args(x, w, b, stride, padding, dilation, groups, owner):
         raise ValueError(f"{owner}: out_channels={out_channels} is not divisible by groups={groups}")
     if b is not None and (b.shape != (out_channels,) or b.dtype != w.dtype):
         raise ValueError(f"{owner}: bias must be ({out_channels},) {w.dtype}, got {b.shape} {b.dtype}")
-    padding = geometry.resolve_padding(padding, x.shape[2:], (kh, kw), stride, dilation)
+    padding = geometry.resolve_padding(geometry.normalize_padding(padding, owner), x.shape[2:],
+                                       (kh, kw), stride, dilation)
     geometry.check_fits(owner, x.shape[2:], (kh, kw), padding, dilation)
     return padding
 

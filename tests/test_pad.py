@@ -110,7 +110,8 @@ def test_errors(args, shape, exc, match):
     (np.ones((1, 1, 6)), ValueError, r"expected dout \(N, C, 6, 6\) for an input of 4 x 4"),
     (np.ones((2, 1, 6, 6), np.float32), ValueError,
      r"Pad\(padding=1\): expected dout \(1, 1, 6, 6\), got \(2, 1, 6, 6\)"),
-    (np.ones((1, 1, 6, 6)).tolist(), TypeError, "expected a float32 or float64 dout, got list"),
+    (np.ones((1, 1, 6, 6), np.complex64), TypeError,
+     "expected a float32 or float64 dout, got complex64"),
 ])
 def test_backward_checks_dout(dout, exc, match):
     """A dout of the wrong size once reached the kernel, which reads the index maps at
@@ -119,7 +120,39 @@ def test_backward_checks_dout(dout, exc, match):
     layer.forward(np.zeros((1, 1, 4, 4), np.float32))
     with pytest.raises(exc, match=match):
         layer.backward(dout)
-    assert layer.backward(np.ones((1, 1, 6, 6))).shape == (1, 1, 4, 4)
+    dx = layer.backward(np.ones((1, 1, 6, 6)))          # float64: cast to the forward's dtype
+    assert dx.shape == (1, 1, 4, 4) and dx.dtype == np.float32
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 6, 6)).tolist()), dx)
+    layer.forward(np.zeros((1, 1, 4, 4), np.float32), training=False)
+    with pytest.raises(RuntimeError, match=r"backward called before forward\(x, training=True\)"):
+        layer.backward(np.ones((1, 1, 6, 6), np.float32))
+
+
+@pytest.mark.parametrize("padding", [((0, 0), (-1, 0)), ((0, 0), (-3, 1)), ((-1, 0), (0, 0)), -1])
+def test_functional_pad_refuses_negative_padding(padding):
+    """Negative sides once reached the kernels, which copy the input's own columns to
+    [left, left + W): writes outside the output (heap corruption)."""
+    x = np.ones((1, 1, 2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"pad: padding must be >= 0 on every side"):
+        F.pad(x, padding)
+    with pytest.raises(ValueError, match=r"pad_backward: padding must be >= 0 on every side"):
+        F.pad_backward(np.ones((1, 1, 2, 3), np.float32), padding, "zeros", (2, 3))
+    with pytest.raises(ValueError, match=r"conv2d: padding must be >= 0 on every side"):
+        F.conv2d_forward(np.ones((8, 1, 10, 12), np.float32), np.ones((4, 1, 3, 2), np.float32),
+                         padding=padding)
+
+
+@pytest.mark.parametrize("x,exc,match", [
+    (np.ones((1, 2, 3), np.float32), ValueError, r"pad: expected a 4-d input \(N, C, H, W\), "
+                                                 r"got shape \(1, 2, 3\)"),
+    (np.ones((1, 1, 2, 3), np.int64), TypeError, "pad: expected a float32 or float64 input, "
+                                                 "got int64"),
+    ([[[[1.0]]]], TypeError, "pad: expected a float32 or float64 input, got list"),
+])
+def test_functional_pad_checks_its_input(x, exc, match):
+    with pytest.raises(exc, match=match):
+        F.pad(x, 1)
+    assert F.pad(np.ones((1, 1, 2, 3)), 1).shape == (1, 1, 4, 5)    # an int padding
 
 
 def test_config_round_trip():

@@ -32,19 +32,22 @@ class Pad(Layer):
         self.mode = mode
         self.value = float(value)
         self._padding_arg = as_tuples(padding)
-        self.in_shape = None
+        self.in_shape = self.in_dtype = None
 
     def get_config(self):
         return {"padding": self._padding_arg, "mode": self.mode, "value": self.value}
 
     def forward(self, x, training=True):
         x = as_float_input(x, self, None, ndim=4)
-        self.in_shape = x.shape
+        self.in_shape, self.in_dtype = (x.shape, x.dtype) if training else (None, None)
         return F.pad(x, self.padding, self.mode, self.value, owner=self)
 
     def backward(self, dout):
         self._backward_check("in_shape")
         n, c, h, w = self.in_shape
+        dout = np.asarray(dout)
+        if dout.dtype.kind == "f":          # in the forward's dtype, as the other layers
+            dout = dout.astype(self.in_dtype, copy=False)
         if np.shape(dout)[:2] != (n, c):
             expected = (n, c) + self.output_shape((c, h, w))[1:]
             raise ValueError(f"{self!r}: expected dout {expected}, got {np.shape(dout)}")
