@@ -56,10 +56,10 @@ def _threads_from_env():
             n = int(first)
         except ValueError:
             raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-        if n < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"{name} must be an integer from 1 to {MAX_THREADS}, got {value!r}")
         return n
-    return os.cpu_count() or 1
+    return min(os.cpu_count() or 1, MAX_THREADS)
 
 
 def get_num_threads():
@@ -70,11 +70,17 @@ def get_num_threads():
     return _num_threads
 
 
+#: the most threads a kernel is given: their scratch is allocated per thread, and a count
+#: past C's int (2**31) only failed with OverflowError inside a kernel call
+MAX_THREADS = 4096
+
+
 def set_num_threads(n):
-    """Set the number of threads the kernels use (a positive int)."""
+    """Set the number of threads the kernels use (a positive int, at most MAX_THREADS)."""
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be an integer from 1 to {MAX_THREADS}, "
+                         f"got {n!r}")
     _num_threads = int(n)
 
 

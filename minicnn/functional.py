@@ -133,6 +133,15 @@ def pad_backward(dout, padding, mode, in_hw, owner="pad_backward"):
     return dx
 
 
+def _real_array(a, owner, name):
+    """``a`` as an array of real numbers (float or integer): a complex, bool or object
+    gradient would otherwise be cast quietly (the imaginary part dropped)."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{owner}: expected a real (float or integer) {name}, got {a.dtype}")
+    return a
+
+
 # === convolution (owner: conv) ===============================================
 
 def _scratch(workspace, name, shape, dtype):
@@ -435,6 +444,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     o, cin_g, kh, kw = w.shape
     (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
     oh, ow = cache["out_hw"]
+    dout = _real_array(dout, "conv2d_backward", "dout")
     if dout.shape != (n, o, oh, ow):
         raise ValueError(f"conv2d_backward: dout must be {(n, o, oh, ow)}, got {dout.shape}")
     dout = np.ascontiguousarray(dout, dtype=w.dtype)
@@ -707,7 +717,7 @@ def dense_backward(dout, x, w, has_bias=True, need_dx=True):
 
     dx is None when ``need_dx`` is False (the first layer of a network).
     """
-    dout = np.asarray(dout, dtype=w.dtype)
+    dout = _real_array(dout, "dense_backward", "dout").astype(w.dtype, copy=False)
     if dout.shape != (x.shape[0], w.shape[0]):
         raise ValueError(f"dense_backward: dout must be {(x.shape[0], w.shape[0])}, got {dout.shape}")
     return (dout @ w if need_dx else None), dout.T @ x, (dout.sum(axis=0) if has_bias else None)

@@ -16,9 +16,11 @@ def test_set_and_get_num_threads():
         assert minicnn.get_num_threads() == 1
     finally:
         minicnn.set_num_threads(old)
-    for bad in (0, -1, 1.5, "2", True):
-        with pytest.raises(ValueError, match="n must be a positive integer"):
+    for bad in (0, -1, 1.5, "2", True, 4097, 2**31):
+        with pytest.raises(ValueError, match="n must be an integer from 1 to 4096"):
             minicnn.set_num_threads(bad)
+    minicnn.set_num_threads(4096)           # allowed (each kernel's scratch is per thread)
+    minicnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("env,expected", [
@@ -37,6 +39,9 @@ def test_threads_from_env(monkeypatch, env, expected):
 def test_bad_thread_env(monkeypatch):
     monkeypatch.setenv("MINICNN_NUM_THREADS", "many")
     with pytest.raises(ValueError, match="MINICNN_NUM_THREADS must be a positive integer"):
+        _config._threads_from_env()
+    monkeypatch.setenv("MINICNN_NUM_THREADS", str(2**31))
+    with pytest.raises(ValueError, match="MINICNN_NUM_THREADS must be an integer from 1 to 4096"):
         _config._threads_from_env()
 
 

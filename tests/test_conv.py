@@ -5,7 +5,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import minicnn
-from minicnn import Conv2D, functional as F, geometry
+from minicnn import Conv2D, Dense, functional as F, geometry
 from reference import conv2d_ref
 from conftest import always_parallel
 
@@ -356,6 +356,20 @@ def test_backward_checks_dout_shape(rng):
     conv.forward(rng.standard_normal((1, 1, 5, 5)))
     with pytest.raises(ValueError, match=r"dout must be \(1, 2, 3, 3\)"):
         conv.backward(np.zeros((1, 2, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, bool, object])
+def test_backward_refuses_a_dout_that_is_not_real(dtype):
+    """Cast quietly before (a complex gradient lost its imaginary part)."""
+    layer = Conv2D(1, 2, 3)
+    out = layer.forward(np.ones((1, 1, 5, 5), np.float32))
+    with pytest.raises(TypeError, match="conv2d_backward: expected a real .* dout, got"):
+        layer.backward(np.ones(out.shape, dtype))
+    assert layer.backward(np.ones(out.shape, np.int32)).dtype == np.float32
+    dense = Dense(3, 2)
+    dense.forward(np.ones((2, 3), np.float32))
+    with pytest.raises(TypeError, match="dense_backward: expected a real .* dout, got"):
+        dense.backward(np.ones((2, 2), dtype))
 
 
 @pytest.mark.parametrize("cfg", [dict(kernel_size=3), dict(kernel_size=3, padding=1, groups=2),
