@@ -8,6 +8,8 @@ in error messages: a string, or the calling layer itself, whose repr is only bui
 a message needs it (building it on every call cost 0.12 ms of a 0.85 ms batch-1 LeNet-5
 step).
 """
+import functools
+
 import numpy as np
 
 from . import geometry
@@ -42,8 +44,21 @@ def pad_index(n, before, after, mode):
     -1 marks a position filled with the constant. The modes, shown on 1 2 3 padded by 2:
     zeros/constant 0 0 1 2 3 0 0; reflect (mirror, edge not repeated) 3 2 1 2 3 2 1;
     symmetric (mirror, edge repeated) 2 1 1 2 3 3 2; replicate 1 1 1 2 3 3 3;
-    circular 2 3 1 2 3 1 2.
+    circular 2 3 1 2 3 1 2. A read-only array, kept per arguments (_pad_index).
     """
+    if mode not in geometry.PADDING_MODES:
+        raise ValueError(f"pad: mode must be one of {geometry.PADDING_MODES}, got {mode!r}")
+    return _pad_index(int(n), int(before), int(after), mode)
+
+
+@functools.lru_cache(maxsize=256)
+def _pad_index(n, before, after, mode):
+    index = _make_pad_index(n, before, after, mode)
+    index.flags.writeable = False
+    return index
+
+
+def _make_pad_index(n, before, after, mode):
     t = np.arange(-before, n + after)
     if mode in ("zeros", "constant"):
         return np.where((t >= 0) & (t < n), t, -1).astype(np.intp)
@@ -58,7 +73,7 @@ def pad_index(n, before, after, mode):
     if mode == "symmetric":
         t = np.mod(t, 2 * n)
         return np.where(t < n, t, 2 * n - 1 - t).astype(np.intp)
-    raise ValueError(f"pad: mode must be one of {geometry.PADDING_MODES}, got {mode!r}")
+    raise AssertionError(mode)
 
 
 def check_pad_mode(owner, in_hw, padding, mode):
@@ -871,6 +886,12 @@ def sgd_update(w, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
         raise ValueError(f"sgd_update: {problem}")
     if momentum and buf is None:
         raise ValueError("sgd_update: momentum needs a buffer")
+    sgd_update_checked(w, g, buf, lr, momentum, dampening, weight_decay, nesterov, first)
+
+
+def sgd_update_checked(w, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
+    """``sgd_update`` for arrays the caller has checked (sgd_arrays_problem is None, a buffer
+    with momentum): optim.SGD checks them once per step, not twice (1.4 us a parameter)."""
     if w.size:
         flat = w.reshape(-1)
         _optim.sgd_update(flat, g.reshape(-1), flat if buf is None else buf.reshape(-1),

@@ -22,6 +22,7 @@ and ``direct_dx_fits`` run a stride-1 convolution with the micro kernel reading 
 padded images in place (no im2col, no column matrix either way; direct_conv.pxi).
 """
 import functools
+import math
 import os
 import threading
 import warnings
@@ -113,7 +114,7 @@ def _buffer(name, shape):
     """A per-Python-thread float32 scratch array of ``shape``: a view of a flat buffer that
     only grows, so calls of different sizes share it (each Python thread keeps its
     largest one)."""
-    count = int(np.prod(shape))
+    count = math.prod(shape)          # (np.prod made an array: 3 us of a 4 us call)
     flat = getattr(_local, name, None)
     if flat is None or flat.size < count:
         flat = np.empty(count, np.float32)
@@ -328,13 +329,16 @@ def _direct_out_hw(owner, w_shape, xp, dilation, threads):
     return oh, ow
 
 
+@functools.lru_cache(maxsize=256)
 def tap_offsets(c, kh, kw, hp, wp, dh, dw, multiple=1):
     """Each tap's offset c*Hp*Wp + ki*dh*Wp + kj*dw into an (C, Hp, Wp) image, taps in
-    weight order (c, ki, kj), padded with zeros to a multiple of ``multiple``."""
+    weight order (c, ki, kj), padded with zeros to a multiple of ``multiple``. Kept per
+    shape (a read-only array): making it cost 7.5 us, four times a LeNet-5 step."""
     offs = (np.arange(c)[:, None, None] * (hp * wp) + np.arange(kh)[None, :, None] * (dh * wp)
             + np.arange(kw)[None, None, :] * dw).ravel()
     padded = np.zeros(-(-offs.size // multiple) * multiple, dtype=np.intp)
     padded[:offs.size] = offs
+    padded.flags.writeable = False
     return padded
 
 

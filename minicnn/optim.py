@@ -89,8 +89,8 @@ class SGD(Optimizer):
             first = self.momentum != 0 and buf is None
             if first:
                 buf = state["momentum_buffer"] = np.empty_like(w)
-            F.sgd_update(w, g, buf if self.momentum else None, self.lr, self.momentum,
-                         self.dampening, self.weight_decay, self.nesterov, first)
+            F.sgd_update_checked(w, g, buf if self.momentum else None, self.lr, self.momentum,
+                                 self.dampening, self.weight_decay, self.nesterov, first)
             return
         if self.weight_decay:
             g = g + self.weight_decay * w
