@@ -727,15 +727,26 @@ def dense(x, w, b=None):
     return out
 
 
-def dense_backward(dout, x, w, has_bias=True, need_dx=True):
+def dense_backward(dout, x, w, has_bias=True, need_dx=True, out=None):
     """Returns (dx, dw, db): dx = dout @ w, dw = dout.T @ x, db = sum of dout over the batch.
 
-    dx is None when ``need_dx`` is False (the first layer of a network).
+    dx is None when ``need_dx`` is False (the first layer of a network). ``out``: optional
+    arrays (dw, db) to write the gradients into (C-contiguous, w's shape and dtype, and
+    (out,) for db; db's may be None without bias), as Dense does with its grads: no copy.
     """
     dout = _real_array(dout, "dense_backward", "dout").astype(w.dtype, copy=False)
     if dout.shape != (x.shape[0], w.shape[0]):
         raise ValueError(f"dense_backward: dout must be {(x.shape[0], w.shape[0])}, got {dout.shape}")
-    return (dout @ w if need_dx else None), dout.T @ x, (dout.sum(axis=0) if has_bias else None)
+    dw_out, db_out = (None, None) if out is None else out
+    for name, a, shape in (("dw", dw_out, w.shape), ("db", db_out, w.shape[:1])):
+        if a is not None and (not isinstance(a, np.ndarray) or a.shape != shape
+                              or a.dtype != w.dtype or not a.flags.c_contiguous
+                              or not a.flags.writeable):
+            raise ValueError(f"dense_backward: out's {name} must be a writeable C-contiguous "
+                             f"{w.dtype} array of shape {shape}")
+    dw = np.matmul(dout.T, x, out=dw_out)
+    db = np.sum(dout, axis=0, out=db_out) if has_bias else None
+    return (dout @ w if need_dx else None), dw, db
 
 
 # Activations work on any rank and keep x's dtype; each backward takes what its forward

@@ -45,8 +45,10 @@ def cpu_features():
     return {}
 
 
+@functools.lru_cache(maxsize=None)
 def _load(name):
-    """The compiled module for kernel ``name``, or None when it was not built."""
+    """The compiled module for kernel ``name``, or None when it was not built (kept: every
+    convolution's backward asks, and __import__ took 5 us)."""
     try:
         return __import__(f"minicnn._kernels.gemm_{name}", fromlist=["gemm"])
     except ImportError:
@@ -403,13 +405,14 @@ def direct_backward(kernel, dout, gate, xp, dw, dilation, threads, w=None, dxp=N
     offs = tap_offsets(c, kh, kw, hp, wp, *dilation, multiple=dt)
     floats = kernel.direct_weight_floats(o, c, hp, wp, width, chunk)
     d3 = dout.reshape(n, o, oh * ow)
-    sums = np.empty((runs, o), np.float64)
-    kernel.direct_backward(d3, d3 if gate is None else gate.reshape(n, o, oh * ow),
-                           gate is not None, offs, xp, dw.reshape(o, -1), sums,
+    db = np.empty(o, np.float32)            # each run's sums, added in run order (runs fixed
+    kernel.direct_backward(d3, d3 if gate is None else gate.reshape(n, o, oh * ow),  # by n)
+                           gate is not None, offs, xp, dw.reshape(o, -1),
+                           np.empty((runs, o), np.float64), db,
                            _buffer("partial", (runs - 1, o, k)),
                            _buffer("direct", (threads, floats)), ow, runs, chunk,
                            w2, wt, doffs, dx4, want_dx, threads)
-    return sums.sum(axis=0).astype(np.float32)    # runs fixed by n: bits not by threads
+    return db
 
 
 def direct_dx_fits(kernel, padded_shape, oh, ow):

@@ -366,7 +366,8 @@ def direct_backward(const float[:, :, ::1] dout,     # IN  (N, O, OH*OW) output 
                     const Py_ssize_t[::1] offs,      # IN  (Kp,) tap offsets, Kp % DT == 0
                     const float[:, :, :, ::1] x,     # IN  (N, C, Hp, Wp) padded input
                     float[:, ::1] dw,                # OUT (O, K), K <= Kp
-                    double[:, ::1] db,               # OUT (runs, O) each run's gradient sums
+                    double[:, ::1] db,               # scratch (runs, O) each run's gradient sums
+                    float[::1] bias_grad,            # OUT (O,) their sum, in run order
                     float[:, :, ::1] partial,        # scratch (runs - 1, O, K)
                     float[:, ::1] buf,               # scratch (threads, direct_weight_floats)
                     Py_ssize_t ow, int runs, Py_ssize_t chunk,
@@ -375,8 +376,8 @@ def direct_backward(const float[:, :, ::1] dout,     # IN  (N, O, OH*OW) output 
                     const Py_ssize_t[::1] doffs,     # IN  (O,) o * the wide row length (want_dx)
                     float[:, :, :, ::1] dx,          # OUT (N, C, Hp, Wp) (want_dx)
                     bint want_dx, int num_threads):
-    """dw = the weight gradient of a stride-1 convolution, db[q] = run q's sums of the
-    output gradient per channel (the bias gradient is their sum, in run order), and with
+    """dw = the weight gradient of a stride-1 convolution, bias_grad = the sums of the output
+    gradient per channel (each run's in db[q], added in run order), and with
     ``want_dx`` dx = the padded input's gradient; with ``relu`` the output gradient is
     first gated by the ReLU's output (> 0), as the forward's fused ReLU needs. The images
     are cut into ``runs`` runs, each run into chunks of ``chunk`` images, both fixed by the
@@ -394,10 +395,10 @@ def direct_backward(const float[:, :, ::1] dout,     # IN  (N, O, OH*OW) output 
     if O == 0:
         return
     memset(&db[0, 0], 0, runs * O * sizeof(double))
-    if K == 0:
-        return
-    if N == 0 or dout.shape[2] == 0:
-        memset(&dw[0, 0], 0, O * K * sizeof(float))
+    if K == 0 or N == 0 or dout.shape[2] == 0:
+        if K > 0:
+            memset(&dw[0, 0], 0, O * K * sizeof(float))
+        _sum_runs(db, bias_grad)                   # zeros
         return
     with nogil:
         if want_dx:
@@ -415,6 +416,19 @@ def direct_backward(const float[:, :, ::1] dout,     # IN  (N, O, OH*OW) output 
                           K, &db[q, 0], &buf[threadid(), 0], c0 > n0, wtp, dx, &doffs[0])
                 c0 = c0 + chunk
         _add_partials(dw, partial, runs - 1, num_threads)
+    _sum_runs(db, bias_grad)
+
+
+cdef void _sum_runs(const double[:, ::1] db, float[::1] bias_grad) noexcept nogil:
+    """bias_grad[o] = db[0, o] + db[1, o] + ... in double, in run order (so the same bits on
+    any thread count), then rounded once."""
+    cdef Py_ssize_t o, q
+    cdef double total
+    for o in range(db.shape[1]):
+        total = 0
+        for q in range(db.shape[0]):
+            total += db[q, o]
+        bias_grad[o] = <float>total
 
 
 def direct_tile():

@@ -77,11 +77,9 @@ class Dense(Layer):
     def backward(self, dout, need_dx=True):
         """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check("x")
-        dx, dw, db = F.dense_backward(dout, self.x, self.params["weight"], "bias" in self.params,
-                                      need_dx)
-        self.grads["weight"][...] = dw
-        if db is not None:
-            self.grads["bias"][...] = db
+        grads = self.grads
+        dx, _, _ = F.dense_backward(dout, self.x, self.params["weight"], "bias" in self.params,
+                                    need_dx, out=(grads["weight"], grads.get("bias")))
         return dx
 
     def output_shape(self, input_shape):
