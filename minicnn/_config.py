@@ -56,9 +56,9 @@ def _threads_from_env():
             n = int(first)
         except ValueError:
             raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-        if not 1 <= n <= MAX_THREADS:
+        if n < 1 or (n > MAX_THREADS and name == "MINICNN_NUM_THREADS"):
             raise ValueError(f"{name} must be an integer from 1 to {MAX_THREADS}, got {value!r}")
-        return n
+        return min(n, MAX_THREADS)     # OMP_NUM_THREADS is set for other libraries too: capped
     return min(os.cpu_count() or 1, MAX_THREADS)
 
 

@@ -109,6 +109,8 @@ def pad(x, padding, mode="zeros", value=0.0, owner="pad"):
         raise ValueError(f"{owner}: expected a 4-d input (N, C, H, W), got shape {x.shape}")
     # the kernel copies the input's own columns to [left, left + W): every side >= 0
     (top, bottom), (left, right) = padding = geometry.normalize_padding(padding, owner, False)
+    if mode not in geometry.PADDING_MODES:
+        raise ValueError(f"{owner}: mode must be one of {geometry.PADDING_MODES}, got {mode!r}")
     n, c, h, w = x.shape
     check_pad_mode(owner, (h, w), padding, mode)
     out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
@@ -207,8 +209,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
                    workspace=None, activation=None):
     """2-d cross-correlation (a true convolution when ``flip_kernel``): returns (out, cache).
 
-    x: (N, C, H, W); w: (O, C/groups, KH, KW); b: (O,) or None. ``padding`` is
-    per-side ((top, bottom), (left, right)) or 'same'; ``padding_mode`` any mode
+    x: (N, C, H, W); w: (O, C/groups, KH, KW); b: (O,) or None. ``padding`` is an int,
+    (h, w), per-side ((top, bottom), (left, right)) or 'same'; ``padding_mode`` any mode
     of ``pad``. out: (N, O, OH, OW) with OH = floor((H + top + bottom -
     dilation*(KH - 1) - 1) / stride) + 1. ``cache`` is what ``conv2d_backward``
     needs (None when not training). ``workspace``: a dict in which to keep the large
@@ -731,22 +733,32 @@ def dense_backward(dout, x, w, has_bias=True, need_dx=True, out=None):
     """Returns (dx, dw, db): dx = dout @ w, dw = dout.T @ x, db = sum of dout over the batch.
 
     dx is None when ``need_dx`` is False (the first layer of a network). ``out``: optional
-    arrays (dw, db) to write the gradients into (C-contiguous, w's shape and dtype, and
-    (out,) for db; db's may be None without bias), as Dense does with its grads: no copy.
+    pair of arrays (dw, db) to write those gradients into, as Dense does with its grads (no
+    copy): each None, or writeable, C-contiguous, in w's dtype, of w's shape and of shape
+    (out_features,), sharing no memory with dout, x or w (see ``dense_out_fits``).
     """
     dout = _real_array(dout, "dense_backward", "dout").astype(w.dtype, copy=False)
     if dout.shape != (x.shape[0], w.shape[0]):
         raise ValueError(f"dense_backward: dout must be {(x.shape[0], w.shape[0])}, got {dout.shape}")
+    if out is not None and not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise ValueError(f"dense_backward: out must be a pair (dw, db), got {out!r}")
     dw_out, db_out = (None, None) if out is None else out
     for name, a, shape in (("dw", dw_out, w.shape), ("db", db_out, w.shape[:1])):
-        if a is not None and (not isinstance(a, np.ndarray) or a.shape != shape
-                              or a.dtype != w.dtype or not a.flags.c_contiguous
-                              or not a.flags.writeable):
+        if a is not None and not dense_out_fits(a, shape, w.dtype, (dout, x, w)):
             raise ValueError(f"dense_backward: out's {name} must be a writeable C-contiguous "
-                             f"{w.dtype} array of shape {shape}")
+                             f"{w.dtype} array of shape {shape} sharing no memory with dout, "
+                             f"x or w")
     dw = np.matmul(dout.T, x, out=dw_out)
     db = np.sum(dout, axis=0, out=db_out) if has_bias else None
     return (dout @ w if need_dx else None), dw, db
+
+
+def dense_out_fits(a, shape, dtype, inputs=()):
+    """Whether dense_backward can write a gradient into ``a``: a writeable C-contiguous array
+    of that shape and dtype that shares no memory with ``inputs``."""
+    return (isinstance(a, np.ndarray) and a.shape == tuple(shape) and a.dtype == dtype
+            and a.flags.c_contiguous and a.flags.writeable
+            and not any(np.may_share_memory(a, i) for i in inputs))
 
 
 # Activations work on any rank and keep x's dtype; each backward takes what its forward
@@ -901,8 +913,16 @@ def sgd_update(w, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
 
 
 def sgd_update_checked(w, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
-    """``sgd_update`` for arrays the caller has checked (sgd_arrays_problem is None, a buffer
-    with momentum): optim.SGD checks them once per step, not twice (1.4 us a parameter)."""
+    """``sgd_update`` for arrays the caller has checked with ``sgd_arrays_problem`` (as
+    optim.SGD does once per step: checking them twice cost 1.4 us a parameter). It still
+    refuses, in O(1), what would make the kernel read or write outside the arrays: sizes
+    that differ, or momentum without a buffer."""
+    if (not all(isinstance(a, np.ndarray) for a in (w, g))
+            or g.size != w.size or (buf is not None and buf.size != w.size)):
+        raise ValueError("sgd_update_checked: w, g (and buf) must be arrays of one size; "
+                         "check them with sgd_arrays_problem first")
+    if momentum and buf is None:
+        raise ValueError("sgd_update_checked: momentum needs a buffer")
     if w.size:
         flat = w.reshape(-1)
         _optim.sgd_update(flat, g.reshape(-1), flat if buf is None else buf.reshape(-1),

@@ -29,6 +29,8 @@ import warnings
 
 import numpy as np
 
+from ._config import MAX_THREADS
+
 KERNELS = ("avx512", "avx2")
 CHOICES = ("auto",) + KERNELS + ("numpy",)
 #: the CPU features (NumPy's names) each kernel needs
@@ -125,9 +127,12 @@ def _buffer(name, shape):
 
 
 def _check_threads(owner, threads):
-    """The kernels index their scratch by thread: a count below 1 would write outside it."""
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"gemm.{owner}: num_threads must be a positive int, got {threads!r}")
+    """The kernels index their scratch by thread: a count below 1 would write outside it, and
+    one above MAX_THREADS would ask for scratch per thread by the terabyte."""
+    if (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+            or not 1 <= threads <= MAX_THREADS):
+        raise ValueError(f"gemm.{owner}: num_threads must be an int from 1 to {MAX_THREADS}, "
+                         f"got {threads!r}")
 
 
 def _usable(x):

@@ -43,6 +43,13 @@ def test_bad_thread_env(monkeypatch):
     monkeypatch.setenv("MINICNN_NUM_THREADS", str(2**31))
     with pytest.raises(ValueError, match="MINICNN_NUM_THREADS must be an integer from 1 to 4096"):
         _config._threads_from_env()
+    # OMP_NUM_THREADS is meant for every OpenMP library: a large value is capped, not refused
+    monkeypatch.delenv("MINICNN_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "5000")
+    assert _config._threads_from_env() == _config.MAX_THREADS
+    monkeypatch.setenv("OMP_NUM_THREADS", "0")
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS must be an integer from 1 to 4096"):
+        _config._threads_from_env()
 
 
 def test_info_command(tmp_path):

@@ -177,3 +177,46 @@ def test_flatten_errors():
     f.forward(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match=r"^Flatten\(\): dout must have shape \(2, 12\), got \(2, 3, 4\)"):
         f.backward(np.zeros((2, 3, 4)))
+
+
+@pytest.mark.parametrize("replace", ["strided", "fortran", "float64"])
+def test_backward_into_replaced_grads_arrays(replace):
+    """Dense writes its gradients straight into its grads arrays when it can; arrays a user
+    put there that it cannot write into directly get the gradients copied in, as before."""
+    rng = np.random.default_rng(0)
+    layer = Dense(4, 3, rng=1)
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    dout = rng.standard_normal((5, 3)).astype(np.float32)
+    layer.forward(x)
+    layer.backward(dout)
+    ref = {k: g.copy() for k, g in layer.grads.items()}
+    if replace == "strided":
+        layer.grads["weight"] = np.zeros((3, 8), np.float32)[:, :4]
+    elif replace == "fortran":
+        layer.grads["weight"] = np.zeros((3, 4), np.float32, order="F")
+    else:
+        layer.grads["weight"] = np.zeros((3, 4), np.float64)
+        layer.grads["bias"] = np.zeros(3, np.float64)
+    layer.forward(x)
+    layer.backward(dout)
+    for k in ref:
+        np.testing.assert_allclose(layer.grads[k], ref[k], rtol=1e-6)
+
+
+def test_dense_backward_out_checks():
+    rng = np.random.default_rng(0)
+    x, w, d = (rng.standard_normal((3, 3)).astype(np.float32) for _ in range(3))
+    ref = F.dense_backward(d, x, w)
+    dw, db = np.empty((3, 3), np.float32), np.empty(3, np.float32)
+    got = F.dense_backward(d, x, w, out=(dw, db))
+    assert got[1] is dw and got[2] is db
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    for out in ((w, None), (None, d[0]), (x, None)):     # would overwrite what it reads
+        with pytest.raises(ValueError, match="sharing no memory with dout, x or w"):
+            F.dense_backward(d, x, w, out=out)
+    with pytest.raises(ValueError, match=r"dense_backward: out must be a pair \(dw, db\)"):
+        F.dense_backward(d, x, w, out=(dw,))
+    with pytest.raises(ValueError, match="out's dw must be a writeable C-contiguous float32"):
+        F.dense_backward(d, x, w, out=(dw.astype(np.float64), None))
+

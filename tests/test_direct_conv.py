@@ -313,7 +313,7 @@ def test_direct_kernels_check_shapes(kernel):
         gemm.direct_backward(kern, np.ones((8, 4, 2, 2), np.float32), None, small,
                              np.empty_like(w), (1, 1), 2, w, np.empty_like(small))
     for threads in (0, -1, True, 1.5):
-        with pytest.raises(ValueError, match="num_threads must be a positive int"):
+        with pytest.raises(ValueError, match="num_threads must be an int from 1 to 4096"):
             gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
                                 np.empty((8, 4, 8, 8), np.float32), False, (1, 1), threads)
     with pytest.raises(ValueError, match="one C >= 1"):

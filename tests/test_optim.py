@@ -6,6 +6,7 @@ import pytest
 
 import minicnn
 from minicnn import SGD, Adam, CosineAnnealingLR, Dense, LinearWarmup, OneCycleLR, StepLR
+from minicnn import functional as F
 from minicnn.layers.base import Parameter
 
 
@@ -253,3 +254,19 @@ def test_schedules_match_pytorch(name, kwargs):
         topt.step()
         theirs.step()
         ours.step()
+
+
+def test_sgd_update_checked_still_refuses_what_would_leave_the_arrays():
+    """The unchecked entry (optim.SGD calls it after sgd_arrays_problem) still refuses in
+    O(1) a gradient or buffer of another size (the kernel would read past it) and momentum
+    without a buffer."""
+    w = np.zeros(10, np.float32)
+    with pytest.raises(ValueError, match="w, g \\(and buf\\) must be arrays of one size"):
+        F.sgd_update_checked(w, np.arange(3, dtype=np.float32), None, 1.0, 0.0, 0.0, 0.0,
+                             False, False)
+    with pytest.raises(ValueError, match="must be arrays of one size"):
+        F.sgd_update_checked(w, w.copy(), np.zeros(3, np.float32), 1.0, 0.9, 0.0, 0.0, False,
+                             False)
+    with pytest.raises(ValueError, match="sgd_update_checked: momentum needs a buffer"):
+        F.sgd_update_checked(w, w.copy(), None, 0.1, 0.9, 0.0, 0.0, False, True)
+

@@ -160,3 +160,9 @@ def test_config_round_trip():
     clone = Pad.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config() and repr(clone) == repr(layer)
     assert clone.output_shape((2, 4, 4)) == (2, 7, 7)
+
+
+def test_functional_pad_checks_the_mode_of_an_empty_input():
+    with pytest.raises(ValueError, match="pad: mode must be one of"):
+        F.pad(np.zeros((0, 1, 3, 3), np.float32), 1, mode="mirror")
+
