@@ -27,7 +27,7 @@ cdef inline void _gather_plane(const floating[:, :, ::1] x,      # IN  (P, H, W)
             for j in range(OW):
                 o[j] = value
             continue
-        src = &x[p, si, 0]
+        src = &x[p, si, 0] if W > 0 else NULL   # (an empty row: the map is all fill)
         # the input's own columns are a plain copy in every mode (cols[left + j] == j), so
         # only the padding columns follow the map: the copy vectorises
         for j in range(left):
@@ -62,6 +62,8 @@ cdef inline void _scatter_plane(const floating[:, :, ::1] dout,   # IN  (P, OH, 
     for i in range(dout.shape[1]):
         si = rows[i]
         if si < 0:
+            continue
+        if W == 0:                         # nothing to add into (and no row to point at)
             continue
         d = &dx[p, si, 0]
         src = &dout[p, i, 0]
