@@ -166,3 +166,15 @@ def test_functional_pad_checks_the_mode_of_an_empty_input():
     with pytest.raises(ValueError, match="pad: mode must be one of"):
         F.pad(np.zeros((0, 1, 3, 3), np.float32), 1, mode="mirror")
 
+
+@pytest.mark.parametrize("mode", ["zeros", "constant"])
+def test_pad_of_a_zero_width_input(mode):
+    """An empty row is all fill. (The kernel once took the address of its column 0: harmless
+    in a release build, a bounds error in the MINICNN_DEBUG build, which the suite's
+    filterwarnings turns into a failure.)"""
+    value = 2.0 if mode == "constant" else 0.0
+    out = F.pad(np.zeros((2, 1, 3, 0), np.float32), 1, mode, value)
+    np.testing.assert_array_equal(out, np.full((2, 1, 5, 2), value, np.float32))
+    dx = F.pad_backward(np.ones((2, 1, 5, 2), np.float32), 1, mode, (3, 0))
+    assert dx.shape == (2, 1, 3, 0)
+
