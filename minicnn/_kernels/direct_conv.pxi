@@ -219,14 +219,20 @@ cdef inline float _row_sum(const float* row, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline float _lanes(float* a) noexcept nogil:
-    """The sum of a[:VL] by halving (a[l] += a[l + h] for h = VL/2, VL/4, .. 1): vector
-    adds in a fixed order, where a running sum would be VL dependent additions. Overwrites a."""
-    cdef Py_ssize_t l, h = VL // 2
-    while h > 0:
-        for l in range(h):
-            a[l] = a[l] + a[l + h]
-        h = h // 2
-    return a[0]
+    """The sum of a[:VL] (VL = 8 or 16) by halving, a[l] += a[l + h] for h = VL/2, VL/4, .. 1:
+    vector adds in a fixed order, where a running sum would be VL dependent additions.
+    Overwrites a. Each step is written out with a constant trip count: as a loop over h,
+    GCC made it scalar adds through memory, 6% of convnet's weight gradient and a third of
+    the tile time of LeNet-5's second layer, whose tiles are short."""
+    cdef Py_ssize_t l
+    if VL >= 16:
+        for l in range(8):
+            a[l] = a[l] + a[l + 8]
+    for l in range(4):
+        a[l] = a[l] + a[l + 4]
+    for l in range(2):
+        a[l] = a[l] + a[l + 2]
+    return a[0] + a[1]
 
 
 def direct_weight_floats(Py_ssize_t o, Py_ssize_t c, Py_ssize_t hp, Py_ssize_t wp,
