@@ -220,3 +220,31 @@ def test_dense_backward_out_checks():
     with pytest.raises(ValueError, match="out's dw must be a writeable C-contiguous float32"):
         F.dense_backward(d, x, w, out=(dw.astype(np.float64), None))
 
+
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_large_products_on_the_own_gemm(monkeypatch, need_dx):
+    """Products from DENSE_OWN_MIN multiply-adds on run on minicnn's GEMM: the same numbers as
+    NumPy's matmul up to rounding, into the given out arrays, and float64 stays on NumPy."""
+    from minicnn import gemm
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 70)).astype(np.float32)
+    w = rng.standard_normal((33, 70)).astype(np.float32)
+    b = rng.standard_normal(33).astype(np.float32)
+    d = rng.standard_normal((9, 33)).astype(np.float32)
+    ref = (F.dense(x, w, b),) + F.dense_backward(d, x, w, True, need_dx)
+    calls = []
+    real = gemm.matmul
+    monkeypatch.setattr(gemm, "matmul", lambda *a: (calls.append(a[0].shape), real(*a))[1])
+    monkeypatch.setattr(F, "DENSE_OWN_MIN", 1)
+    out = F.dense(x, w, b)
+    dw, db = np.empty_like(w), np.empty_like(b)
+    got = (out,) + F.dense_backward(d, x, w, True, need_dx, out=(dw, db))
+    assert len(calls) == (3 if need_dx else 2) and got[2] is dw
+    for a, r in zip(got, ref):
+        if r is None:
+            assert a is None
+            continue
+        np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-5)
+    F.dense(x.astype(np.float64), w.astype(np.float64))
+    assert len(calls) == (3 if need_dx else 2)
+
