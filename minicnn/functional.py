@@ -46,9 +46,13 @@ def pad_index(n, before, after, mode):
     symmetric (mirror, edge repeated) 2 1 1 2 3 3 2; replicate 1 1 1 2 3 3 3;
     circular 2 3 1 2 3 1 2. A read-only array, kept per arguments (_pad_index).
     """
-    if mode not in geometry.PADDING_MODES:
-        raise ValueError(f"pad: mode must be one of {geometry.PADDING_MODES}, got {mode!r}")
+    _check_pad_mode_name(mode, "pad")
     return _pad_index(int(n), int(before), int(after), mode)
+
+
+def _check_pad_mode_name(mode, owner):
+    if mode not in geometry.PADDING_MODES:
+        raise ValueError(f"{owner}: mode must be one of {geometry.PADDING_MODES}, got {mode!r}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -109,8 +113,7 @@ def pad(x, padding, mode="zeros", value=0.0, owner="pad"):
         raise ValueError(f"{owner}: expected a 4-d input (N, C, H, W), got shape {x.shape}")
     # the kernel copies the input's own columns to [left, left + W): every side >= 0
     (top, bottom), (left, right) = padding = geometry.normalize_padding(padding, owner, False)
-    if mode not in geometry.PADDING_MODES:
-        raise ValueError(f"{owner}: mode must be one of {geometry.PADDING_MODES}, got {mode!r}")
+    _check_pad_mode_name(mode, owner)            # here too: an empty input skips pad_index
     n, c, h, w = x.shape
     check_pad_mode(owner, (h, w), padding, mode)
     out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
@@ -131,6 +134,7 @@ def pad_backward(dout, padding, mode, in_hw, owner="pad_backward"):
     (N, C, H, W) in dout's dtype.
     """
     (top, bottom), (left, right) = geometry.normalize_padding(padding, owner, False)
+    _check_pad_mode_name(mode, owner)
     h, w = in_hw
     if not isinstance(dout, np.ndarray) or dout.dtype not in (np.float32, np.float64):
         got = dout.dtype if isinstance(dout, np.ndarray) else type(dout).__name__
@@ -721,15 +725,13 @@ def _float_array(x, owner, name="input"):
 DENSE_OWN_MIN = 1 << 24
 
 
-def _dense_product(a, b, out=None):
-    """a @ b into ``out`` (or a new array): the own GEMM for large float32 products (see
-    DENSE_OWN_MIN), else np.matmul."""
+def _dense_product(a, b):
+    """a @ b: the own GEMM for large float32 products (see DENSE_OWN_MIN), else np.matmul."""
     m, k, n = a.shape[0], a.shape[1], b.shape[1]
     if a.dtype == np.float32 and b.dtype == np.float32 and m * k * n >= DENSE_OWN_MIN:
-        if out is None:
-            out = np.empty((m, n), np.float32)
-        return gemm.matmul(a, b, out, _threads(m * k * n, PARALLEL_MIN_MACS))
-    return np.matmul(a, b, out=out)
+        return gemm.matmul(a, b, np.empty((m, n), np.float32),
+                           _threads(m * k * n, PARALLEL_MIN_MACS))
+    return a @ b
 
 
 def dense(x, w, b=None):
@@ -747,36 +749,16 @@ def dense(x, w, b=None):
     return out
 
 
-def dense_backward(dout, x, w, has_bias=True, need_dx=True, out=None):
+def dense_backward(dout, x, w, has_bias=True, need_dx=True):
     """Returns (dx, dw, db): dx = dout @ w, dw = dout.T @ x, db = sum of dout over the batch.
 
-    dx is None when ``need_dx`` is False (the first layer of a network). ``out``: optional
-    pair of arrays (dw, db) to write those gradients into, as Dense does with its grads (no
-    copy): each None, or writeable, C-contiguous, in w's dtype, of w's shape and of shape
-    (out_features,), sharing no memory with dout, x or w (see ``dense_out_fits``).
+    dx is None when ``need_dx`` is False (the first layer of a network).
     """
     dout = _real_array(dout, "dense_backward", "dout").astype(w.dtype, copy=False)
     if dout.shape != (x.shape[0], w.shape[0]):
         raise ValueError(f"dense_backward: dout must be {(x.shape[0], w.shape[0])}, got {dout.shape}")
-    if out is not None and not (isinstance(out, (tuple, list)) and len(out) == 2):
-        raise ValueError(f"dense_backward: out must be a pair (dw, db), got {out!r}")
-    dw_out, db_out = (None, None) if out is None else out
-    for name, a, shape in (("dw", dw_out, w.shape), ("db", db_out, w.shape[:1])):
-        if a is not None and not dense_out_fits(a, shape, w.dtype, (dout, x, w)):
-            raise ValueError(f"dense_backward: out's {name} must be a writeable C-contiguous "
-                             f"{w.dtype} array of shape {shape} sharing no memory with dout, "
-                             f"x or w")
-    dw = _dense_product(dout.T, x, dw_out)
-    db = np.sum(dout, axis=0, out=db_out) if has_bias else None
-    return (_dense_product(dout, w) if need_dx else None), dw, db
-
-
-def dense_out_fits(a, shape, dtype, inputs=()):
-    """Whether dense_backward can write a gradient into ``a``: a writeable C-contiguous array
-    of that shape and dtype that shares no memory with ``inputs``."""
-    return (isinstance(a, np.ndarray) and a.shape == tuple(shape) and a.dtype == dtype
-            and a.flags.c_contiguous and a.flags.writeable
-            and not any(np.may_share_memory(a, i) for i in inputs))
+    return ((_dense_product(dout, w) if need_dx else None), _dense_product(dout.T, x),
+            (dout.sum(axis=0) if has_bias else None))
 
 
 # Activations work on any rank and keep x's dtype; each backward takes what its forward

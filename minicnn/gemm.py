@@ -402,9 +402,8 @@ def direct_backward(kernel, dout, gate, xp, dw, dilation, threads, w=None, dxp=N
         wt = _buffer("packed", (-(-k // mr) * mr * o,))
         doffs = np.arange(o, dtype=np.intp) * (-(-width // vl) * vl)
         dx4 = dxp
-    else:
-        w2, wt, doffs = np.zeros((1, 1), np.float32), _buffer("packed", (1,)), np.zeros(1, np.intp)
-        dx4 = np.empty((1, 1, 1, 1), np.float32)
+    else:                                   # placeholders the kernel does not touch
+        w2, wt, doffs, dx4 = _NO_DX
     runs = max(1, min(IMAGE_RUNS, n))
     chunk = max(1, min(-(-n // runs), DIRECT_CHUNK // _image_floats(kernel, o, xp.shape)))
     offs = tap_offsets(c, kh, kw, hp, wp, *dilation, multiple=dt)
@@ -418,6 +417,11 @@ def direct_backward(kernel, dout, gate, xp, dw, dilation, threads, w=None, dxp=N
                            _buffer("direct", (threads, floats)), ow, runs, chunk,
                            w2, wt, doffs, dx4, want_dx, threads)
     return db
+
+
+#: direct_backward's input-gradient arguments when it makes none
+_NO_DX = (np.zeros((1, 1), np.float32), np.zeros(1, np.float32), np.zeros(1, np.intp),
+          np.zeros((1, 1, 1, 1), np.float32))
 
 
 def direct_dx_fits(kernel, padded_shape, oh, ow):

@@ -77,18 +77,11 @@ class Dense(Layer):
     def backward(self, dout, need_dx=True):
         """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check("x")
-        grads, w = self.grads, self.params["weight"]
-        has_bias = "bias" in self.params
-        # written in place when the grads arrays allow it (they do unless replaced by hand)
-        targets = (grads["weight"], grads["bias"] if has_bias else None)
-        shapes = (w.shape, w.shape[:1])
-        if all(t is None or F.dense_out_fits(t, s, w.dtype) for t, s in zip(targets, shapes)):
-            dx, _, _ = F.dense_backward(dout, self.x, w, has_bias, need_dx, out=targets)
-            return dx
-        dx, dw, db = F.dense_backward(dout, self.x, w, has_bias, need_dx)
-        grads["weight"][...] = dw
-        if has_bias:
-            grads["bias"][...] = db
+        dx, dw, db = F.dense_backward(dout, self.x, self.params["weight"], "bias" in self.params,
+                                      need_dx)
+        self.grads["weight"][...] = dw
+        if db is not None:
+            self.grads["bias"][...] = db
         return dx
 
     def output_shape(self, input_shape):

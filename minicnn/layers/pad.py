@@ -48,9 +48,9 @@ class Pad(Layer):
         dout = np.asarray(dout)
         if dout.dtype.kind == "f":          # in the forward's dtype, as the other layers
             dout = dout.astype(self.in_dtype, copy=False)
-        if np.shape(dout)[:2] != (n, c):
+        if dout.shape[:2] != (n, c):
             expected = (n, c) + self.output_shape((c, h, w))[1:]
-            raise ValueError(f"{self!r}: expected dout {expected}, got {np.shape(dout)}")
+            raise ValueError(f"{self!r}: expected dout {expected}, got {dout.shape}")
         return F.pad_backward(dout, self.padding, self.mode, (h, w), owner=self)
 
     def output_shape(self, input_shape):
