@@ -10,6 +10,7 @@ the medians (off / on: above 1 means the rule wins). The rules:
 
     direct   stride-1 direct convolutions (gemm.DIRECT_TAPS_MAX = 0 turns them off)
     image    image-by-image convolutions (gemm.IMAGE_MIN)
+    winograd Winograd F(2x2, 3x3) forward passes (winograd.ENABLED)
 """
 import argparse
 import statistics
@@ -18,6 +19,7 @@ import time
 RULES = {  # rule: (module name, attribute, value that turns it off)
     "direct": ("minicnn.gemm", "DIRECT_TAPS_MAX", 0),
     "image": ("minicnn.gemm", "IMAGE_MIN", 1 << 62),
+    "winograd": ("minicnn.winograd", "ENABLED", False),
 }
 
 

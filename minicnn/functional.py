@@ -14,6 +14,7 @@ import numpy as np
 
 from . import geometry
 from . import gemm
+from . import winograd
 from ._config import get_num_threads
 from ._kernels import conv as _conv
 from ._kernels import activation as _act
@@ -274,9 +275,16 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         if direct is not None:
             # stride 1: each tap's inputs are a contiguous run of the padded image, read in
             # place by a GEMM kernel (direct_conv.pxi): no columns at all
-            path = "direct"
             cache.update(kernel=gemm.kernel_name_of(direct), image_dx=kern is not None)
-            gemm.direct_forward(direct, w, xp, bias, out, relu, dilation, threads)
+            path = "direct"
+            # 3x3 with many channels: the same convolution from 1/2.25 the multiply-adds
+            # (minicnn/winograd.py), forward and backward; an output that is not finite
+            # (an infinite input) is made again directly, whose infinities it keeps
+            if (winograd.fits(w.dtype, g, n, w.shape, stride, dilation)
+                    and winograd.forward(direct, w, xp, bias, out, relu, threads)):
+                path = "winograd"
+            else:
+                gemm.direct_forward(direct, w, xp, bias, out, relu, dilation, threads)
             saved = xp      # as the image path: unpadded, a view of the caller's input
         elif kern is not None:
             # image by image: im2col, GEMM, bias and ReLU while the image's columns are in
@@ -485,6 +493,13 @@ def conv2d_backward(dout, cache, need_dx=True):
             _conv.depthwise_backward_input(dout, w, dxp, sh, sw, dh, dw, threads)
     elif path == "direct":
         dxp, dw_, db = _conv_backward_direct(dout, cache, need_dx, threads)
+    elif path == "winograd":
+        dxp, dw_, db, finite = winograd.backward(gemm.kernel_of(cache["kernel"]), dout,
+                                                 relu_out, saved, w, threads, need_dx)
+        if finite:
+            db = db if cache["has_bias"] else None
+        else:       # an infinity or NaN: the direct kernels' numbers instead (see forward)
+            dxp, dw_, db = _conv_backward_direct(dout, cache, need_dx, threads)
     else:
         dout_t = _gemm_layout(dout, cache)
         if cache["has_bias"]:

@@ -5,6 +5,7 @@ import pytest
 
 import minicnn
 from minicnn import gemm
+from minicnn import winograd
 
 
 @pytest.fixture
@@ -28,13 +29,15 @@ def kernel(request, monkeypatch):
     gemm.use(request.param)
     calls = []
     # every way into a kernel module takes it as the first argument
-    for name in ("_product", "conv_forward", "conv_backward_input", "conv_backward_weight",
-                 "direct_forward", "direct_backward"):
-        def counted(kern, *args, real=getattr(gemm, name)):
+    for module, name in [(gemm, n) for n in ("_product", "conv_forward", "conv_backward_input",
+                                             "conv_backward_weight", "direct_forward",
+                                             "direct_backward")] + [(winograd, "forward"),
+                                                                    (winograd, "backward")]:
+        def counted(kern, *args, real=getattr(module, name), **kwargs):
             calls.append(kern.__name__)
-            return real(kern, *args)
+            return real(kern, *args, **kwargs)
 
-        monkeypatch.setattr(gemm, name, counted)
+        monkeypatch.setattr(module, name, counted)
     yield request.param
     gemm.use(before)
     if not request.node.get_closest_marker("no_kernel"):

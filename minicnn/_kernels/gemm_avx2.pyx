@@ -20,3 +20,4 @@ cdef enum:
 include "gemm.pxi"
 include "gemm_conv.pxi"
 include "direct_conv.pxi"
+include "winograd.pxi"

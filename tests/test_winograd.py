@@ -1,0 +1,261 @@
+"""Winograd F(2x2, 3x3) (minicnn/winograd.py, path 'winograd'): the identity it rests on,
+exactly in float64; forward, weight, bias and input gradients against the float64 direct
+sum on odd sizes, channel counts off the register tile, padding modes, the fused ReLU and a
+flipped kernel; the same bits on any thread count; the redo on the direct kernels when a
+value is not finite; the rule that picks it; its argument checks."""
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import functional as F
+from minicnn import gemm
+from minicnn import winograd as W
+
+from conftest import always_parallel
+from reference import conv2d_ref
+
+# batch, in, out, (h, w), padding ((top, bottom), (left, right)), mode
+CASES = {
+    "convnet-conv2": (8, 32, 64, (26, 26), ((0, 0), (0, 0)), "zeros"),
+    "odd-output": (9, 33, 40, (9, 7), ((0, 0), (0, 0)), "zeros"),
+    "off-the-tile": (8, 35, 37, (8, 8), ((1, 1), (1, 1)), "zeros"),
+    "one-tile": (8, 32, 32, (4, 4), ((0, 0), (0, 0)), "zeros"),
+    "odd-one-row": (8, 32, 32, (3, 7), ((0, 0), (0, 0)), "zeros"),
+    "reflect-uneven": (8, 32, 33, (11, 6), ((1, 0), (2, 1)), "reflect"),
+    "many-blocks": (8, 40, 96, (30, 31), ((1, 1), (1, 1)), "zeros"),
+}
+
+
+def data(case, seed=0):
+    n, cin, cout, hw, _, _ = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, cin) + hw).astype(np.float32)
+    w = (rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(cin * 9)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    return x, w, b
+
+
+def poison_scratch():
+    """NaN into the per-thread scratch the kernels reuse (transformed planes, weight
+    panels): a read of scratch the kernel did not write fails the comparison."""
+    for name in ("wino", "wino_w", "wino_wr"):
+        flat = getattr(gemm._local, name, None)
+        if flat is not None:
+            flat.fill(np.nan)
+
+
+def conv(x, w, b, case, relu=True, flip=False, need_dx=True, dout=None):
+    """(out, dx, dw, db, path) of one forward and backward in x's dtype, on poisoned scratch."""
+    _, _, _, _, padding, mode = case
+    poison_scratch()
+    out, cache = F.conv2d_forward(x, w, b, padding=padding, padding_mode=mode,
+                                  flip_kernel=flip, activation="relu" if relu else None)
+    if dout is None:
+        dout = np.random.default_rng(1).standard_normal(out.shape)
+    return (out, *F.conv2d_backward(dout.astype(x.dtype), cache, need_dx=need_dx),
+            cache["path"])
+
+
+def assert_close(ours, ref):
+    if ref is None:
+        assert ours is None
+        return
+    scale = max(1.0, float(np.abs(ref).max(initial=0)))
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=2e-6 * scale)
+
+
+def test_identity_in_float64():
+    """A^T [(G g G^T) * (B^T d B)] A is the 2 x 2 cross-correlation of d with g, and the
+    backward forms are its adjoints (float64, to rounding); with integers, exactly."""
+    rng = np.random.default_rng(0)
+    d, g, dy = rng.standard_normal((4, 4)), rng.standard_normal((3, 3)), rng.standard_normal((2, 2))
+    corr = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(2)] for i in range(2)])
+    u, v = W.G @ g @ W.G.T, W.BT @ d @ W.BT.T
+    np.testing.assert_allclose(W.AT @ (u * v) @ W.AT.T, corr, rtol=1e-12, atol=1e-12)
+    # dg = G^T [(A dy A^T) * V] G and dd = B [U * (A dy A^T)] B^T
+    dg = np.array([[np.sum(d[a:a + 2, c:c + 2] * dy) for c in range(3)] for a in range(3)])
+    dd = np.zeros((4, 4))
+    for i in range(2):
+        for j in range(2):
+            dd[i:i + 3, j:j + 3] += dy[i, j] * g
+    ydy = W.AT.T @ dy @ W.AT
+    np.testing.assert_allclose(W.G.T @ (ydy * v) @ W.G, dg, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(W.BT.T @ (u * ydy) @ W.BT, dd, rtol=1e-12, atol=1e-12)
+    d = np.arange(16.0).reshape(4, 4)          # the worked example: a 3x3 box filter
+    y = W.AT @ ((W.G @ np.ones((3, 3)) @ W.G.T) * (W.BT @ d @ W.BT.T)) @ W.AT.T
+    np.testing.assert_array_equal(y, [[45, 54], [81, 90]])
+
+
+def test_against_the_loop_reference(kernel):
+    """The forward pass against the slow loop reference (float64) on a small case."""
+    case = (8, 32, 32, (5, 6), ((0, 0), (0, 0)), "zeros")
+    x, w, b = data(case)
+    out, cache = F.conv2d_forward(x, w, b)
+    assert cache["path"] == "winograd"
+    assert_close(out, conv2d_ref(x.astype(np.float64), w.astype(np.float64), b))
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("relu,bias,flip", [(True, True, False), (False, True, False),
+                                           (False, False, True)])
+@pytest.mark.parametrize("name", CASES)
+def test_winograd_matches_float64(kernel, name, relu, bias, flip, need_dx):
+    case = CASES[name]
+    x, w, b = data(case)
+    b = b if bias else None
+    *ours, path = conv(x, w, b, case, relu, flip, need_dx)
+    assert path == "winograd"
+    *ref, ref_path = conv(x.astype(np.float64), w.astype(np.float64),
+                          None if b is None else b.astype(np.float64), case, relu, flip,
+                          need_dx)
+    assert ref_path != "winograd"
+    for a, r in zip(ours, ref):
+        assert_close(a, r)
+
+
+@pytest.mark.parametrize("name", ["odd-output", "many-blocks"])
+def test_winograd_same_bits_for_any_thread_count(kernel, monkeypatch, name):
+    always_parallel(monkeypatch)
+    case = CASES[name]
+    x, w, b = data(case)
+    old = minicnn.get_num_threads()
+    runs = []
+    try:
+        for t in (1, 2, 3):
+            minicnn.set_num_threads(t)
+            runs.append(conv(x, w, b, case))
+    finally:
+        minicnn.set_num_threads(old)
+    assert runs[0][-1] == "winograd"
+    for run in runs[1:]:
+        for a, r in zip(run[:-1], runs[0][:-1]):
+            np.testing.assert_array_equal(a, r)
+
+
+def direct_run(monkeypatch, *args, **kwargs):
+    """conv() with Winograd switched off: the direct kernels' numbers."""
+    with monkeypatch.context() as m:
+        m.setattr(W, "ENABLED", False)
+        return conv(*args, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_input_is_redone_directly(kernel, monkeypatch, bad):
+    """An infinite input pixel can turn NaN in the transforms where the direct sum keeps
+    the infinity: the forward pass is redone on the direct kernels (and so is backward),
+    whose numbers come out exactly."""
+    case = CASES["odd-output"]
+    x, w, b = data(case)
+    x[2, 5, 4, 3] = bad
+    *ours, path = conv(x, w, b, case, relu=False)
+    *ref, ref_path = direct_run(monkeypatch, x, w, b, case, relu=False)
+    assert path == ref_path == "direct"
+    for a, r in zip(ours, ref):
+        np.testing.assert_array_equal(a, r)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_non_finite_gradient_is_redone_directly(kernel, monkeypatch, relu):
+    """An inf or NaN in dout: the backward pass is redone on the direct kernels (the same
+    numbers as a direct forward and backward, the forward's own rounding aside)."""
+    case = CASES["convnet-conv2"]
+    x, w, b = data(case)
+    out, cache = F.conv2d_forward(x, w, b, activation="relu" if relu else None)
+    assert cache["path"] == "winograd"
+    dout = np.random.default_rng(2).standard_normal(out.shape).astype(np.float32)
+    on = np.argwhere(out > 0)[0]
+    dout[tuple(on)] = np.inf
+    dout[1, 2, 3, 4] = np.nan
+    ours = F.conv2d_backward(dout, cache)
+    cache["path"] = "direct"                   # the same cache through the direct kernels
+    ref = F.conv2d_backward(dout, cache)
+    for a, r in zip(ours, ref):
+        np.testing.assert_array_equal(a, r)
+
+
+def test_large_finite_values_stay_finite(kernel):
+    """Values whose transforms stay in range give finite results close to float64."""
+    case = CASES["off-the-tile"]
+    x, w, b = data(case)
+    x *= 1e30
+    *ours, path = conv(x, w, b, case, relu=False)
+    assert path == "winograd"
+    *ref, _ = conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case,
+                   relu=False)
+    for a, r in zip(ours, ref):
+        assert np.isfinite(a).all()
+        assert_close(a, r)
+
+
+def path_of(shape_x, shape_w, dtype=np.float32, **kwargs):
+    x = np.zeros(shape_x, dtype)
+    w = np.zeros(shape_w, dtype)
+    return F.conv2d_forward(x, w, **kwargs)[1]["path"]
+
+
+def test_the_rule(kernel, monkeypatch):
+    """Winograd for float32 3x3 stride-1 convolutions of at least MIN_CHANNELS channels each
+    way, batches of gemm.IMAGE_BATCH_MIN, no dilation or groups; off with ENABLED."""
+    assert path_of((8, 32, 6, 6), (32, 32, 3, 3)) == "winograd"
+    assert path_of((8, 32, 6, 6), (32, 32, 3, 3), padding=((1, 1), (1, 1))) == "winograd"
+    assert path_of((8, 31, 6, 6), (32, 31, 3, 3)) == "direct"
+    assert path_of((8, 32, 6, 6), (31, 32, 3, 3)) == "direct"
+    assert path_of((7, 32, 6, 6), (32, 32, 3, 3)) != "winograd"
+    assert path_of((8, 32, 6, 6), (32, 32, 3, 3), np.float64) != "winograd"
+    assert path_of((8, 32, 6, 6), (32, 32, 3, 3), stride=(2, 2)) != "winograd"
+    assert path_of((8, 32, 9, 9), (32, 32, 3, 3), dilation=(2, 2)) != "winograd"
+    assert path_of((8, 32, 6, 6), (32, 16, 3, 3), groups=2) != "winograd"
+    assert path_of((8, 32, 6, 6), (32, 32, 3, 2)) != "winograd"
+    monkeypatch.setattr(W, "ENABLED", False)
+    assert path_of((8, 32, 6, 6), (32, 32, 3, 3)) == "direct"
+
+
+def test_conv2d_layer_trains_on_it(kernel):
+    """A Conv2D layer in float32 with Winograd against its float64 copy: output, input and
+    parameter gradients."""
+    rng = np.random.default_rng(3)
+    layer = minicnn.Conv2D(32, 48, 3, padding="same", activation="relu")
+    x = rng.standard_normal((8, 32, 10, 10)).astype(np.float32)
+    out = layer.forward(x, training=True)
+    assert layer.cache["path"] == "winograd"
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx = layer.backward(dout)
+    ref = minicnn.Conv2D(32, 48, 3, padding="same", activation="relu", dtype=np.float64)
+    for k in layer.params:
+        ref.params[k] = layer.params[k].astype(np.float64)
+    out64 = ref.forward(x.astype(np.float64), training=True)
+    dx64 = ref.backward(dout.astype(np.float64))
+    assert_close(out, out64)
+    assert_close(dx, dx64)
+    for k in layer.grads:
+        assert_close(layer.grads[k], ref.grads[k])
+
+
+def test_argument_checks(kernel):
+    k = gemm._kernel
+    x = np.zeros((8, 32, 6, 6), np.float32)
+    w = np.zeros((16, 32, 3, 3), np.float32)
+    b = np.zeros(16, np.float32)
+    out = np.zeros((8, 16, 4, 4), np.float32)
+    assert W.forward(k, w, x, b, out, False, 2)
+    with pytest.raises(ValueError, match="winograd.forward: expected a float32 weight"):
+        W.forward(k, w.astype(np.float64), x, b, out, False, 2)
+    with pytest.raises(ValueError, match="winograd.forward: expected a float32 weight"):
+        W.forward(k, w[:, :, :2], x, b, out, False, 2)
+    with pytest.raises(ValueError, match="winograd.forward: expected a float32 output"):
+        W.forward(k, w, x, b, out[:, :, :3], False, 2)
+    with pytest.raises(ValueError, match="winograd.forward: expected a float32 output"):
+        W.forward(k, w, x, b[:3], out, False, 2)
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        W.forward(k, w, x[:, :, :, ::-1], b, out, False, 2)
+    with pytest.raises(ValueError, match="does not fit"):
+        W.forward(k, w, np.zeros((8, 32, 2, 6), np.float32), b, out, False, 2)
+    with pytest.raises(ValueError, match="num_threads"):
+        W.forward(k, w, x, b, out, False, 0)
+    dout = np.zeros((8, 16, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="winograd.backward: dout must be"):
+        W.backward(k, dout[:, :8], None, x, w, 2)
+    with pytest.raises(ValueError, match="winograd.backward: gate must be"):
+        W.backward(k, dout, dout[:1], x, w, 2)
+    dxp, dw, db, finite = W.backward(k, dout, None, x, w, 2, need_dx=False)
+    assert dxp is None and finite and not dw.any() and not db.any()
