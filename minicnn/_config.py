@@ -116,7 +116,7 @@ def blas_core():
 
 def config():
     """The build and run-time configuration as a dict."""
-    from . import __version__, gemm
+    from . import __version__, gemm, winograd
     from ._kernels import openmp
 
     return {
@@ -135,6 +135,7 @@ def config():
         "malloc": _malloc.tune(),
         "gemm": gemm.kernel_name(),
         "gemm_kernels": list(gemm.available()),
+        "winograd": bool(winograd.ENABLED and gemm.kernel_name() != "numpy"),
         "cpu_count": os.cpu_count(),
     }
 
@@ -158,6 +159,9 @@ def show_config(file=None):
         f"gemm        convolutions on {_gemm_label(cfg['gemm'])} (own kernels for this CPU: "
         f"{', '.join(cfg['gemm_kernels']) or 'none'}; MINICNN_GEMM="
         f"{os.environ.get('MINICNN_GEMM') or 'unset'})",
+        f"winograd    {'on' if cfg['winograd'] else 'off'} for float32 3x3 stride-1 "
+        f"convolutions of 32 channels or more "
+        f"(MINICNN_WINOGRAD={os.environ.get('MINICNN_WINOGRAD') or 'unset'})",
     ]
     hint = blas_hint(cfg["blas_core"], _cpu_flags())
     if hint:

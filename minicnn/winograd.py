@@ -27,6 +27,7 @@ run on the direct kernels, with at least MIN_CHANNELS channels each way (``fits`
 it off.
 """
 import os
+import warnings
 
 import numpy as np
 
@@ -37,9 +38,22 @@ BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.fl
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
 
+
+
+def _enabled(value, source="MINICNN_WINOGRAD"):
+    """On unless value says off (0, false, no, off); anything else unknown warns and keeps
+    it on (a typo in the environment must not stop ``import minicnn``)."""
+    value = (value or "").strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value not in ("", "1", "true", "yes", "on"):
+        warnings.warn(f"{source} must be 0 or 1 (or false/true, no/yes, off/on), got "
+                      f"{value!r}; Winograd stays on", RuntimeWarning, stacklevel=2)
+    return True
+
+
 #: whether minicnn's convolutions use it where it fits
-ENABLED = os.environ.get("MINICNN_WINOGRAD", "1").strip().lower() not in ("0", "false", "no",
-                                                                           "off")
+ENABLED = _enabled(os.environ.get("MINICNN_WINOGRAD"))
 #: only with at least this many input and output channels: the transforms cost per channel
 #: (and pad the channels to the register tile's NR), the products save per pair of channels.
 #: At batch 64, forward + backward against the direct kernels: 32 -> 64 on 24 x 24 17.2 vs
@@ -54,7 +68,9 @@ def fits(dtype, groups, batch, w_shape, stride, dilation):
     """Whether a convolution runs on Winograd: float32 on one of minicnn's GEMM kernels, a
     3x3 kernel, stride 1, no dilation, groups 1, at least MIN_CHANNELS channels each way and
     a batch of gemm.IMAGE_BATCH_MIN images (a choice from the shape alone, as the other
-    paths: the bits do not follow the thread count)."""
+    paths: the bits do not follow the thread count). conv2d_forward asks only where the
+    direct kernels would run (at most gemm.DIRECT_TAPS_MAX taps: 56 input channels), which
+    gives the fallback for non-finite values."""
     o, c, kh, kw = w_shape
     return (ENABLED and gemm._kernel is not None and dtype == np.float32 and groups == 1
             and (kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
@@ -75,16 +91,23 @@ def _check(owner, w, xp, threads):
     """(OH, OW) of a 3x3 valid convolution of the padded xp, after the checks the kernels
     assume (they run with bounds checks off)."""
     gemm._check_threads(owner, threads)
+    if not isinstance(w, np.ndarray):
+        raise ValueError(f"winograd.{owner}: expected the weight as a NumPy array, got "
+                         f"{type(w).__name__}")
     if (not isinstance(xp, np.ndarray) or xp.dtype != np.float32 or xp.ndim != 4
             or not xp.flags.c_contiguous):
         raise ValueError(f"winograd.{owner}: expected a C-contiguous float32 (N, C, H, W) input")
     if (w.ndim != 4 or w.shape[2:] != (3, 3) or w.shape[1] != xp.shape[1]
-            or w.dtype != np.float32):
+            or w.dtype != np.float32 or w.shape[0] == 0 or w.shape[1] == 0):
         raise ValueError(f"winograd.{owner}: expected a float32 weight (O, {xp.shape[1]}, 3, "
-                         f"3), got {w.shape} {w.dtype}")
+                         f"3) with O and C at least 1, got {w.shape} {w.dtype}")
     if xp.shape[2] < 3 or xp.shape[3] < 3:
         raise ValueError(f"winograd.{owner}: a 3x3 kernel does not fit the input {xp.shape}")
     return xp.shape[2] - 2, xp.shape[3] - 2
+
+
+def _describe(a):
+    return f"{a.shape} {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
 
 
 def forward(kernel, w, xp, b, out, relu, threads):
@@ -95,11 +118,12 @@ def forward(kernel, w, xp, b, out, relu, threads):
     oh, ow = _check("forward", w, xp, threads)
     n, c = xp.shape[:2]
     o = w.shape[0]
-    if (out.shape != (n, o, oh, ow) or out.dtype != np.float32 or not out.flags.c_contiguous
-            or b.shape != (o,) or b.dtype != np.float32):
+    if (not isinstance(out, np.ndarray) or not isinstance(b, np.ndarray)
+            or out.shape != (n, o, oh, ow) or out.dtype != np.float32
+            or not out.flags.c_contiguous or b.shape != (o,) or b.dtype != np.float32):
         raise ValueError(f"winograd.forward: expected a float32 output {(n, o, oh, ow)} and "
-                         f"bias ({o},), got {out.shape} {out.dtype} and {b.shape} {b.dtype}")
-    if n == 0 or o == 0:
+                         f"bias ({o},), got {_describe(out)} and {_describe(b)}")
+    if n == 0:
         return True
     bw = _weight_panels(kernel, w, False)
     buf = gemm._buffer("wino", (threads, kernel.wino_floats(c, o, oh, ow)))
@@ -137,7 +161,8 @@ def backward(kernel, dout, gate, xp, w, threads, need_dx=True):
                                db, bwr, dxp, need_dx, buf, runs, threads)
     dw = np.empty((o, c, 3, 3), np.float32)
     kernel.wino_weight_grad(du, dw)
-    db = db.sum(axis=0).astype(np.float32)
+    with np.errstate(over="ignore"):        # an infinity here is caught below: a redo
+        db = db.sum(axis=0).astype(np.float32)
     finite = bad == 0 and np.isfinite(dw).all() and np.isfinite(db).all()
     return (dxp if need_dx else None), dw, db, bool(finite)
 

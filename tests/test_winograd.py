@@ -173,6 +173,18 @@ def test_non_finite_gradient_is_redone_directly(kernel, monkeypatch, relu):
         np.testing.assert_array_equal(a, r)
 
 
+def test_bias_gradient_in_double(kernel):
+    """The bias gradient of large planes with a common offset (its sums are long): as close
+    to float64 as the direct path's (a float running sum per plane lost ~1e-5)."""
+    case = (8, 32, 32, (66, 66), ((0, 0), (0, 0)), "zeros")
+    x, w, b = data(case)
+    dout = 1 + np.random.default_rng(4).random((8, 32, 64, 64))
+    *ours, path = conv(x, w, b, case, relu=False, dout=dout)
+    assert path == "winograd"
+    ref = dout.sum(axis=(0, 2, 3))
+    np.testing.assert_allclose(ours[3], ref, rtol=1e-6)
+
+
 def test_large_finite_values_stay_finite(kernel):
     """Values whose transforms stay in range give finite results close to float64."""
     case = CASES["off-the-tile"]
@@ -252,10 +264,30 @@ def test_argument_checks(kernel):
         W.forward(k, w, np.zeros((8, 32, 2, 6), np.float32), b, out, False, 2)
     with pytest.raises(ValueError, match="num_threads"):
         W.forward(k, w, x, b, out, False, 0)
+    with pytest.raises(ValueError, match="with O and C at least 1"):
+        W.forward(k, w[:0], x, b[:0], out[:, :0], False, 2)
+    with pytest.raises(ValueError, match="with O and C at least 1"):
+        W.forward(k, w[:, :0], x[:, :0], b, out, False, 2)
+    with pytest.raises(ValueError, match="weight as a NumPy array"):
+        W.forward(k, w.tolist(), x, b, out, False, 2)
+    with pytest.raises(ValueError, match="expected a float32 output"):
+        W.forward(k, w, x, None, out, False, 2)
     dout = np.zeros((8, 16, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="with O and C at least 1"):
+        W.backward(k, dout[:, :0], None, x, w[:0], 2)
     with pytest.raises(ValueError, match="winograd.backward: dout must be"):
         W.backward(k, dout[:, :8], None, x, w, 2)
     with pytest.raises(ValueError, match="winograd.backward: gate must be"):
         W.backward(k, dout, dout[:1], x, w, 2)
     dxp, dw, db, finite = W.backward(k, dout, None, x, w, 2, need_dx=False)
     assert dxp is None and finite and not dw.any() and not db.any()
+
+
+def test_environment_switch():
+    assert W._enabled(None) and W._enabled("") and W._enabled(" On ") and W._enabled("1")
+    for off in ("0", "false", "No", "OFF"):
+        assert not W._enabled(off)
+    with pytest.warns(RuntimeWarning, match="MINICNN_WINOGRAD must be 0 or 1"):
+        assert W._enabled("of")
+    from minicnn._config import config
+    assert config()["winograd"] is W.ENABLED

@@ -396,7 +396,7 @@ cdef bint _wino_grad_image(const float* dy, const float* gate, bint gated, const
     cdef float* xc = dc + 2 * th * 2 * tw * op
     cdef float* yt = xc + hb * wb * cp
     cdef float* xt = yt + 16 * sm
-    cdef float sums[VL]
+    cdef double sums[VL]          # in double: a float sum over a whole plane lost ~1e-5
     cdef Py_ssize_t blk, t0, nb, xi, p, s, i, co, l, g
     _channels_last(dy, O, OH, OW, gate, gated, 0, 2 * th, 2 * tw, op, dc)
     for g in range((O + VL - 1) // VL):             # bias gradient: VL channels at a time
