@@ -5,10 +5,12 @@ flipped kernel; the same bits on any thread count; the redo on the direct kernel
 value is not finite; the rule that picks it; its argument checks."""
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import minicnn
 from minicnn import functional as F
-from minicnn import gemm
+from minicnn import gemm, geometry
 from minicnn import winograd as W
 
 from conftest import always_parallel
@@ -291,3 +293,39 @@ def test_environment_switch():
         assert W._enabled("of")
     from minicnn._config import config
     assert config()["winograd"] is W.ENABLED
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(8, 10), cin=st.integers(32, 56), cout=st.integers(32, 70),
+       h=st.integers(3, 17), w=st.integers(3, 17),
+       padding=st.one_of(st.integers(0, 1), st.sampled_from(["same", "valid"]),
+                         st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                                   st.tuples(st.integers(0, 2), st.integers(0, 2)))),
+       mode=st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+       relu=st.booleans(), bias=st.booleans(), flip=st.booleans(), need_dx=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_fuzz_against_float64(n, cin, cout, h, w, padding, mode, relu, bias, flip, need_dx,
+                              seed):
+    """Random shapes that take the Winograd path (others are skipped): forward and the three
+    gradients against the same call in float64 (another path)."""
+    padding = geometry.normalize_padding(padding, "test")
+    if isinstance(padding, str):
+        padding = geometry.resolve_padding(padding, (h, w), (3, 3), (1, 1), (1, 1))
+    (top, bottom), (left, right) = padding
+    assume(h + top + bottom >= 3 and w + left + right >= 3)
+    assume(mode == "zeros" or max(top, bottom) < h and max(left, right) < w)
+    case = (n, cin, cout, (h, w), padding, mode)
+    x, wt, b = data(case, seed)
+    b = b if bias else None
+    try:
+        *ours, path = conv(x, wt, b, case, relu, flip, need_dx)
+    except ValueError:
+        assume(False)             # a padding the mode refuses for this size
+    assume(path == "winograd")
+    *ref, _ = conv(x.astype(np.float64), wt.astype(np.float64),
+                   None if b is None else b.astype(np.float64), case, relu, flip, need_dx)
+    if relu:    # an output within rounding of zero may fall on the other side of the ReLU
+        gate = (ours[0] > 0) == (ref[0] > 0)
+        assume(gate.all())
+    for a, r in zip(ours, ref):
+        assert_close(a, r)
