@@ -53,6 +53,27 @@ def always_parallel(monkeypatch):
     monkeypatch.setattr(F, "PARALLEL_MIN_MACS", 1)
 
 
+def on_thread_counts(run, counts=(1, 2, 3)):
+    """run() under each of minicnn's thread counts in turn (the count restored after)."""
+    old = minicnn.get_num_threads()
+    results = []
+    try:
+        for t in counts:
+            minicnn.set_num_threads(t)
+            results.append(run())
+    finally:
+        minicnn.set_num_threads(old)
+    return results
+
+
+def assert_same_arrays(runs):
+    """Every run's arrays (all but the last item, the path) equal the first run's, bit for
+    bit."""
+    for run in runs[1:]:
+        for a, r in zip(run[:-1], runs[0][:-1]):
+            np.testing.assert_array_equal(a, r)
+
+
 def set_rule(monkeypatch, rule):
     """Steer the float32 convolutions' path choice: 'batch' (batch GEMMs only), 'image'
     (image by image wherever allowed), 'direct' (stride-1 direct kernels, the image path

@@ -5,11 +5,10 @@ the same bits on any thread count, the rule that picks it, and its shape checks.
 import numpy as np
 import pytest
 
-import minicnn
 from minicnn import functional as F
 from minicnn import gemm
 
-from conftest import always_parallel, set_rule
+from conftest import always_parallel, assert_same_arrays, on_thread_counts, set_rule
 
 # batch, in, out, (kh, kw), (h, w), padding ((top, bottom), (left, right)), dilation, mode
 CASES = {
@@ -106,17 +105,8 @@ def test_direct_same_bits_for_any_thread_count(kernel, monkeypatch, name):
     always_parallel(monkeypatch)
     case = CASES[name]
     x, w, b = data(case)
-    old = minicnn.get_num_threads()
-    runs = []
-    try:
-        for t in (1, 2, 3):
-            minicnn.set_num_threads(t)
-            runs.append(conv(x, w, b, case))
-    finally:
-        minicnn.set_num_threads(old)
-    for run in runs[1:]:
-        for a, r in zip(run[:-1], runs[0][:-1]):
-            np.testing.assert_array_equal(a, r)
+    runs = on_thread_counts(lambda: conv(x, w, b, case))
+    assert_same_arrays(runs)
 
 
 @pytest.mark.parametrize("bad", [np.inf, np.nan])

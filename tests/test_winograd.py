@@ -13,7 +13,7 @@ from minicnn import functional as F
 from minicnn import gemm, geometry
 from minicnn import winograd as W
 
-from conftest import always_parallel
+from conftest import always_parallel, assert_same_arrays, on_thread_counts
 from reference import conv2d_ref
 
 # batch, in, out, (h, w), padding ((top, bottom), (left, right)), mode
@@ -120,18 +120,9 @@ def test_winograd_same_bits_for_any_thread_count(kernel, monkeypatch, name):
     always_parallel(monkeypatch)
     case = CASES[name]
     x, w, b = data(case)
-    old = minicnn.get_num_threads()
-    runs = []
-    try:
-        for t in (1, 2, 3):
-            minicnn.set_num_threads(t)
-            runs.append(conv(x, w, b, case))
-    finally:
-        minicnn.set_num_threads(old)
+    runs = on_thread_counts(lambda: conv(x, w, b, case))
     assert runs[0][-1] == "winograd"
-    for run in runs[1:]:
-        for a, r in zip(run[:-1], runs[0][:-1]):
-            np.testing.assert_array_equal(a, r)
+    assert_same_arrays(runs)
 
 
 def direct_run(monkeypatch, *args, **kwargs):
