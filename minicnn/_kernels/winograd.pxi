@@ -138,15 +138,16 @@ cdef void _in_tile(const float* p, Py_ssize_t wb, Py_ssize_t cp, float* o,
                    Py_ssize_t sxi) noexcept nogil:
     """o[xi * sxi + ci] = (B^T d B)[xi // 4, xi % 4] of channel ci's 4 x 4 patch d at p in a
     channels-last image (rows wb pixels of cp floats apart)."""
-    _bt16(
-        p + (0 * wb + 0) * cp, p + (0 * wb + 1) * cp, p + (0 * wb + 2) * cp,
-        p + (0 * wb + 3) * cp, p + (1 * wb + 0) * cp, p + (1 * wb + 1) * cp,
-        p + (1 * wb + 2) * cp, p + (1 * wb + 3) * cp, p + (2 * wb + 0) * cp,
-        p + (2 * wb + 1) * cp, p + (2 * wb + 2) * cp, p + (2 * wb + 3) * cp,
-        p + (3 * wb + 0) * cp, p + (3 * wb + 1) * cp, p + (3 * wb + 2) * cp,
-        p + (3 * wb + 3) * cp, cp, o, o + 1 * sxi, o + 2 * sxi, o + 3 * sxi, o + 4 * sxi,
-        o + 5 * sxi, o + 6 * sxi, o + 7 * sxi, o + 8 * sxi, o + 9 * sxi, o + 10 * sxi,
-        o + 11 * sxi, o + 12 * sxi, o + 13 * sxi, o + 14 * sxi, o + 15 * sxi)
+    cdef const float* r0 = p                        # the patch's four rows
+    cdef const float* r1 = p + wb * cp
+    cdef const float* r2 = p + 2 * wb * cp
+    cdef const float* r3 = p + 3 * wb * cp
+    cdef Py_ssize_t s = sxi
+    _bt16(r0, r0 + cp, r0 + 2 * cp, r0 + 3 * cp, r1, r1 + cp, r1 + 2 * cp, r1 + 3 * cp,
+          r2, r2 + cp, r2 + 2 * cp, r2 + 3 * cp, r3, r3 + cp, r3 + 2 * cp, r3 + 3 * cp, cp,
+          o, o + s, o + 2 * s, o + 3 * s, o + 4 * s, o + 5 * s, o + 6 * s, o + 7 * s,
+          o + 8 * s, o + 9 * s, o + 10 * s, o + 11 * s, o + 12 * s, o + 13 * s, o + 14 * s,
+          o + 15 * s)
 
 
 cdef void _in_tiles(const float* xc, Py_ssize_t wb, Py_ssize_t cp, Py_ssize_t tw,
@@ -203,11 +204,11 @@ cdef void _grad_tile(const float* p, Py_ssize_t wb, Py_ssize_t cp, float* o,
                      Py_ssize_t sxi) noexcept nogil:
     """o[xi * sxi + co] = (A dy A^T)[xi // 4, xi % 4] of channel co's 2 x 2 patch dy at p in
     a channels-last gradient (rows wb pixels apart)."""
-    _grad16(
-        p, p + cp, p + wb * cp, p + (wb + 1) * cp, cp, o, o + 1 * sxi, o + 2 * sxi,
-        o + 3 * sxi, o + 4 * sxi, o + 5 * sxi, o + 6 * sxi, o + 7 * sxi, o + 8 * sxi,
-        o + 9 * sxi, o + 10 * sxi, o + 11 * sxi, o + 12 * sxi, o + 13 * sxi, o + 14 * sxi,
-        o + 15 * sxi)
+    cdef Py_ssize_t s = sxi
+    _grad16(p, p + cp, p + wb * cp, p + (wb + 1) * cp, cp,
+            o, o + s, o + 2 * s, o + 3 * s, o + 4 * s, o + 5 * s, o + 6 * s, o + 7 * s,
+            o + 8 * s, o + 9 * s, o + 10 * s, o + 11 * s, o + 12 * s, o + 13 * s, o + 14 * s,
+            o + 15 * s)
 
 
 cdef void _grad_tiles(const float* dc, Py_ssize_t wb, Py_ssize_t cp, Py_ssize_t tw,
