@@ -297,17 +297,27 @@ DIRECT_CHUNK = 1 << 19
 DIRECT_KEEP_MIN = 0.5
 
 
-def direct_kernel(dtype, groups, batch, w_shape, padded_shape, out_w):
+#: and (given the output's height) a wide row (OH - 1)*Wp + OW of at least this many
+#: register tiles: narrower images went through a tile-less loop 3-9x slower than the
+#: batch path (4 x 4 outputs at batch 64: 56 -> 256 channels 13.7 vs 4.0 ms forward, 16 ->
+#: 256 4.3 vs 0.5; 6 x 6, 16 -> 64: 0.42 vs 0.33)
+DIRECT_WIDE_TILES = 1
+
+
+def direct_kernel(dtype, groups, batch, w_shape, padded_shape, out_w, out_h=None):
     """The kernel module for a direct convolution (stride 1, checked by the caller), or
     None. Like conv_kernel, a choice made from the shape alone: float32, groups 1, a kernel
     larger than 1x1 (1x1 has its own path), a batch of at least IMAGE_BATCH_MIN images, at
-    most DIRECT_TAPS_MAX taps, rows of which at least DIRECT_KEEP_MIN are kept, and one
-    image's layout within DIRECT_CHUNK floats."""
+    most DIRECT_TAPS_MAX taps, rows of which at least DIRECT_KEEP_MIN are kept, with
+    ``out_h`` a wide row of at least DIRECT_WIDE_TILES register tiles, and one image's
+    layout within DIRECT_CHUNK floats."""
     kernel = _kernel
     o, c, kh, kw = w_shape
     if (kernel is None or dtype != np.float32 or groups != 1 or batch < IMAGE_BATCH_MIN
             or kh * kw == 1 or o == 0 or not 0 < c * kh * kw <= DIRECT_TAPS_MAX
-            or out_w < DIRECT_KEEP_MIN * padded_shape[3]):
+            or out_w < DIRECT_KEEP_MIN * padded_shape[3]
+            or (out_h is not None and (out_h - 1) * padded_shape[3] + out_w
+                < DIRECT_WIDE_TILES * kernel.tile()[1])):
         return None
     return kernel if _image_floats(kernel, o, padded_shape) <= DIRECT_CHUNK else None
 

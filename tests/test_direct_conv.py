@@ -14,6 +14,8 @@ from conftest import always_parallel, assert_same_arrays, on_thread_counts, set_
 CASES = {
     "lenet5-conv1": (8, 1, 6, (5, 5), (28, 28), ((2, 2), (2, 2)), (1, 1), "zeros"),
     "lenet5-conv2": (9, 6, 16, (5, 5), (14, 14), ((0, 0), (0, 0)), (1, 1), "zeros"),
+    # a wide row narrower than one tile: the rule sends it to the batch path (narrow() puts
+    # it on the direct kernels, to test them for direct calls)
     "narrow-image": (8, 3, 5, (3, 3), (5, 5), ((0, 0), (0, 0)), (1, 1), "zeros"),
     "one-tile-row": (8, 2, 8, (3, 3), (3, 34), ((0, 0), (0, 0)), (1, 1), "zeros"),
     "odd-everything": (17, 2, 9, (3, 2), (9, 13), ((1, 2), (0, 3)), (2, 1), "zeros"),
@@ -36,6 +38,12 @@ def data(case, seed=0):
     w = (rng.standard_normal((cout, cin, kh, kw)) / np.sqrt(cin * kh * kw)).astype(np.float32)
     b = rng.standard_normal(cout).astype(np.float32)
     return x, w, b
+
+
+def narrow(monkeypatch, name):
+    """The direct kernels for the narrow case too (the rule keeps it off them)."""
+    if name == "narrow-image":
+        monkeypatch.setattr(gemm, "DIRECT_WIDE_TILES", 0)
 
 
 def poison_scratch():
@@ -70,7 +78,8 @@ def assert_close(ours, ref):
 @pytest.mark.parametrize("relu,bias,flip", [(True, True, False), (False, True, False),
                                            (False, False, True)])
 @pytest.mark.parametrize("name", CASES)
-def test_direct_matches_float64(kernel, name, relu, bias, flip, need_dx):
+def test_direct_matches_float64(kernel, monkeypatch, name, relu, bias, flip, need_dx):
+    narrow(monkeypatch, name)
     case = CASES[name]
     x, w, b = data(case)
     b = b if bias else None
@@ -103,6 +112,7 @@ def test_direct_weight_gradient_in_chunks(kernel, monkeypatch, name, chunk):
                                   "short-panel"])
 def test_direct_same_bits_for_any_thread_count(kernel, monkeypatch, name):
     always_parallel(monkeypatch)
+    narrow(monkeypatch, name)
     case = CASES[name]
     x, w, b = data(case)
     runs = on_thread_counts(lambda: conv(x, w, b, case))
@@ -175,6 +185,7 @@ def test_direct_input_gradient_from_the_weight_gradients_layout(kernel, monkeypa
                                                                 fused):
     """The input gradient comes from the weight gradient's pass wherever a wide row holds
     a register tile (narrower images keep the GEMM and col2im), and matches float64."""
+    narrow(monkeypatch, name)
     route = dx_route(monkeypatch)
     case = CASES[name]
     x, w, b = data(case)
@@ -239,6 +250,12 @@ def test_direct_is_chosen_by_shape_alone(kernel, monkeypatch):
     assert gemm.direct_kernel(np.float32, 1, 8, (6, taps, 3, 3), (8, taps, 9, 9), 7) is kern
     assert gemm.direct_kernel(np.float32, 1, 8, (6, taps + 1, 3, 3), (8, taps + 1, 9, 9),
                               7) is None
+    # given the output's height, a wide row of one register tile passes, a narrower not
+    nr = kern.tile()[1]
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 3, nr + 2), nr, 1) is kern
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 3, nr + 1), nr - 1,
+                              1) is None
+    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 3, nr + 1), nr - 1) is kern
     # rows that keep half their wide columns pass, fewer do not (a 1x9 kernel, dilation 3)
     assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 1, 9), (8, 1, 28, 32), 16) is kern
     assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 1, 9), (8, 1, 28, 28), 4) is None
@@ -312,3 +329,15 @@ def test_direct_kernels_check_shapes(kernel):
     with pytest.raises(ValueError, match="dilation must be at least 1"):
         gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
                             np.empty((8, 4, 8, 8), np.float32), False, (0, 1), 1)
+
+
+def test_narrow_images_go_to_the_batch_path(kernel):
+    """A wide row narrower than one register tile (4 x 4 outputs): the batch GEMM path,
+    which ran 3-9x faster there than the direct kernels' tile-less loop."""
+    case = (8, 3, 5, (3, 3), (6, 6), ((0, 0), (0, 0)), (1, 1), "zeros")
+    x, w, b = data(case)
+    *ours, path = conv(x, w, b, case)
+    assert path == "gemm"
+    *ref, _ = conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case)
+    for a, r in zip(ours, ref):
+        assert_close(a, r)

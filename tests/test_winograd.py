@@ -21,11 +21,18 @@ CASES = {
     "convnet-conv2": (8, 32, 64, (26, 26), ((0, 0), (0, 0)), "zeros"),
     "odd-output": (9, 33, 40, (9, 7), ((0, 0), (0, 0)), "zeros"),
     "off-the-tile": (8, 35, 37, (8, 8), ((1, 1), (1, 1)), "zeros"),
+    # images whose wide rows are narrower than a register tile: the rule sends them to the
+    # batch path (wide() puts them on Winograd, to test it on them)
     "one-tile": (8, 32, 32, (4, 4), ((0, 0), (0, 0)), "zeros"),
     "odd-one-row": (8, 32, 32, (3, 7), ((0, 0), (0, 0)), "zeros"),
     "reflect-uneven": (8, 32, 33, (11, 6), ((1, 0), (2, 1)), "reflect"),
     "many-blocks": (8, 40, 96, (30, 31), ((1, 1), (1, 1)), "zeros"),
 }
+
+
+def wide(monkeypatch):
+    """Winograd (and the direct kernels) for images of any width."""
+    monkeypatch.setattr(gemm, "DIRECT_WIDE_TILES", 0)
 
 
 def data(case, seed=0):
@@ -88,8 +95,9 @@ def test_identity_in_float64():
     np.testing.assert_array_equal(y, [[45, 54], [81, 90]])
 
 
-def test_against_the_loop_reference(kernel):
+def test_against_the_loop_reference(kernel, monkeypatch):
     """The forward pass against the slow loop reference (float64) on a small case."""
+    wide(monkeypatch)
     case = (8, 32, 32, (5, 6), ((0, 0), (0, 0)), "zeros")
     x, w, b = data(case)
     out, cache = F.conv2d_forward(x, w, b)
@@ -101,7 +109,8 @@ def test_against_the_loop_reference(kernel):
 @pytest.mark.parametrize("relu,bias,flip", [(True, True, False), (False, True, False),
                                            (False, False, True)])
 @pytest.mark.parametrize("name", CASES)
-def test_winograd_matches_float64(kernel, name, relu, bias, flip, need_dx):
+def test_winograd_matches_float64(kernel, monkeypatch, name, relu, bias, flip, need_dx):
+    wide(monkeypatch)
     case = CASES[name]
     x, w, b = data(case)
     b = b if bias else None
@@ -200,19 +209,22 @@ def path_of(shape_x, shape_w, dtype=np.float32, **kwargs):
 
 def test_the_rule(kernel, monkeypatch):
     """Winograd for float32 3x3 stride-1 convolutions of at least MIN_CHANNELS channels each
-    way, batches of gemm.IMAGE_BATCH_MIN, no dilation or groups; off with ENABLED."""
-    assert path_of((8, 32, 6, 6), (32, 32, 3, 3)) == "winograd"
-    assert path_of((8, 32, 6, 6), (32, 32, 3, 3), padding=((1, 1), (1, 1))) == "winograd"
-    assert path_of((8, 31, 6, 6), (32, 31, 3, 3)) == "direct"
-    assert path_of((8, 32, 6, 6), (31, 32, 3, 3)) == "direct"
-    assert path_of((7, 32, 6, 6), (32, 32, 3, 3)) != "winograd"
-    assert path_of((8, 32, 6, 6), (32, 32, 3, 3), np.float64) != "winograd"
-    assert path_of((8, 32, 6, 6), (32, 32, 3, 3), stride=(2, 2)) != "winograd"
-    assert path_of((8, 32, 9, 9), (32, 32, 3, 3), dilation=(2, 2)) != "winograd"
-    assert path_of((8, 32, 6, 6), (32, 16, 3, 3), groups=2) != "winograd"
-    assert path_of((8, 32, 6, 6), (32, 32, 3, 2)) != "winograd"
+    way, batches of gemm.IMAGE_BATCH_MIN, no dilation or groups, where the direct kernels
+    would run (not on images whose wide rows are narrower than a register tile); off with
+    ENABLED."""
+    assert path_of((8, 32, 10, 10), (32, 32, 3, 3)) == "winograd"
+    assert path_of((8, 32, 10, 10), (32, 32, 3, 3), padding=((1, 1), (1, 1))) == "winograd"
+    assert path_of((8, 31, 10, 10), (32, 31, 3, 3)) != "winograd"
+    assert path_of((8, 32, 10, 10), (31, 32, 3, 3)) != "winograd"
+    assert path_of((7, 32, 10, 10), (32, 32, 3, 3)) != "winograd"
+    assert path_of((8, 32, 10, 10), (32, 32, 3, 3), np.float64) != "winograd"
+    assert path_of((8, 32, 10, 10), (32, 32, 3, 3), stride=(2, 2)) != "winograd"
+    assert path_of((8, 32, 13, 13), (32, 32, 3, 3), dilation=(2, 2)) != "winograd"
+    assert path_of((8, 32, 10, 10), (32, 16, 3, 3), groups=2) != "winograd"
+    assert path_of((8, 32, 10, 10), (32, 32, 3, 2)) != "winograd"
+    assert path_of((8, 32, 6, 6), (32, 32, 3, 3)) == "gemm"      # a 4 x 4 output
     monkeypatch.setattr(W, "ENABLED", False)
-    assert path_of((8, 32, 6, 6), (32, 32, 3, 3)) == "direct"
+    assert path_of((8, 32, 10, 10), (32, 32, 3, 3)) == "direct"
 
 
 def test_conv2d_layer_trains_on_it(kernel):
@@ -288,7 +300,7 @@ def test_environment_switch():
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(8, 10), cin=st.integers(32, 56), cout=st.integers(32, 70),
-       h=st.integers(3, 17), w=st.integers(3, 17),
+       h=st.integers(3, 17), w=st.integers(6, 17),
        padding=st.one_of(st.integers(0, 1), st.sampled_from(["same", "valid"]),
                          st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)),
                                    st.tuples(st.integers(0, 2), st.integers(0, 2)))),

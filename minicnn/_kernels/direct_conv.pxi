@@ -83,16 +83,27 @@ cdef inline void _fwd_tile_short(Py_ssize_t K, const float* ap, const float* x,
 
 cdef void _fwd_narrow(Py_ssize_t K, const float* ap, const float* x, const Py_ssize_t* offs,
                       float* c, Py_ssize_t ldc, Py_ssize_t nq) noexcept nogil:
-    """_fwd_tile for nq < NR positions (an image narrower than one tile), element by element
-    in the same order: the same bits as the tile."""
+    """_fwd_tile for nq < NR positions (an image narrower than one tile), the same sums in
+    the same order (the same bits), tap by tap into MR x nq running sums: a dot product per
+    output instead (one dependent add per tap) ran 20-25x slower on 4 x 4 outputs with
+    hundreds of taps (56 -> 256 channels at batch 64: 91 ms against the image path's 4)."""
+    cdef float acc[MR][NR]
     cdef Py_ssize_t i, j, k
-    cdef float s
+    cdef const float* xr = x + offs[0]
+    cdef float ai
+    for i in range(MR):
+        ai = ap[i]
+        for j in range(nq):
+            acc[i][j] = ai * xr[j]
+    for k in range(1, K):
+        xr = x + offs[k]
+        for i in range(MR):
+            ai = ap[k * MR + i]
+            for j in range(nq):
+                acc[i][j] += ai * xr[j]
     for i in range(MR):
         for j in range(nq):
-            s = ap[i] * x[offs[0] + j]
-            for k in range(1, K):
-                s += ap[k * MR + i] * x[offs[k] + j]
-            c[i * ldc + j] = s
+            c[i * ldc + j] = acc[i][j]
 
 
 def direct_forward(const float[:, ::1] w,          # IN  (O, K) the weight, K = C*KH*KW
