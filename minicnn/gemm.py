@@ -126,13 +126,13 @@ def _buffer(name, shape):
     return flat[:count].reshape(shape)
 
 
-def _check_threads(owner, threads):
+def _check_threads(owner, threads, module="gemm"):
     """The kernels index their scratch by thread: a count below 1 would write outside it, and
     one above MAX_THREADS would ask for scratch per thread by the terabyte."""
     if (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
             or not 1 <= threads <= MAX_THREADS):
-        raise ValueError(f"gemm.{owner}: num_threads must be an int from 1 to {MAX_THREADS}, "
-                         f"got {threads!r}")
+        raise ValueError(f"{module}.{owner}: num_threads must be an int from 1 to "
+                         f"{MAX_THREADS}, got {threads!r}")
 
 
 def _usable(x):

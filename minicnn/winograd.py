@@ -90,7 +90,7 @@ def _weight_panels(kernel, w, rotated):
 def _check(owner, w, xp, threads):
     """(OH, OW) of a 3x3 valid convolution of the padded xp, after the checks the kernels
     assume (they run with bounds checks off)."""
-    gemm._check_threads(owner, threads)
+    gemm._check_threads(owner, threads, "winograd")
     if not isinstance(w, np.ndarray):
         raise ValueError(f"winograd.{owner}: expected the weight as a NumPy array, got "
                          f"{type(w).__name__}")

@@ -267,7 +267,7 @@ def test_argument_checks(kernel):
         W.forward(k, w, x[:, :, :, ::-1], b, out, False, 2)
     with pytest.raises(ValueError, match="does not fit"):
         W.forward(k, w, np.zeros((8, 32, 2, 6), np.float32), b, out, False, 2)
-    with pytest.raises(ValueError, match="num_threads"):
+    with pytest.raises(ValueError, match="winograd.forward: num_threads"):
         W.forward(k, w, x, b, out, False, 0)
     with pytest.raises(ValueError, match="with O and C at least 1"):
         W.forward(k, w[:0], x, b[:0], out[:, :0], False, 2)

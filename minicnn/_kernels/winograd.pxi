@@ -228,9 +228,10 @@ cdef void _out_tiles(rcfloat m, Py_ssize_t sxi, Py_ssize_t cp, Py_ssize_t tw,
                      rfloat chk) noexcept nogil:
     """out[co, 2ty + a, 2tx + b] = max?((A^T m A)[a, b] + bias[co]) for the tiles t0 <= t <
     t0 + nb, m[xi * sxi + (t - t0) * cp + co] (bias: cp floats); pixels past the output's
-    edges (odd sizes) dropped. y: scratch of 4 * cp floats; chk[co] += 0 * (the sum of the
-    four values before the ReLU): it turns NaN at the first infinity or NaN (a vector of
-    flags, not a running sum, so the loop vectorises)."""
+    edges (odd sizes) dropped. y: scratch of 4 * cp floats; chk[co] += 0 * each of the four
+    values before the ReLU: it turns NaN at the first infinity or NaN, and only then (a sum
+    of the values could overflow; a vector of flags, not a running sum, so the loop
+    vectorises)."""
     cdef Py_ssize_t t, ty, tx, co, plane = oh * ow
     cdef rcfloat q
     cdef float* dst
@@ -251,7 +252,7 @@ cdef void _out_tiles(rcfloat m, Py_ssize_t sxi, Py_ssize_t cp, Py_ssize_t tw,
             y1 = q0 + q1 + q2 + bias[co]
             y2 = p1 - p2 - p3 + bias[co]
             y3 = q1 - q2 - q3 + bias[co]
-            chk[co] += (y0 + y1 + y2 + y3) * 0
+            chk[co] += y0 * 0 + y1 * 0 + y2 * 0 + y3 * 0
             if relu:
                 y0 = y0 if y0 > 0 else 0
                 y1 = y1 if y1 > 0 else 0
