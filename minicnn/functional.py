@@ -268,27 +268,25 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
         ws = workspace if training else None
         macs = o * c * kh * kw * oh * ow                  # one image's product (groups == 1)
         kern = gemm.conv_kernel(w.dtype, g, n, macs) if path == "gemm" else None
-        direct = wino = None
+        direct = None
         if path == "gemm" and tuple(stride) == (1, 1):
             direct = gemm.direct_kernel(w.dtype, g, n, w.shape, xp.shape, ow, oh)
-            if direct is not None and winograd.fits(w.dtype, g, n, w.shape, stride, dilation):
-                # where the direct kernels would run (on smaller images the batch path beat
-                # it too: 4 x 4 outputs, 56 -> 256 channels, 10.7 vs 13.7 ms)
-                wino = direct
         out = np.empty((n, o, oh, ow), dtype=w.dtype)
-        # 3x3 with many channels: the same convolution from 1/2.25 the multiply-adds
-        # (minicnn/winograd.py), forward and backward; an output that is not finite (an
-        # infinite input) is made again directly, whose infinities it keeps
-        if wino is not None and winograd.forward(wino, w, xp, bias, out, relu, threads):
-            path = "winograd"
-            cache.update(kernel=gemm.kernel_name_of(wino), image_dx=kern is not None)
-            saved = xp
-        elif direct is not None:
+        if direct is not None:
             # stride 1: each tap's inputs are a contiguous run of the padded image, read in
             # place by a GEMM kernel (direct_conv.pxi): no columns at all
-            path = "direct"
             cache.update(kernel=gemm.kernel_name_of(direct), image_dx=kern is not None)
-            gemm.direct_forward(direct, w, xp, bias, out, relu, dilation, threads)
+            path = "direct"
+            # 3x3 with many channels: the same convolution from 1/2.25 the multiply-adds
+            # (minicnn/winograd.py), forward and backward, only where the direct kernels
+            # would run (on smaller images the batch path beat it too: 4 x 4 outputs, 56 ->
+            # 256 channels, 10.7 vs 13.7 ms); an output that is not finite (an infinite
+            # input) is made again directly, whose infinities it keeps
+            if (winograd.fits(w.dtype, g, n, w.shape, stride, dilation)
+                    and winograd.forward(direct, w, xp, bias, out, relu, threads)):
+                path = "winograd"
+            else:
+                gemm.direct_forward(direct, w, xp, bias, out, relu, dilation, threads)
             saved = xp      # as the image path: unpadded, a view of the caller's input
         elif kern is not None:
             # image by image: im2col, GEMM, bias and ReLU while the image's columns are in
@@ -498,8 +496,9 @@ def conv2d_backward(dout, cache, need_dx=True):
     elif path == "direct":
         dxp, dw_, db = _conv_backward_direct(dout, cache, need_dx, threads)
     elif path == "winograd":
-        dxp, dw_, db, finite = winograd.backward(gemm.kernel_of(cache["kernel"]), dout,
-                                                 relu_out, saved, w, threads, need_dx)
+        dxp = _dxp_buffer(cache["workspace"], cache, zeroed=False) if need_dx else None
+        dw_, db, finite = winograd.backward(gemm.kernel_of(cache["kernel"]), dout, relu_out,
+                                            saved, w, dxp, threads)
         if finite:
             db = db if cache["has_bias"] else None
         else:       # an infinity or NaN: the direct kernels' numbers instead (see forward)

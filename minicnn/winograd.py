@@ -39,7 +39,6 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
 
 
-
 def _enabled(value, source="MINICNN_WINOGRAD"):
     """On unless value says off (0, false, no, off); anything else unknown warns and keeps
     it on (a typo in the environment must not stop ``import minicnn``)."""
@@ -60,8 +59,6 @@ ENABLED = _enabled(os.environ.get("MINICNN_WINOGRAD"))
 #: 24.3 ms, 32 -> 32 on 14 x 14 3.6 vs 4.6, 24 -> 48 5.3 vs 5.4, 16 -> 32 on 28 x 28 10.8 vs
 #: 9.1, 16 -> 16 8.5 vs 5.2, 8 -> 16 7.3 vs 2.8 (two threads)
 MIN_CHANNELS = 32
-#: and runs of images for the weight gradient's partial sums, as the direct kernels
-RUNS = gemm.IMAGE_RUNS
 
 
 def fits(dtype, groups, batch, w_shape, stride, dilation):
@@ -130,12 +127,13 @@ def forward(kernel, w, xp, b, out, relu, threads):
     return kernel.wino_forward(xp, bw, np.ascontiguousarray(b), out, buf, relu, threads) == 0
 
 
-def backward(kernel, dout, gate, xp, w, threads, need_dx=True):
+def backward(kernel, dout, gate, xp, w, dxp, threads):
     """The gradients of ``forward``: from the output's gradient dout (N, O, OH, OW), gated by
     gate > 0 (the ReLU's output) unless None, the padded input xp (N, C, OH + 2, OW + 2)
-    and the weight w (O, C, 3, 3): (dxp, dw, db, finite), the padded input's gradient (None
-    without need_dx), the weight's (O, C, 3, 3) and the bias's (O,), all float32, and
-    whether all of them are finite (when not, the caller redoes the pass directly, as for
+    and the weight w (O, C, 3, 3): writes the padded input's gradient into dxp (float32,
+    xp's shape, C-contiguous; None: no input gradient) and returns (dw, db, finite), the
+    weight's (O, C, 3, 3) and the bias's (O,) float32 gradients and whether all of them,
+    dxp too, are finite (when not, the caller redoes the pass directly, as for
     ``forward``)."""
     oh, ow = _check("backward", w, xp, threads)
     o, c = w.shape[:2]
@@ -147,24 +145,28 @@ def backward(kernel, dout, gate, xp, w, threads, need_dx=True):
                              or not gate.flags.c_contiguous):
         raise ValueError(f"winograd.backward: gate must be a C-contiguous float32 "
                          f"{dout.shape}, got {gate.shape} {gate.dtype}")
+    want_dx = dxp is not None
+    if want_dx and (not isinstance(dxp, np.ndarray) or dxp.shape != xp.shape
+                    or dxp.dtype != np.float32 or not dxp.flags.c_contiguous):
+        raise ValueError(f"winograd.backward: dxp must be a C-contiguous float32 {xp.shape}, "
+                         f"got {_describe(dxp)}")
     nr = kernel.tile()[1]
-    runs = max(1, min(RUNS, n))
+    # runs of images with their own partial sums, fixed by the batch size (added in order:
+    # the same bits on any thread count)
+    runs = max(1, min(gemm.IMAGE_RUNS, n))
     du = np.empty((runs, 16, -(-o // nr) * nr, -(-c // nr) * nr), np.float32)
     db = np.empty((runs, o), np.float64)
-    if need_dx:
-        bwr = _weight_panels(kernel, w, True)
-        dxp = np.empty(xp.shape, np.float32)
-    else:
-        bwr, dxp = _NO_DX
+    bwr = _weight_panels(kernel, w, True) if want_dx else _NO_DX[0]
     buf = gemm._buffer("wino", (threads, kernel.wino_grad_floats(c, o, oh, ow)))
     bad = kernel.wino_backward(dout, dout if gate is None else gate, gate is not None, xp, du,
-                               db, bwr, dxp, need_dx, buf, runs, threads)
+                               db, bwr, dxp if want_dx else _NO_DX[1], want_dx, buf, runs,
+                               threads)
     dw = np.empty((o, c, 3, 3), np.float32)
     kernel.wino_weight_grad(du, dw)
     with np.errstate(over="ignore"):        # an infinity here is caught below: a redo
         db = db.sum(axis=0).astype(np.float32)
     finite = bad == 0 and np.isfinite(dw).all() and np.isfinite(db).all()
-    return (dxp if need_dx else None), dw, db, bool(finite)
+    return dw, db, bool(finite)
 
 
 #: the kernel's input-gradient arguments when it makes none

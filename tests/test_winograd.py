@@ -187,6 +187,23 @@ def test_bias_gradient_in_double(kernel):
     np.testing.assert_allclose(ours[3], ref, rtol=1e-6)
 
 
+def test_input_gradient_writes_all_of_a_reused_buffer(kernel):
+    """With padding, the padded input's gradient is the layer's workspace temporary, not
+    zeroed before the kernel writes it: NaN left there must not survive."""
+    case = CASES["off-the-tile"]
+    x, w, b = data(case)
+    ws = {}
+    out, cache = F.conv2d_forward(x, w, b, padding=case[4], workspace=ws, activation="relu")
+    assert cache["path"] == "winograd"
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    first = F.conv2d_backward(dout, cache)
+    ws["dxp"].fill(np.nan)
+    again = F.conv2d_backward(dout, cache)
+    assert np.isfinite(again[0]).all()
+    for a, r in zip(again, first):
+        np.testing.assert_array_equal(a, r)
+
+
 def test_large_finite_values_stay_finite(kernel):
     """Values whose transforms stay in range give finite results close to float64."""
     case = CASES["off-the-tile"]
@@ -279,13 +296,17 @@ def test_argument_checks(kernel):
         W.forward(k, w, x, None, out, False, 2)
     dout = np.zeros((8, 16, 4, 4), np.float32)
     with pytest.raises(ValueError, match="with O and C at least 1"):
-        W.backward(k, dout[:, :0], None, x, w[:0], 2)
+        W.backward(k, dout[:, :0], None, x, w[:0], None, 2)
     with pytest.raises(ValueError, match="winograd.backward: dout must be"):
-        W.backward(k, dout[:, :8], None, x, w, 2)
+        W.backward(k, dout[:, :8], None, x, w, None, 2)
     with pytest.raises(ValueError, match="winograd.backward: gate must be"):
-        W.backward(k, dout, dout[:1], x, w, 2)
-    dxp, dw, db, finite = W.backward(k, dout, None, x, w, 2, need_dx=False)
-    assert dxp is None and finite and not dw.any() and not db.any()
+        W.backward(k, dout, dout[:1], x, w, None, 2)
+    for dxp in (np.zeros((8, 32, 6, 5), np.float32), np.zeros(x.shape),
+                np.zeros(x.shape[::-1], np.float32).T, x.tolist()):
+        with pytest.raises(ValueError, match="winograd.backward: dxp must be"):
+            W.backward(k, dout, None, x, w, dxp, 2)
+    dw, db, finite = W.backward(k, dout, None, x, w, None, 2)
+    assert finite and not dw.any() and not db.any()
 
 
 def test_environment_switch():
