@@ -15,7 +15,7 @@ import numpy as np
 from . import geometry
 from . import gemm
 from . import winograd
-from ._config import get_num_threads
+from .runtime import get_num_threads, numpy_matmul
 from ._kernels import conv as _conv
 from ._kernels import activation as _act
 from ._kernels import pad as _pad
@@ -736,20 +736,15 @@ def _float_array(x, owner, name="input"):
         raise TypeError(f"{owner}: expected a float32 or float64 {name}, got {got}")
 
 
-#: a dense layer's products go to minicnn's own GEMM (gemm.matmul) from this many
-#: multiply-adds on (float32 only), NumPy's BLAS below: convnet's 9216 -> 128 layer at batch 64
-#: (75 M) ran 1.19 -> 0.96 ms forward and 2.04 -> 1.57 backward; LeNet-5's 400 -> 120 (3.1 M)
-#: was slower on it (0.064 vs 0.061 ms)
-DENSE_OWN_MIN = 1 << 24
-
-
 def _dense_product(a, b):
-    """a @ b: the own GEMM for large float32 products (see DENSE_OWN_MIN), else np.matmul."""
+    """a @ b: float32 on minicnn's own GEMM (gemm.matmul), the OpenMP threads of every other
+    kernel (threaded from PARALLEL_MIN_MACS multiply-adds); float64 on NumPy's, its BLAS
+    held to one thread (runtime.blas_single_thread)."""
     m, k, n = a.shape[0], a.shape[1], b.shape[1]
-    if a.dtype == np.float32 and b.dtype == np.float32 and m * k * n >= DENSE_OWN_MIN:
+    if a.dtype == np.float32 and b.dtype == np.float32:
         return gemm.matmul(a, b, np.empty((m, n), np.float32),
                            _threads(m * k * n, PARALLEL_MIN_MACS))
-    return a @ b
+    return numpy_matmul(a, b)
 
 
 def dense(x, w, b=None):

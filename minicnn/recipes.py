@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from . import __version__, data, metrics
-from ._config import get_num_threads, set_num_threads
+from .runtime import get_num_threads, set_num_threads
 from .architectures import build
 from .callbacks import JSONLinesLogger
 from .losses import SoftmaxCrossEntropy

@@ -204,27 +204,28 @@ def test_backward_into_replaced_grads_arrays(replace):
 
 
 @pytest.mark.parametrize("need_dx", [True, False])
-def test_large_products_on_the_own_gemm(monkeypatch, need_dx):
-    """Products from DENSE_OWN_MIN multiply-adds on run on minicnn's GEMM: the same numbers as
-    NumPy's matmul up to rounding, and float64 stays on NumPy."""
+def test_float32_products_on_the_own_gemm(monkeypatch, need_dx):
+    """Every float32 product runs on minicnn's GEMM (the OpenMP threads of the other kernels,
+    not NumPy's BLAS): the same numbers as float64 up to rounding; float64 stays on NumPy."""
     from minicnn import gemm
     rng = np.random.default_rng(3)
     x = rng.standard_normal((9, 70)).astype(np.float32)
     w = rng.standard_normal((33, 70)).astype(np.float32)
     b = rng.standard_normal(33).astype(np.float32)
     d = rng.standard_normal((9, 33)).astype(np.float32)
-    ref = (F.dense(x, w, b),) + F.dense_backward(d, x, w, True, need_dx)
+    x64, w64, b64, d64 = (a.astype(np.float64) for a in (x, w, b, d))
+    ref = (F.dense(x64, w64, b64),) + F.dense_backward(d64, x64, w64, True, need_dx)
     calls = []
     real = gemm.matmul
     monkeypatch.setattr(gemm, "matmul", lambda *a: (calls.append(a[0].shape), real(*a))[1])
-    monkeypatch.setattr(F, "DENSE_OWN_MIN", 1)
     got = (F.dense(x, w, b),) + F.dense_backward(d, x, w, True, need_dx)
     assert len(calls) == (3 if need_dx else 2)
     for a, r in zip(got, ref):
         if r is None:
             assert a is None
             continue
+        assert a.dtype == np.float32
         np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-5)
-    F.dense(x.astype(np.float64), w.astype(np.float64))
+    F.dense(x64, w64)
     assert len(calls) == (3 if need_dx else 2)
 

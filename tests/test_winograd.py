@@ -315,7 +315,7 @@ def test_environment_switch():
         assert not W._enabled(off)
     with pytest.warns(RuntimeWarning, match="MINICNN_WINOGRAD must be 0 or 1"):
         assert W._enabled("of")
-    from minicnn._config import config
+    from minicnn.info import config
     assert config()["winograd"] is W.ENABLED
 
 
