@@ -736,12 +736,19 @@ def _float_array(x, owner, name="input"):
         raise TypeError(f"{owner}: expected a float32 or float64 {name}, got {got}")
 
 
+#: a float32 product with fewer rows than this (a dense layer's forward or input gradient
+#: at a batch of a few images: a matrix-vector product) goes to NumPy's BLAS on one thread,
+#: which reads the weight in place where minicnn's GEMM would first pack all of it
+DENSE_FEW_ROWS = 8
+
+
 def _dense_product(a, b):
     """a @ b: float32 on minicnn's own GEMM (gemm.matmul), the OpenMP threads of every other
-    kernel (threaded from PARALLEL_MIN_MACS multiply-adds); float64 on NumPy's, its BLAS
-    held to one thread (runtime.blas_single_thread)."""
+    kernel (threaded from PARALLEL_MIN_MACS multiply-adds), unless a has fewer than
+    DENSE_FEW_ROWS rows; those and float64 on NumPy's, its BLAS held to one thread
+    (runtime.blas_single_thread)."""
     m, k, n = a.shape[0], a.shape[1], b.shape[1]
-    if a.dtype == np.float32 and b.dtype == np.float32:
+    if a.dtype == np.float32 and b.dtype == np.float32 and m >= DENSE_FEW_ROWS:
         return gemm.matmul(a, b, np.empty((m, n), np.float32),
                            _threads(m * k * n, PARALLEL_MIN_MACS))
     return numpy_matmul(a, b)

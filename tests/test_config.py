@@ -137,7 +137,8 @@ def test_blas_single_thread_restores_and_nests():
 
 
 def test_a_training_step_leaves_blas_threads_alone():
-    """float32 products run on minicnn's GEMM and float64 ones inside blas_single_thread:
+    """float32 products (of 8 rows or more) run on minicnn's GEMM, float64 ones inside
+    blas_single_thread:
     NumPy's BLAS thread count is the same after a step (float32 and float64) as before."""
     libs = runtime.blas_libraries()
     before = [lib.num_threads for lib in libs]
@@ -152,13 +153,13 @@ def test_a_training_step_leaves_blas_threads_alone():
     from minicnn.architectures import build
     for dtype in (np.float32, np.float64):
         model = build("lenet5", rng=np.random.default_rng(0)).astype(dtype)
-        x = np.random.default_rng(1).standard_normal((4, 1, 28, 28)).astype(dtype)
+        x = np.random.default_rng(1).standard_normal((8, 1, 28, 28)).astype(dtype)
         loss = minicnn.SoftmaxCrossEntropy()
         try:
             runtime.numpy_matmul = spy
             from minicnn import functional, gemm
             functional.numpy_matmul = gemm.numpy_matmul = spy
-            loss.forward(model.forward(x, training=True), np.arange(4))
+            loss.forward(model.forward(x, training=True), np.arange(8))
             model.backward(loss.backward())
         finally:
             runtime.numpy_matmul = functional.numpy_matmul = gemm.numpy_matmul = real

@@ -205,8 +205,9 @@ def test_backward_into_replaced_grads_arrays(replace):
 
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_float32_products_on_the_own_gemm(monkeypatch, need_dx):
-    """Every float32 product runs on minicnn's GEMM (the OpenMP threads of the other kernels,
-    not NumPy's BLAS): the same numbers as float64 up to rounding; float64 stays on NumPy."""
+    """float32 products of 8 rows or more run on minicnn's GEMM (the OpenMP threads of the
+    other kernels, not NumPy's BLAS): the same numbers as float64 up to rounding; float64
+    and fewer rows (a batch of 1-7: matrix-vector products) stay on NumPy."""
     from minicnn import gemm
     rng = np.random.default_rng(3)
     x = rng.standard_normal((9, 70)).astype(np.float32)
@@ -228,4 +229,7 @@ def test_float32_products_on_the_own_gemm(monkeypatch, need_dx):
         np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-5)
     F.dense(x64, w64)
     assert len(calls) == (3 if need_dx else 2)
+    small = F.dense_backward(d[:7], x[:7], w, True, need_dx)
+    assert len(calls) == (3 if need_dx else 2) + 1         # only dw = dout.T @ x (33 rows)
+    np.testing.assert_allclose(small[1], ref[2] - d64[7:].T @ x64[7:], rtol=2e-5, atol=2e-5)
 
