@@ -20,7 +20,7 @@ def _instance_hint(owner, name, value, example):
 
 def check_model(model):
     _instance_hint("Trainer", "model", model, "Sequential(...)")
-    for method in ("forward", "backward", "parameters", "state_dict"):
+    for method in ("forward", "backward", "parameters"):
         if not callable(getattr(model, method, None)):
             raise TypeError(f"Trainer: model must be a minicnn model (Sequential) with forward, "
                             f"backward and parameters, got {type(model).__name__}")

@@ -64,6 +64,7 @@ def files(tmp_path_factory):
            "limit": None, "id": "x"}
     model.save(runs / "lenet5-last.npz", metadata={**META, "epochs": 1, "finished": False, "run": run})
     f["unfinished"] = str(runs)
+    f["state"] = str(runs / "lenet5-last-state.npz")
     return f
 
 
@@ -105,6 +106,7 @@ CASES = [
     ("evaluate {meta_list}", "{meta_list}: its metadata is a list, not a mapping"),
     ("evaluate {std0}", "{std0}: its metadata's normalisation std is 0; it must be > 0"),
     ("evaluate {kind_bad}", "{kind_bad}: its metadata names the data set 'cifar'"),
+    ("evaluate {state}", "{state} is a trainer state (minicnn train --resume reads it), not a model"),
     ("evaluate {ckpt} --batch-size 0", "argument --batch-size: must be >= 1, got 0"),
     ("evaluate {ckpt} --max-memory 0", "argument --max-memory: must be a finite number > 0"),
     ("evaluate {rgb}", "the model in {rgb} cannot take 28 x 28 images"),

@@ -41,6 +41,9 @@ def load_checkpoint(path):
     try:
         model = load(path)
     except CheckpointError as e:
+        if _is_trainer_state(path):
+            raise UsageError(f"{path} is a trainer state (minicnn train --resume reads it), not a "
+                             "model checkpoint: give the ARCH.npz or ARCH-last.npz beside it") from e
         raise UsageError(str(e)) from e
     except (ValueError, TypeError, KeyError, IndexError, RecursionError, MemoryError,
             NotImplementedError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
@@ -62,6 +65,14 @@ def load_checkpoint(path):
     return model, kind, float(mean), float(std)
 
 
+def _is_trainer_state(path):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return "__trainer__" in npz.files
+    except Exception:  # unreadable: the checkpoint reader's own message says why
+        return False
+
+
 def check_model_fits(model, path, max_memory_mb, batch_size, num_classes=None):
     """The batch size to run ``model`` on 1 x 28 x 28 images within ``max_memory_mb`` of
     activations, and its number of classes; UsageError when one image alone needs more, the
@@ -70,7 +81,7 @@ def check_model_fits(model, path, max_memory_mb, batch_size, num_classes=None):
 
     try:
         table = model.summary((1, 28, 28), print_fn=None)
-    except ValueError as e:
+    except (ValueError, TypeError, ArithmeticError) as e:  # a crafted layer's arguments
         raise UsageError(f"the model in {path} cannot take 28 x 28 images: {e}") from e
     itemsize = max([p.value.dtype.itemsize for p in model.parameters()] or [4])
     per_image = activation_bytes(table, itemsize)
