@@ -20,13 +20,20 @@ class Sequential:
     ``forward`` runs them in order, ``backward`` in reverse (each layer fills its
     ``grads``), ``parameters()`` lists every parameter with a dotted name such as
     ``0.weight``. Indexable (a slice gives a new Sequential sharing the layers) and
-    iterable; the layers are in ``layers``.
+    iterable; the layers are in ``layers``. ``input_shape`` (one sample's, e.g. (1, 28, 28))
+    is what ``summary()`` describes when given no shape and the model has not run yet.
     """
 
-    def __init__(self, *layers, rng=None):
+    def __init__(self, *layers, rng=None, input_shape=None):
         self.layers = []
         self.training = True
         self.rng = None if rng is None else get_rng(rng)
+        self.input_shape = None
+        self.last_input_shape = None  # of one sample, in the last forward
+        if input_shape is not None:
+            from .summary import check_input_shape
+
+            self.input_shape = check_input_shape(input_shape, "Sequential")
         for layer in layers:
             self.add(layer)
 
@@ -44,11 +51,13 @@ class Sequential:
     def forward(self, x, training=None):
         """Run every layer; ``training=None`` uses the mode set by train() / eval()."""
         training = self.training if training is None else bool(training)
+        shape = tuple(np.shape(x)[1:])
         for i, layer in enumerate(self.layers):
             try:
                 x = layer.forward(x, training)
             except (ValueError, TypeError) as e:
                 raise _with_context(e, self._where(i, np.shape(x))) from e
+        self.last_input_shape = shape
         return x
 
     __call__ = forward
@@ -130,10 +139,22 @@ class Sequential:
         return self
 
     # --- description -------------------------------------------------------------------
-    def summary(self, input_shape, print_fn=print):
-        """The table of output shapes, parameters, MACs and receptive fields (see minicnn.summary)."""
+    def summary(self, input_shape=None, print_fn=print):
+        """The table of output shapes, parameters, MACs and receptive fields (see minicnn.summary).
+
+        Without ``input_shape``: the shape of the last batch the model ran on, else the one
+        given to the constructor, else the one a loaded checkpoint records.
+        """
         from .summary import summarize
 
+        if input_shape is None:
+            recorded = getattr(self, "metadata", None)
+            recorded = recorded.get("input_shape") if isinstance(recorded, dict) else None
+            input_shape = self.last_input_shape or self.input_shape or recorded
+        if input_shape is None:
+            raise ValueError("Sequential.summary: no input shape to describe: pass one, e.g. "
+                             "model.summary((1, 28, 28)), build the model with "
+                             "Sequential(..., input_shape=(1, 28, 28)), or run it on a batch first")
         table = summarize(self, input_shape)
         if print_fn is not None:
             print_fn(str(table))
