@@ -48,7 +48,7 @@ def positive_float(text):
 
 
 def threads(text):
-    from .._config import MAX_THREADS
+    from ..runtime import MAX_THREADS
 
     value = positive_int(text)
     if value > MAX_THREADS:
