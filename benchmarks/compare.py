@@ -147,7 +147,8 @@ def check_agreement(args, base, env):
         for fw, a in answers.items():
             scale = max(1.0, max(abs(v) for v in ours["logits"]))
             logit_gap = max(abs(u - v) for u, v in zip(a["logits"], ours["logits"])) / scale
-            loss_gap = max(abs(u - v) / max(1.0, abs(v)) for u, v in zip(a["losses"], ours["losses"]))
+            loss_gap = max(abs(u - v) / max(1.0, abs(v))
+                           for u, v in zip(a["losses"], ours["losses"]))
             if logit_gap > 1e-4 or loss_gap > 1e-4:
                 raise SystemExit(
                     f"compare.py: {report.NAMES[fw]} and minicnn disagree on {net} from the same "
@@ -204,8 +205,8 @@ def memory_rows(args, base, env):
 
 
 def same_process_rows(args, base, env):
-    job = dict(base, task="same_process", frameworks=args.frameworks,
-               rows=[[n, b, m] for n in args.nets for b in args.batches for m in ("train", "infer")])
+    rows = [[n, b, m] for n in args.nets for b in args.batches for m in ("train", "infer")]
+    job = dict(base, task="same_process", frameworks=args.frameworks, rows=rows)
     progress("same-process extra: one process, all frameworks interleaved ...")
     return run_child(job, env)["rows"]
 
@@ -259,7 +260,7 @@ def threads_line(args, said):
     return f"threads: {how}; in use: {', '.join(used)}{env}"
 
 
-def header(args, said, peak):
+def header(args, said, peak, run):
     info = said["minicnn"]["info"]
     versions = [f"Python {info['python']}", f"NumPy {info['numpy']}",
                 f"minicnn {info['minicnn']} (commit {git_commit()})"]
@@ -268,22 +269,25 @@ def header(args, said, peak):
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     if "gflops" in peak:
         peak_line = (f"FMA peak {peak['gflops']:.0f} GFLOP/s float32 on "
-                     f"{plural(peak['threads'], 'thread')} ({peak['lanes']}-lane vectors, per thread CPU-second; "
+                     f"{plural(peak['threads'], 'thread')} ({peak['lanes']}-lane vectors, "
+                     "per thread CPU-second; "
                      f"{peak['gflops_wall']:.0f} by the wall clock), `{peak['compiler']}`")
     else:
         peak_line = peak["error"]
     return "\n".join([
-        f"**{time.strftime('%Y-%m-%d %H:%M')}**, `{command}`", "",
+        f"**{run['started']}**, `{command}`", "",
         f"- CPU: {cpu_name()}", f"- {threads_line(args, said)}",
         f"- {', '.join(versions)}", f"- {peak_line}",
+        f"- load average of the machine (1 min) {run['load'][0]:.1f} at the start, "
+        f"{run['load'][1]:.1f} at the end ({os.cpu_count()} logical CPUs)",
         f"- {plural(args.rounds, 'round')} of one fresh process per framework and row, "
         f"{args.budget:g} s of steps each after {args.warmup} warm-up steps, "
         "8 distinct random batches in turn"])
 
 
-def print_report(args, said, peak, rows, extras):
+def print_report(args, said, peak, rows, extras, run):
     fws = args.frameworks
-    out = [header(args, said, peak), "",
+    out = [header(args, said, peak, run), "",
            "Step times in ms over all steps of all rounds: median (min-max), max/median. "
            "x peer = peer median / minicnn median (above 1: minicnn is faster; below 1 in bold).",
            "", report.main_table(rows, fws), "", "Median of each round (noise check):", "",
@@ -315,6 +319,7 @@ def main(argv=None):
         progress("PyTorch is not installed: its columns are skipped (pip install torch)")
         args.frameworks.remove("torch")
     env = child_env(args.threads)
+    run = {"started": time.strftime("%Y-%m-%d %H:%M"), "load": [os.getloadavg()[0]]}
     with tempfile.TemporaryDirectory(prefix="minicnn-compare-") as tmp:
         base = {"dir": tmp, "warmup": args.warmup, "budget": args.budget,
                 "min_repeats": args.min_repeats, "max_repeats": args.max_repeats}
@@ -330,11 +335,12 @@ def main(argv=None):
             extras["memory"] = memory_rows(args, base, env)
         if args.same_process:
             extras["same_process"] = same_process_rows(args, base, env)
-    print_report(args, said, peak, rows, extras)
+    run["load"].append(os.getloadavg()[0])
+    print_report(args, said, peak, rows, extras, run)
     if args.json:
-        result = {"command": sys.argv, "date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(),
-                  "commit": git_commit(), "threads": args.threads, "frameworks": said,
-                  "peak": peak, "macs": macs, "rows": rows, **extras}
+        result = {"command": sys.argv, "date": run["started"], "cpu": cpu_name(),
+                  "commit": git_commit(), "threads": args.threads, "load_average": run["load"],
+                  "frameworks": said, "peak": peak, "macs": macs, "rows": rows, **extras}
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
         progress(f"wrote {args.json}")

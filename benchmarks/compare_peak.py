@@ -96,7 +96,8 @@ def measure(env=None, iters=30_000_000, repeats=7):
             return {"error": f"the FMA peak program failed: {ran.stderr.strip()[-200:]}"}
         threads, lanes, per_cpu_second, per_wall_second, _ = ran.stdout.split()
     return {"gflops": float(per_cpu_second), "gflops_wall": float(per_wall_second),
-            "threads": int(threads), "lanes": int(lanes), "compiler": " ".join(cmd[:6])}
+            "threads": int(threads), "lanes": int(lanes),
+            "compiler": " ".join(cmd[:5] + ["fma_peak.c"])}
 
 
 if __name__ == "__main__":
