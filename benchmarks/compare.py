@@ -75,6 +75,8 @@ def parse_args(argv=None):
     p.add_argument("--same-process", action="store_true", help="extra: also time all three in "
                    "one process, steps interleaved (how this script used to measure)")
     p.add_argument("--json", metavar="PATH", help="write every step time and the summary as JSON")
+    p.add_argument("--report-from", metavar="PATH", help="print the report of a run saved with "
+                   "--json again (measures nothing)")
     args = p.parse_args(argv)
     if args.batches is None:
         args.batches = "64" if args.quick else "1,64,256"
@@ -163,13 +165,14 @@ def check_agreement(args, base, env):
 
 # --- the measurements ----------------------------------------------------------------------
 
-def timed_rows(args, base, env, macs, peak):
+def timed_rows(args, base, env, macs, peak, loads):
     rows = [{"net": net, "batch": batch, "mode": mode,
              "gflop_per_step": report.gflop_per_step(macs[net]["macs_per_image"], batch, mode),
              "times_ms": {fw: [] for fw in args.frameworks}}
             for net in args.nets for batch in args.batches for mode in ("train", "infer")]
     for r in range(args.rounds):
         order = rotated(args.frameworks, r)
+        loads.append(os.getloadavg()[0])
         for row in rows:
             for fw in order:
                 job = dict(base, task="rows", framework=fw, net=row["net"], batch=row["batch"],
@@ -239,7 +242,7 @@ def plural(n, word):
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def threads_line(args, said):
+def threads_line(args, said, run):
     if args.threads is not None:
         how = (f"{args.threads} for every framework: compare.py put {args.threads} in "
                f"{', '.join(THREAD_VARS)} of every child's environment")
@@ -254,7 +257,7 @@ def threads_line(args, said):
         b = blas[0]
         used.append(f"NumPy's {b['internal_api']} {b['version']} ({b['architecture']}) "
                     f"{b['num_threads']}")
-    inherited = [f"{v}={os.environ[v]}" for v in WATCHED_VARS if v in os.environ]
+    inherited = [f"{v}={value}" for v, value in run["environment"].items()]
     env = ("; the calling environment sets " + ", ".join(inherited)) if inherited else \
         "; the calling environment sets none of " + ", ".join(WATCHED_VARS)
     return f"threads: {how}; in use: {', '.join(used)}{env}"
@@ -263,10 +266,10 @@ def threads_line(args, said):
 def header(args, said, peak, run):
     info = said["minicnn"]["info"]
     versions = [f"Python {info['python']}", f"NumPy {info['numpy']}",
-                f"minicnn {info['minicnn']} (commit {git_commit()})"]
+                f"minicnn {info['minicnn']} (commit {run['commit']})"]
     if "torch" in said:
         versions.insert(2, f"PyTorch {said['torch']['info']['torch']}")
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = "python " + " ".join(shlex.quote(a) for a in run["argv"])
     if "gflops" in peak:
         peak_line = (f"FMA peak {peak['gflops']:.0f} GFLOP/s float32 on "
                      f"{plural(peak['threads'], 'thread')} ({peak['lanes']}-lane vectors, "
@@ -276,10 +279,10 @@ def header(args, said, peak, run):
         peak_line = peak["error"]
     return "\n".join([
         f"**{run['started']}**, `{command}`", "",
-        f"- CPU: {cpu_name()}", f"- {threads_line(args, said)}",
+        f"- CPU: {run['cpu']}", f"- {threads_line(args, said, run)}",
         f"- {', '.join(versions)}", f"- {peak_line}",
         f"- load average of the machine (1 min) {run['load'][0]:.1f} at the start, "
-        f"{run['load'][1]:.1f} at the end ({os.cpu_count()} logical CPUs)",
+        f"{run['load'][1]:.1f} at the end",
         f"- {plural(args.rounds, 'round')} of one fresh process per framework and row, "
         f"{args.budget:g} s of steps each after {args.warmup} warm-up steps, "
         "8 distinct random batches in turn"])
@@ -288,9 +291,13 @@ def header(args, said, peak, run):
 def print_report(args, said, peak, rows, extras, run):
     fws = args.frameworks
     out = [header(args, said, peak, run), "",
-           "Step times in ms over all steps of all rounds: median (min-max), max/median. "
+           "Step times in ms over all steps of all rounds: median (min-max), max/median, "
+           "95th percentile/median. "
            "x peer = peer median / minicnn median (above 1: minicnn is faster; below 1 in bold).",
-           "", report.main_table(rows, fws), "", "Median of each round (noise check):", "",
+           "", report.main_table(rows, fws), "",
+           "Median of each round (noise check" + ("; the host's load average as each round "
+           "began: " + " / ".join(f"{v:.1f}" for v in run["round_loads"]) if run["round_loads"]
+                                                   else "") + "):", "",
            report.rounds_table(rows, fws), "",
            f"GFLOP/s: 2 FLOPs per multiply-accumulate of the forward pass (minicnn's per-layer "
            f"counts, as model.summary gives them), a training step {report.TRAIN_FACTOR}x the "
@@ -313,13 +320,34 @@ def print_report(args, said, peak, rows, extras, run):
     print("\n".join(out), flush=True)
 
 
+def reprint(path):
+    """Print the report of a run saved with --json again, from its step times (nothing runs)."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        run = saved["run"]
+    except (OSError, ValueError, KeyError) as e:      # a user's mistake: one line, exit 2
+        print(f"compare.py: error: --report-from {path}: not a compare.py --json file ({e})",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    args = parse_args(run["argv"][1:])
+    args.frameworks = [fw for fw in ORDER if fw in saved["rows"][0]["times_ms"]]
+    rows = [report.summarise_row(row, saved["peak"].get("gflops")) for row in saved["rows"]]
+    extras = {k: saved[k] for k in ("ops", "memory", "same_process") if k in saved}
+    print_report(args, saved["frameworks"], saved["peak"], rows, extras, run)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.report_from:
+        return reprint(args.report_from)
     if "torch" in args.frameworks and importlib.util.find_spec("torch") is None:
         progress("PyTorch is not installed: its columns are skipped (pip install torch)")
         args.frameworks.remove("torch")
     env = child_env(args.threads)
-    run = {"started": time.strftime("%Y-%m-%d %H:%M"), "load": [os.getloadavg()[0]]}
+    run = {"argv": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(),
+           "commit": git_commit(), "load": [os.getloadavg()[0]], "round_loads": [],
+           "environment": {v: os.environ[v] for v in WATCHED_VARS if v in os.environ}}
     with tempfile.TemporaryDirectory(prefix="minicnn-compare-") as tmp:
         base = {"dir": tmp, "warmup": args.warmup, "budget": args.budget,
                 "min_repeats": args.min_repeats, "max_repeats": args.max_repeats}
@@ -327,7 +355,7 @@ def main(argv=None):
         said = check_agreement(args, base, env)
         peak = compare_peak.measure(env)
         progress(f"FMA peak: {peak}")
-        rows = timed_rows(args, base, env, macs, peak)
+        rows = timed_rows(args, base, env, macs, peak, run["round_loads"])
         extras = {}
         if not args.no_ops:
             extras["ops"] = op_rows(args, base, env)
@@ -338,9 +366,8 @@ def main(argv=None):
     run["load"].append(os.getloadavg()[0])
     print_report(args, said, peak, rows, extras, run)
     if args.json:
-        result = {"command": sys.argv, "date": run["started"], "cpu": cpu_name(),
-                  "commit": git_commit(), "threads": args.threads, "load_average": run["load"],
-                  "frameworks": said, "peak": peak, "macs": macs, "rows": rows, **extras}
+        result = {"run": run, "threads": args.threads, "frameworks": said, "peak": peak,
+                  "macs": macs, "rows": rows, **extras}
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
         progress(f"wrote {args.json}")

@@ -77,7 +77,7 @@ def test_stats_and_ratios():
     compare_report.summarise_row(row, peak_gflops=1000)
     s = row["stats"]["minicnn"]
     assert (s["median_ms"], s["min_ms"], s["max_ms"], s["n"]) == (2, 1, 9, 4)
-    assert s["spread"] == 4.5 and s["round_medians_ms"] == [2, 2]
+    assert s["spread"] == 4.5 and s["p95_spread"] == 4.5 and s["round_medians_ms"] == [2, 2]
     assert row["ratios"] == {"torch": 2.0}                       # 4 ms / 2 ms: minicnn faster
     assert s["gflops"] == pytest.approx(250) and s["percent_of_peak"] == pytest.approx(25)
     assert compare_report.gflop_per_step(1e6, 10, "train") == pytest.approx(0.06)
@@ -91,3 +91,24 @@ def test_bad_arguments_are_one_line_exit_2(argv):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith("compare.py: error: ") and argv[0] in done.stderr
+
+
+def test_report_from_saved_json(tmp_path, capsys):
+    info = {"python": "3.11", "numpy": "2.4", "minicnn": "0.1", "threads": 2, "pools": None}
+    saved = {"run": {"argv": ["compare.py", "--nets", "lenet5", "--batches", "2", "--rounds", "2"],
+                     "started": "2026-01-01 00:00", "cpu": "a CPU", "commit": "abc1234",
+                     "load": [0.5, 0.7], "round_loads": [0.5, 0.6], "environment": {}},
+             "threads": None, "frameworks": {"minicnn": {"info": info}, "numpy": {"info": info}},
+             "peak": {"error": "no C compiler (cc) found"}, "macs": {},
+             "rows": [{"net": "lenet5", "batch": 2, "mode": "train", "gflop_per_step": 0.002,
+                       "times_ms": {"minicnn": [[1.0, 1.2], [1.1]], "numpy": [[3.0, 3.3], [3.1]]}}]}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(saved))
+    compare.main(["--report-from", str(path)])
+    out = capsys.readouterr().out
+    assert "`python compare.py --nets lenet5 --batches 2 --rounds 2`" in out
+    assert "| lenet5 | 2 | train | 1.10 (1.00-1.20), 1.09, 1.09 | 3.10 (3.00-3.30)" in out
+    assert "| 2.82x |" in out and "no C compiler" in out and "0.5 / 0.6" in out
+    with pytest.raises(SystemExit) as e:
+        compare.main(["--report-from", str(tmp_path / "missing.json")])
+    assert e.value.code == 2
