@@ -10,7 +10,7 @@ the processor (and the OS) supports it.
 ``numpy``. An unknown value, or a kernel this CPU or build lacks, falls back to the best
 available one, with a warning.
 
-Why our own (benchmarks/gemm_shapes.py): a convolution's GEMMs are thin and strided, where
+Why our own (tools/gemm_shapes.py): a convolution's GEMMs are thin and strided, where
 OpenBLAS's large-matrix kernels lose: LeNet-5's first layer is 6 x 25 x 50,176, its weight
 gradient 6 x 50,176 x 25 (NumPy runs that one on one core).
 

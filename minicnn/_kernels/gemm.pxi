@@ -7,7 +7,7 @@
 # Why our own: OpenBLAS is tuned for large square products; a convolution's GEMMs are thin
 # (6 x 25 x 50176 in LeNet-5's first layer; 64 x 36864 x 288 for a weight gradient) and
 # strided (cols^T, W^T), where packing straight from the strides, no copy, and splitting
-# over K when N is narrow win (benchmarks/gemm_shapes.py has the figures).
+# over K when N is narrow win (tools/gemm_shapes.py has the figures).
 from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
