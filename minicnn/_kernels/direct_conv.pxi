@@ -1,30 +1,39 @@
 # Direct convolutions, stride 1: included by gemm_<isa>.pyx after gemm.pxi and gemm_conv.pxi
 # (it uses the register tile MR x NR, _pack_a, _add_partials and _bias_relu).
 #
-# The "wide" layout. A padded image plane is Hp x Wp; the output pixel (i, j) is wide
-# position q = i*Wp + j, and tap (c, ki, kj) reads input element q + off, with
-# off = c*Hp*Wp + ki*dh*Wp + kj*dw, for every q. So over q = 0 .. L-1, L = (OH-1)*Wp + OW,
-# each tap's inputs are one contiguous run of the image: the forward pass is a GEMM
-#     wide_out (O x L) = W (O x C*KH*KW) @ B,   B[t, q] = x_image[off[t] + q]
-# whose B rows are read straight from the image, no im2col. Columns j >= OW of the wide
-# output (the Wp - OW at the end of each row) are computed and dropped: (Wp - OW)/Wp waste
-# (7-14% for the MNIST networks' padded or 28-wide layers, 29% for LeNet-5's 14-wide second;
-# minicnn.gemm refuses rows that keep less than half), against a column matrix of C*KH*KW
-# times the image written and read back (LeNet-5's first layer: 5 MB for a 256 KB batch).
-#
-# The weight gradient is the same sum read the other way:
-#     dw[o, t] = sum over images and q of dout_wide[o, q] * x_image[off[t] + q]
-# with dout_wide zero in the dropped columns: DO x DT dot products at once, vectors of VL
-# positions, summed over a chunk of images (laid out side by side with copies of their
-# inputs) before one reduction per (o, t).
-#
-# And the input gradient from the same laid-out dout_wide: tap t's column of the GEMM's
-# dcols is (W^T @ dout_wide)[t, q], and col2im adds it to image element off[t] + q, for
-# every q: in the wide layout each tap's adds are one contiguous run, so an MR x NR tile of
-# W^T @ dout_wide (the forward's micro kernel, its B rows the laid-out gradient) is added
-# from registers straight into the image, row by row. It computes the dropped columns too
-# (their zeros add nothing), where the batch path's GEMM of (C*KH*KW) x (O) x (N*OH*OW)
-# wrote a column matrix (3.8 MB for LeNet-5's second layer) for col2im to read back.
+# Computes:  the convolution of the notes with stride 1 (any dilation, groups 1) on a padded
+#            input, forward (+ bias, + ReLU), and backward the weight, bias and input
+#            gradients in one pass over each image; no im2col, no column matrix either way.
+# Layout:    NCHW, and the "wide" view of an image. In a padded plane Hp x Wp, output pixel
+#            (i, j) is the wide position q = i*Wp + j, and tap t = (c, ki, kj) reads input
+#            element q + off[t], off[t] = c*Hp*Wp + ki*dh*Wp + kj*dw, for every q. So over
+#            q = 0 .. L-1, L = (OH-1)*Wp + OW, each tap's inputs are one contiguous run of
+#            the image, and the forward pass is a GEMM
+#                wide_out (O x L) = W (O x C*KH*KW) @ B,   B[t, q] = x_image[off[t] + q]
+#            whose B rows are read straight from the image. The columns j >= OW of each wide
+#            row (the Wp - OW that run over the padding) are computed and dropped: a waste of
+#            (Wp - OW)/Wp (29% for LeNet-5's second layer, 10 of 14 columns kept), against a
+#            column matrix of C*KH*KW times the image written and read back; rows that keep
+#            less than half go to another path (DIRECT_KEEP_MIN).
+#            The weight gradient is the same sum read the other way,
+#                dw[o, t] = sum over images and q of dout_wide[o, q] * x_image[off[t] + q]
+#            with dout_wide zero in the dropped columns: DO x DT dot products at once, in
+#            vectors of VL positions, over a chunk of images laid out side by side.
+#            The input gradient is col2im of dcols = W^T @ dout_wide: tap t's row of dcols is
+#            added to the image at off[t] + q for every q, again one contiguous run, so each
+#            MR x NR tile of W^T @ dout_wide (the forward's micro kernel, its B rows the
+#            laid-out gradient) is added from registers straight into the image. The dropped
+#            columns' zeros add nothing.
+# Threads:   forward, prange over (image, panel of MR output channels) tasks; backward, over
+#            runs of images (their number fixed by the caller from the batch size), each run
+#            with its own partial dw and bias sums; a run's input gradients image by image.
+# Sum order: an output is one sum over the taps in order (_fwd_tile); a weight-gradient tap
+#            sums its VL lanes over a chunk's images and positions, then the lanes in a fixed
+#            tree (_lanes), chunks added in order; a channel's bias sum adds each image's row
+#            sums in double; the partials of runs are added in run order. Runs and chunks
+#            follow the shape, never the thread count: the same bits on any.
+# Must agree with minicnn.reference.conv.conv2d_forward and conv2d_backward (stride 1, groups 1,
+#            input already padded; activation None or 'relu'), to float32 rounding.
 
 from libc.string cimport memcpy
 

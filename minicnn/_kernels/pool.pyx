@@ -1,11 +1,23 @@
-"""Pooling kernels: max (with argmax) and average, forward and backward.
+"""Max and average pooling, forward and backward.
 
-Padding is virtual: no padded copy is made. Output pixel (i, j) pools the window
-whose first row is i*sh - pad_top and first column j*sw - pad_left, clipped to the
-input. The caller guarantees every clipped window holds at least one input pixel
-(PyTorch's rule pad <= kernel // 2 does). Arrays are planes: (P, H, W) with
-P = N*C, and each plane is pooled on its own, so threads split planes and never
-share an output element.
+Computes:  output pixel (i, j) of a plane pools the window whose first row is
+           i*sh - pad_top and first column j*sw - pad_left, KH x KW, clipped to the input.
+           Max: the largest pixel (the first of equal ones; the first NaN wins) and its flat
+           index h*W + w, where the backward sends the whole output gradient. Average: the
+           window's sum over its divisor (count_include_pad: the cells inside the padded
+           input; else the input pixels), and the backward spreads dout / divisor over them.
+           MaxPool2D(2) has its own pair (max_pool_2x2_*): a code 0-3 per window instead of
+           a flat index.
+Layout:    planes (P, H, W), P = N*C. Padding is virtual: no padded copy is made. The caller
+           guarantees every clipped window holds at least one input pixel (PyTorch's rule
+           pad <= kernel // 2 does).
+Threads:   prange over planes: each plane is pooled on its own, so threads never share an
+           output element (nor, backward, an input pixel).
+Sum order: an average is summed in double, row by row, left to right; a backward adds a
+           pixel's gradients in the order of the windows, row by row, on one thread: the same
+           bits on any thread count.
+Must agree with minicnn.reference.pool.max_pool2d and max_pool2d_backward (the same values and
+argmax), avg_pool2d and avg_pool2d_backward (to rounding: the reference sums in another order).
 """
 from cython cimport floating
 from cython.parallel cimport prange
