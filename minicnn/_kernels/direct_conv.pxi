@@ -94,8 +94,8 @@ cdef void _fwd_narrow(Py_ssize_t K, const float* ap, const float* x, const Py_ss
                       float* c, Py_ssize_t ldc, Py_ssize_t nq) noexcept nogil:
     """_fwd_tile for nq < NR positions (an image narrower than one tile), the same sums in
     the same order (the same bits), tap by tap into MR x nq running sums: a dot product per
-    output instead (one dependent add per tap) ran 20-25x slower on 4 x 4 outputs with
-    hundreds of taps (56 -> 256 channels at batch 64: 91 ms against the image path's 4)."""
+    output instead waits on one dependent add per tap, and ran far slower on 4 x 4 outputs
+    with hundreds of taps."""
     cdef float acc[MR][NR]
     cdef Py_ssize_t i, j, k
     cdef const float* xr = x + offs[0]
@@ -173,7 +173,7 @@ cdef inline void _dw_tile(const float* d, Py_ssize_t ldd, Py_ssize_t dimg,
 
     The five taps are written out: GCC unrolls only the innermost constant loop completely,
     and an accumulator indexed by a loop it keeps lives in memory (a load, FMA and store per
-    step, 4x slower: seen in perf annotate).
+    step: seen in perf annotate).
     """
     cdef float a0[DO][VL]
     cdef float a1[DO][VL]
@@ -242,8 +242,8 @@ cdef inline float _lanes(float* a) noexcept nogil:
     """The sum of a[:VL] (VL = 8 or 16) by halving, a[l] += a[l + h] for h = VL/2, VL/4, .. 1:
     vector adds in a fixed order, where a running sum would be VL dependent additions.
     Overwrites a. Each step is written out with a constant trip count: as a loop over h,
-    GCC made it scalar adds through memory, 6% of convnet's weight gradient and a third of
-    the tile time of LeNet-5's second layer, whose tiles are short."""
+    GCC made it scalar adds through memory, which the short tiles of small layers feel
+    most."""
     cdef Py_ssize_t l
     if VL >= 16:
         for l in range(8):
@@ -312,7 +312,7 @@ cdef void _dw_chunk(const float[:, :, ::1] dout, const float[:, :, ::1] gate, bi
                         row[r * Wp + j] = d if g[j] > 0 else 0
                 else:
                     memcpy(row + r * Wp, src, ow * sizeof(float))
-            # a running sum here was one dependent add per pixel (3x slower than the rest)
+            # VL running sums: a single running sum here waits on one dependent add per pixel
             db[o] = db[o] + _row_sum(row, lr)
         memcpy(xc + m * xs, &x[n0 + m, 0, 0, 0], C * Hp * Wp * sizeof(float))
         memset(xc + m * xs + C * Hp * Wp, 0, (xs - C * Hp * Wp) * sizeof(float))
@@ -333,8 +333,7 @@ cdef inline void _dx_tile(Py_ssize_t K, const float* ap, const float* x, const P
                           float* dx, const Py_ssize_t* dst_offs) noexcept nogil:
     """dx[dst_offs[i] + j] += (ap panel^T @ B)[i, j] for a whole MR x NR tile, B[t, j] =
     x[offs[t] + j]: _fwd_tile adding its registers straight into the rows of dx. (Calling
-    _fwd_tile into a stack tile and adding that was slower: convnet's 32->64 input gradient
-    16.4 -> 16.8 ms, LeNet-5's 6->16 0.78 -> 0.87 ms, one thread.)"""
+    _fwd_tile into a stack tile and adding that was slower.)"""
     cdef float acc[MR][NR]
     cdef Py_ssize_t i, j, k
     cdef const float* xr = x + offs[0]

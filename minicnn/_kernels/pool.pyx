@@ -23,9 +23,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset
 
-# A window position, 0-3, as int32: with bytes GCC's SSE2 loop packed each vector of codes
-# through spills and ran 2x slower than with 32-bit lanes (LeNet-5's first pool: 0.075 ms
-# one thread with int32, 0.24 with bytes, 0.15 for the int64 flat index).
+# A window position, 0-3, as int32: with bytes, GCC's SSE2 loop packed each vector of codes
+# through spills; 32-bit lanes need none.
 ctypedef int code_t
 
 
@@ -55,7 +54,7 @@ cdef inline void _max_row(const floating[:, :, ::1] x,     # IN  (P, H, W)
                 idx = h * W + w
                 v = plane[idx]
                 # Selects, not branches (on random data a branch on v > best mispredicts
-                # half the time: this loop ran 4x slower). Strictly greater keeps the
+                # half the time). Strictly greater keeps the
                 # first maximum; v != v is NaN, and the first NaN of a window wins.
                 best_at = idx if v > best else best_at
                 best = v if v > best else best
@@ -203,7 +202,7 @@ def max_pool_2x2_backward(const floating[:, :, ::1] dout,       # IN  (P, OH, OW
     it is in cache (no zeroing pass over dx first, no index checked first): the plane
     zeroed, then each window's gradient stored at the pixel its code names. Only a code's
     two low bits are read, so no code can write outside its window. (Selects writing all
-    four pixels of each window compiled to branches on the code: 5x slower.)"""
+    four pixels of each window compiled to branches on the code, and ran slower.)"""
     cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
     cdef Py_ssize_t OH = dout.shape[1], OW = dout.shape[2]
     cdef Py_ssize_t p, i, j

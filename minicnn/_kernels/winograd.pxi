@@ -52,8 +52,7 @@ cdef extern from *:
 cdef enum:
     WB_FLOATS = 65536   # floats of V and M per block of tiles (256 KB)
     SKEW = 16           # floats added to the stride between the 16 transformed planes: at
-                        # a multiple of 4 KB all 16 streams fall in one L1 set (64 -> 64
-                        # channels on 14 x 14: forward 8.4 -> 7.2 ms with it)
+                        # a multiple of 4 KB all 16 streams fall in one L1 set
 
 
 cdef inline Py_ssize_t _up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -533,8 +532,8 @@ cdef inline void _gt4(double m0, double m1, double m2, double m3, double* t) noe
 def wino_weight_grad(const float[:, :, :, ::1] du,  # IN  (runs, 16, Op, Cp) per-run sums
                      float[:, :, :, ::1] dw):        # OUT (O, C, 3, 3)
     """dw[o, c] = G^T dU G with dU = du[0] + du[1] + ... (in double, in run order), rounded
-    once: the weight gradient from wino_backward's sums. Serial and small (a NumPy einsum
-    took 1 ms for convnet's 64 x 32 pairs)."""
+    once: the weight gradient from wino_backward's sums. Serial and small: 16 numbers per
+    pair of channels (a NumPy einsum cost more than this loop)."""
     cdef Py_ssize_t runs = du.shape[0], O = dw.shape[0], C = dw.shape[1]
     cdef Py_ssize_t o, c, q, xi, a, u
     cdef double m[16]
