@@ -4,6 +4,7 @@ import numpy as np
 from . import functional as F
 from .layers.base import Layer, check_dtype
 from .random import get_rng
+from .runtime import blas_single_thread
 
 
 def _with_context(error, context):
@@ -52,11 +53,12 @@ class Sequential:
         """Run every layer; ``training=None`` uses the mode set by train() / eval()."""
         training = self.training if training is None else bool(training)
         shape = tuple(np.shape(x)[1:])
-        for i, layer in enumerate(self.layers):
-            try:
-                x = layer.forward(x, training)
-            except (ValueError, TypeError) as e:
-                raise _with_context(e, self._where(i, np.shape(x))) from e
+        with blas_single_thread():          # once for the whole pass, not per product
+            for i, layer in enumerate(self.layers):
+                try:
+                    x = layer.forward(x, training)
+                except (ValueError, TypeError) as e:
+                    raise _with_context(e, self._where(i, np.shape(x))) from e
         self.last_input_shape = shape
         return x
 
@@ -68,11 +70,12 @@ class Sequential:
         With ``input_grad=False`` (as the Trainer calls it) the first layer skips the
         gradient of the model input, which nothing uses in training, and None is returned.
         """
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if i == 0 and not input_grad and layer.skips_input_grad:
-                return layer.backward(dout, need_dx=False)
-            dout = layer.backward(dout)
+        with blas_single_thread():
+            for i in range(len(self.layers) - 1, -1, -1):
+                layer = self.layers[i]
+                if i == 0 and not input_grad and layer.skips_input_grad:
+                    return layer.backward(dout, need_dx=False)
+                dout = layer.backward(dout)
         return dout
 
     def predict(self, x, batch_size=256):

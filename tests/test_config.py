@@ -177,3 +177,30 @@ def test_blas_hint_names_the_fix_only_when_avx512_is_idle(monkeypatch):
     assert info.blas_hint("SkylakeX", ["avx512f"]) == ""
     assert info.blas_hint("Haswell", ["avx2"]) == ""
     assert info.blas_hint("", ["avx512f"]) == ""
+
+
+def test_sequential_holds_blas_to_one_thread_for_the_whole_pass():
+    """One blas_single_thread block around the whole forward and backward pass: a layer
+    sees NumPy's BLAS on one thread, and the products inside skip their own block."""
+    import numpy as np
+    from minicnn.layers.base import Layer
+    libs = runtime.blas_libraries()
+    if not libs:
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    seen = []
+
+    class Probe(Layer):
+        def forward(self, x, training=True):
+            seen.append(("forward", [lib.num_threads for lib in libs], runtime._blas_depth))
+            return x
+
+        def backward(self, dout, need_dx=True):
+            seen.append(("backward", [lib.num_threads for lib in libs], runtime._blas_depth))
+            return dout
+
+    before = [lib.num_threads for lib in libs]
+    model = minicnn.Sequential(Probe(), minicnn.Dense(3, 2))
+    model.backward(model.forward(np.ones((2, 3), np.float32)))
+    assert [s[0] for s in seen] == ["forward", "backward"]
+    assert all(threads == [1] * len(libs) and depth == 1 for _, threads, depth in seen)
+    assert [lib.num_threads for lib in libs] == before and runtime._blas_depth == 0
