@@ -80,7 +80,9 @@ class Conv2D(Layer):
         fan_out = self.out_channels // self.groups * kh * kw
         self.params["weight"] = init_weight((self.out_channels, cin_g, kh, kw), fan_in, fan_out,
                                             weight_init, self.dtype, rng, owner)
-        self.grads["weight"] = np.zeros_like(self.params["weight"])
+        # np.zeros (calloc), not zeros_like (which writes every page): a model loaded from a
+        # checkpoint holds no memory for gradients until it trains
+        self.grads["weight"] = np.zeros(self.params["weight"].shape, self.dtype)
         if bias:
             self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
             self.grads["bias"] = np.zeros_like(self.params["bias"])

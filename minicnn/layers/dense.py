@@ -46,7 +46,9 @@ class Dense(Layer):
             raise TypeError(f"{owner}: {e}") from None
         self.params["weight"] = init_weight((self.out_features, self.in_features), self.in_features,
                                             self.out_features, weight_init, self.dtype, rng, owner)
-        self.grads["weight"] = np.zeros_like(self.params["weight"])
+        # np.zeros (calloc), not zeros_like (which writes every page): a model loaded from a
+        # checkpoint holds no memory for gradients until it trains
+        self.grads["weight"] = np.zeros(self.params["weight"].shape, self.dtype)
         if bias:
             self.params["bias"] = np.zeros(self.out_features, dtype=self.dtype)
             self.grads["bias"] = np.zeros_like(self.params["bias"])
