@@ -18,12 +18,12 @@ print("PEAK_KB", _peak_kb())
 """
 
 
-def run_python(code, timeout=120, env=None, args=()):
+def run_python(code, timeout=900, env=None, args=()):
     """Run ``code`` with this interpreter (tests/ on the path); returns the CompletedProcess."""
     return _run(["-c", code, *args], timeout, env)
 
 
-def run_script(name, *args, timeout=120, env=None):
+def run_script(name, *args, timeout=900, env=None):
     """Run the file ``name`` of tests/ with this interpreter; returns the CompletedProcess."""
     return _run([os.path.join(TESTS, name), *args], timeout, env)
 

@@ -129,8 +129,18 @@ def test_kill_9_in_the_middle_of_saves_leaves_a_loadable_checkpoint(tmp_path):
         left_behind += len(temporaries(tmp_path))
         model = minicnn.load(path)
         i = model.metadata["i"]
-        assert i >= 1 and np.all(model.layers[0].params["weight"] == i)
+        assert i >= 1 and np.all(model.layers[0].params["weight"] == i), (kill, i)
     # kill -9 hit a save in progress at least once (else this test proved nothing)
     assert left_behind > 0
     Sequential(Dense(1000, 1000, rng=0)).save(path)
-    assert temporaries(tmp_path) == []
+    # (a temporary may stay only if its pid was given to a new process meanwhile: pids wrap)
+    left = [n for n in temporaries(tmp_path) if not pid_alive(int(n.split("-")[1]))]
+    assert left == [], (left, files(tmp_path))
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

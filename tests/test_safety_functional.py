@@ -61,7 +61,7 @@ for name, code in CASES.items():
 
 @pytest.fixture(scope="module")
 def reproducer_results():
-    proc = run_python(DRIVER % (REPRODUCERS,), timeout=120)
+    proc = run_python(DRIVER % (REPRODUCERS,))
     started = [ln[5:] for ln in proc.stdout.splitlines() if ln.startswith("CASE ")]
     results = dict(ln[7:].split(" \t", 1) for ln in proc.stdout.splitlines()
                    if ln.startswith("RESULT "))
@@ -82,7 +82,7 @@ def test_reproducers_of_the_review_fail_cleanly(reproducer_results, name):
 def test_fuzz_of_the_functional_entry_points_in_a_child_process():
     """Hypothesis, with negative, zero and huge arguments, in a child process whose address
     space is capped (safety_fuzz_worker.py): a crash fails here, as does a wrong result."""
-    proc = check_alive(run_script("safety_fuzz_worker.py", "40", timeout=300))
+    proc = check_alive(run_script("safety_fuzz_worker.py", "40"))
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     lines = dict(ln.split(": ", 1) for ln in proc.stdout.splitlines() if ": " in ln)
     print(proc.stdout)
