@@ -1,7 +1,7 @@
 """minicnn: a small convolutional-network framework you can read line by line."""
 __version__ = "0.1.0"
 
-from ._config import get_num_threads, set_num_threads, show_config
+from .runtime import get_num_threads, set_num_threads
 
 try:
     from ._kernels import conv as _conv_kernels  # noqa: F401
@@ -39,3 +39,4 @@ from .trainer import Trainer, TrainingDivergedError
 
 # === data (owner: data) ===
 from . import data
+from .info import show_config

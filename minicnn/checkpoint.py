@@ -144,6 +144,6 @@ def _architecture(archive):
     if not isinstance(arch.get("layers"), list):
         raise CheckpointError(f"{path}: architecture has no list of layers")
     if not isinstance(arch.get("metadata", {}), dict):
-        raise CheckpointError(f"{path}: metadata must be a JSON object, got "
-                              f"{type(arch['metadata']).__name__}")
+        raise CheckpointError(f"{path}: its metadata is a {type(arch['metadata']).__name__}, "
+                              f"not a mapping of settings")
     return arch

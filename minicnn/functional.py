@@ -16,7 +16,7 @@ from . import functional_checks as checks
 from . import geometry
 from . import gemm
 from . import winograd
-from ._config import get_num_threads
+from .runtime import get_num_threads, numpy_matmul
 from ._kernels import conv as _conv
 from ._kernels import activation as _act
 from ._kernels import pad as _pad
@@ -84,17 +84,20 @@ def _make_pad_index(n, before, after, mode):
 
 def check_pad_mode(owner, in_hw, padding, mode):
     """Mirror, circular and replicate padding can only copy pixels the input has (as in
-    PyTorch): replicate needs one, the others as many as they pad."""
+    PyTorch): reflect needs one more than it pads, symmetric and circular as many, and
+    replicate one pixel when it pads at all."""
     limits = {"reflect": 1, "symmetric": 0, "circular": 0, "replicate": None}
     if mode not in limits:
         return
     for axis, n, sides in zip("HW", in_hw, padding):
-        need = 1 if limits[mode] is None else max(sides) + limits[mode]
-        if max(sides) > 0 and n < need:
+        if limits[mode] is None:
+            if max(sides) > 0 and n < 1:
+                raise ValueError(f"{owner}: replicate padding {sides} along {axis} needs an "
+                                 f"input of size at least 1, got {n}")
+        elif max(sides) > n - limits[mode]:
             raise ValueError(
                 f"{owner}: {mode} padding {sides} along {axis} needs an input of size at least "
-                f"{need}, got {n}" + ("" if limits[mode] is None else
-                                      f" (at most {n - limits[mode]} for this input)"))
+                f"{max(sides) + limits[mode]}, got {n} (at most {n - limits[mode]} for this input)")
 
 
 def _planes(x):
@@ -737,20 +740,22 @@ def _float_array(x, owner, name="input"):
         raise TypeError(f"{owner}: expected a float32 or float64 {name}, got {got}")
 
 
-#: a dense layer's products go to minicnn's own GEMM (gemm.matmul) from this many
-#: multiply-adds on (float32 only), NumPy's BLAS below: convnet's 9216 -> 128 layer at batch 64
-#: (75 M) ran 1.19 -> 0.96 ms forward and 2.04 -> 1.57 backward; LeNet-5's 400 -> 120 (3.1 M)
-#: was slower on it (0.064 vs 0.061 ms)
-DENSE_OWN_MIN = 1 << 24
+#: a float32 product with fewer rows than this (a dense layer's forward or input gradient
+#: at a batch of a few images: a matrix-vector product) goes to NumPy's BLAS on one thread,
+#: which reads the weight in place where minicnn's GEMM would first pack all of it
+DENSE_FEW_ROWS = 8
 
 
 def _dense_product(a, b):
-    """a @ b: the own GEMM for large float32 products (see DENSE_OWN_MIN), else np.matmul."""
+    """a @ b: float32 on minicnn's own GEMM (gemm.matmul), the OpenMP threads of every other
+    kernel (threaded from PARALLEL_MIN_MACS multiply-adds), unless a has fewer than
+    DENSE_FEW_ROWS rows; those and float64 on NumPy's, its BLAS held to one thread
+    (runtime.blas_single_thread)."""
     m, k, n = a.shape[0], a.shape[1], b.shape[1]
-    if a.dtype == np.float32 and b.dtype == np.float32 and m * k * n >= DENSE_OWN_MIN:
+    if a.dtype == np.float32 and b.dtype == np.float32 and m >= DENSE_FEW_ROWS:
         return gemm.matmul(a, b, np.empty((m, n), np.float32),
                            _threads(m * k * n, PARALLEL_MIN_MACS))
-    return a @ b
+    return numpy_matmul(a, b)
 
 
 def dense(x, w, b=None):

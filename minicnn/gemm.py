@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from ._config import MAX_THREADS
+from .runtime import MAX_THREADS, numpy_matmul
 
 KERNELS = ("avx512", "avx2")
 CHOICES = ("auto",) + KERNELS + ("numpy",)
@@ -165,7 +165,7 @@ def matmul(a, b, out, num_threads=1):
     if (kernel is None or not (_usable(a) and _usable(b) and _usable(out))
             or not out.flags.c_contiguous
             or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
-        return np.matmul(a, b, out=out)
+        return numpy_matmul(a, b, out=out)
     if a.ndim == 3:
         for g in range(a.shape[0]):
             _product(kernel, a[g], b[g], out[g], int(num_threads))

@@ -22,6 +22,13 @@ class Loss:
         if getattr(self, "cache", None) is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
 
+    def check_targets(self, target, owner):
+        """Refuse, before any step, targets this loss can never take (``owner`` names the caller)."""
+        target = np.asarray(target)
+        if target.dtype.kind not in "biuf":
+            raise TypeError(f"{owner}: {self!r} needs numeric targets, got {target.dtype}")
+        return target
+
 
 class SoftmaxCrossEntropy(Loss):
     """Softmax followed by cross-entropy, averaged over the batch.
@@ -35,6 +42,26 @@ class SoftmaxCrossEntropy(Loss):
     def __init__(self):
         self.cache = None
         self.probs = None
+
+    def check_targets(self, target, owner):
+        """Labels for a whole data set: (N,) integer class indices >= 0 (the upper bound, the
+        number of classes, is checked against the logits at every forward)."""
+        target = np.asarray(target)
+        if target.ndim == 2 and target.shape[1] > 1:
+            raise ValueError(f"{owner}: {self!r} takes class indices (N,), got labels of shape "
+                             f"{target.shape} that look one-hot; pass y.argmax(axis=1)")
+        if target.ndim != 1:
+            raise ValueError(f"{owner}: {self!r} takes labels of shape (N,) (class indices), got "
+                             f"shape {target.shape}")
+        if target.dtype.kind not in "iu":
+            hint = ("; whole numbers stored as floats: pass y.astype(int)" if target.dtype.kind == "f"
+                    and target.size and np.all(np.isfinite(target)) and np.all(target == np.round(target))
+                    else "")
+            raise TypeError(f"{owner}: {self!r} takes integer class indices, got {target.dtype} "
+                            f"labels{hint}")
+        if target.size and target.min() < 0:
+            raise ValueError(f"{owner}: {self!r} takes class indices >= 0, got {target.min()}")
+        return target
 
     def _check_target(self, pred, target):
         if pred.ndim != 2:

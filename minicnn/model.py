@@ -26,7 +26,8 @@ class Sequential:
     ``forward`` runs them in order, ``backward`` in reverse (each layer fills its
     ``grads``), ``parameters()`` lists every parameter with a dotted name such as
     ``0.weight``. Indexable (a slice gives a new Sequential sharing the layers) and
-    iterable; the layers are in ``layers``.
+    iterable; the layers are in ``layers``. ``input_shape`` (one sample's, e.g. (1, 28, 28))
+    is what ``summary()`` describes when given no shape and the model has not run yet.
 
     A layer appears at most once in a model: each layer keeps the cache of its last
     forward pass and writes its gradients in place, so a second use would overwrite the
@@ -37,10 +38,16 @@ class Sequential:
     (``training=False``) may run in several threads at once.
     """
 
-    def __init__(self, *layers, rng=None):
+    def __init__(self, *layers, rng=None, input_shape=None):
         self.layers = []
         self.training = True
         self.rng = None if rng is None else get_rng(rng)
+        self.input_shape = None
+        self.last_input_shape = None  # of one sample, in the last forward
+        if input_shape is not None:
+            from .summary import check_input_shape
+
+            self.input_shape = check_input_shape(input_shape, "Sequential")
         self._init_guard()
         for layer in layers:
             self.add(layer)
@@ -96,11 +103,13 @@ class Sequential:
             self._leave()
 
     def _run(self, x, training):
+        shape = tuple(np.shape(x)[1:])
         for i, layer in enumerate(self.layers):
             try:
                 x = layer.forward(x, training)
             except (ValueError, TypeError) as e:
                 raise _with_context(e, self._where(i, np.shape(x))) from e
+        self.last_input_shape = shape
         return x
 
     __call__ = forward
@@ -207,10 +216,22 @@ class Sequential:
         return self
 
     # --- description -------------------------------------------------------------------
-    def summary(self, input_shape, print_fn=print):
-        """The table of output shapes, parameters, MACs and receptive fields (see minicnn.summary)."""
+    def summary(self, input_shape=None, print_fn=print):
+        """The table of output shapes, parameters, MACs and receptive fields (see minicnn.summary).
+
+        Without ``input_shape``: the shape of the last batch the model ran on, else the one
+        given to the constructor, else the one a loaded checkpoint records.
+        """
         from .summary import summarize
 
+        if input_shape is None:
+            recorded = getattr(self, "metadata", None)
+            recorded = recorded.get("input_shape") if isinstance(recorded, dict) else None
+            input_shape = self.last_input_shape or self.input_shape or recorded
+        if input_shape is None:
+            raise ValueError("Sequential.summary: no input shape to describe: pass one, e.g. "
+                             "model.summary((1, 28, 28)), build the model with "
+                             "Sequential(..., input_shape=(1, 28, 28)), or run it on a batch first")
         table = summarize(self, input_shape)
         if print_fn is not None:
             print_fn(str(table))

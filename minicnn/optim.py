@@ -11,25 +11,37 @@ import numpy as np
 from . import functional as F
 
 
-def _number(owner, name, value, low=0.0, high=None, high_open=False):
+def _number(owner, name, value, low=0.0, high=None, high_open=False, low_open=False):
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
         raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
-    if value < low or (high is not None and (value >= high if high_open else value > high)):
-        bound = f"[{low}, {high})" if high_open else (f">= {low}" if high is None else f"in [{low}, {high}]")
+    if (value <= low if low_open else value < low) or (
+            high is not None and (value >= high if high_open else value > high)):
+        if high is None:
+            bound = f"> {low}" if low_open else f">= {low}"
+        else:
+            bound = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise ValueError(f"{owner}: {name} must be {bound}, got {value!r}")
     return float(value)
 
 
 class Optimizer:
     def __init__(self, params, lr):
-        self.params = list(params)
+        owner = type(self).__name__
+        if hasattr(params, "parameters") and not isinstance(params, (list, tuple)):
+            raise TypeError(f"{owner}: pass the model's parameters, {owner}(model.parameters(), ...), "
+                            f"not the {type(params).__name__} itself")
+        try:
+            self.params = list(params)
+        except TypeError:
+            raise TypeError(f"{owner}: params must be a list of Parameters (model.parameters()), "
+                            f"got {type(params).__name__}") from None
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{owner}: got an empty parameter list")
         for p in self.params:
             if not all(hasattr(p, a) for a in ("name", "value", "grad")):
                 raise TypeError(f"{type(self).__name__}: params must be Parameters (model.parameters()), "
                                 f"got {type(p).__name__}")
-        self.lr = _number(type(self).__name__, "lr", lr)
+        self.lr = _number(owner, "lr", lr)
         self.state = {}  # per parameter name: a dict of arrays
         self.steps = 0
 
@@ -72,8 +84,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(params, lr)
-        self.momentum = _number("SGD", "momentum", momentum)
-        self.dampening = _number("SGD", "dampening", dampening)
+        self.momentum = _number("SGD", "momentum", momentum, 0.0, 1.0, high_open=True)
+        self.dampening = _number("SGD", "dampening", dampening, 0.0, 1.0)
         self.weight_decay = _number("SGD", "weight_decay", weight_decay)
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0, "
@@ -122,7 +134,7 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = tuple(_number("Adam", f"betas[{i}]", b, 0.0, 1.0, high_open=True)
                            for i, b in enumerate(betas))
-        self.eps = _number("Adam", "eps", eps)
+        self.eps = _number("Adam", "eps", eps, low_open=True)
         self.weight_decay = _number("Adam", "weight_decay", weight_decay)
 
     def _update(self, p, state):

@@ -1,8 +1,9 @@
 """The MNIST training recipe behind ``minicnn train`` and examples/mnist/train.py.
 
 Read top to bottom, ``train_mnist`` is the whole job: load the data, build the
-network, print its summary, train it with a progress bar, report the test accuracy,
-per-class accuracy and confusion matrix, and save a checkpoint.
+network, print its summary, train it with a progress bar (saving the last epoch's model and
+state after each epoch), report the test accuracy, per-class accuracy and confusion matrix,
+and save the finished model unless a better one is already there (see run_files.py).
 """
 import os
 import time
@@ -10,12 +11,14 @@ import time
 import numpy as np
 
 from . import __version__, data, metrics
-from ._config import get_num_threads, set_num_threads
+from .runtime import get_num_threads, set_num_threads
 from .architectures import build
 from .callbacks import JSONLinesLogger
 from .losses import SoftmaxCrossEntropy
 from .optim import SGD
 from .random import seed as seed_everything
+from .run_files import (LastCheckpoint, RunPaths, check_start, final_decision, merge_settings,
+                        save_last)
 from .schedules import CosineAnnealingLR
 from .trainer import Trainer
 
@@ -38,46 +41,109 @@ def make_transform(kind):
     return lambda xb: data.normalize(xb, mean, std)
 
 
-def train_mnist(arch="lenet5", epochs=None, batch_size=64, lr=None, seed=0, data_dir=None,
-                out="runs", kind="mnist", augment=None, threads=None, limit=None, verbose=1,
-                plot=True, print_fn=print):
+DEFAULTS = {"kind": "mnist", "batch_size": 64, "seed": 0, "limit": None}
+INPUT_SHAPE = (1, 28, 28)
+
+
+def _settings(arch, given):
+    """A new run's settings: what was given, else the recipe's and the defaults; checked."""
+    recipe = RECIPES[arch]
+    run = {k: (given[k] if given.get(k) is not None else recipe.get(k, DEFAULTS.get(k))) for k in
+           ("kind", "epochs", "batch_size", "lr", "seed", "augment", "limit")}
+    run["augment"] = bool(run["augment"])
+    run["id"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return run
+
+
+def _check(run):
+    def whole(name, low):
+        v = run[name]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ValueError(f"train_mnist: {name} must be an int >= {low}, got {v!r}")
+
+    whole("epochs", 1)
+    whole("batch_size", 1)
+    whole("seed", 0)
+    if run["limit"] is not None:
+        whole("limit", 1)
+    lr = run["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
+        raise ValueError(f"train_mnist: lr must be a finite number > 0, got {lr!r}")
+    if run["kind"] not in NORMALIZATION:
+        raise ValueError(f"train_mnist: kind must be one of {sorted(NORMALIZATION)}, got {run['kind']!r}")
+
+
+def train_mnist(arch="lenet5", epochs=None, batch_size=None, lr=None, seed=None, data_dir=None,
+                out="runs", kind=None, augment=None, threads=None, limit=None, verbose=1,
+                plot=True, print_fn=print, resume=False, restart=False, overwrite=False,
+                flag_names=None):
     """Train ``arch`` on MNIST (or Fashion-MNIST) and return a dict of results.
 
-    ``epochs``, ``lr`` and ``augment`` left as None take the architecture's recipe.
+    Settings left as None take the architecture's recipe (epochs, lr, augment) or the
+    defaults (mnist, batch 64, seed 0, every image). The run's files and the rules that keep a
+    finished model are in minicnn/run_files.py: ``resume`` continues the unfinished run in
+    ``out`` with its own settings, ``restart`` starts over one, ``overwrite`` lets a finished
+    model replace one that recorded a better test accuracy.
     """
     if arch not in RECIPES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(RECIPES)}")
-    recipe = RECIPES[arch]
-    epochs = recipe["epochs"] if epochs is None else epochs
-    lr = recipe["lr"] if lr is None else lr
-    augment = recipe["augment"] if augment is None else augment
+    paths = RunPaths(out, arch)
+    given = {"kind": kind, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+             "augment": augment, "limit": limit}
+    stored = check_start(paths, resume, restart)  # before any work
+    run = merge_settings(stored, given, flag_names) if stored else _settings(arch, given)
+    _check(run)
+    kind, epochs, batch_size = run["kind"], run["epochs"], run["batch_size"]
     if threads is not None:
         set_num_threads(threads)
-    seed_everything(seed)
+    seed_everything(run["seed"])
 
     # 1. Data: uint8 in memory, normalised batch by batch.
     (x_train, y_train), (x_test, y_test) = data.load_mnist(data_dir, kind=kind, progress=bool(verbose))
-    if limit is not None:
-        x_train, y_train = x_train[:limit], y_train[:limit]
+    os.makedirs(out, exist_ok=True)
+    if run["limit"] is not None:
+        x_train, y_train = x_train[:run["limit"]], y_train[:run["limit"]]
     transform = make_transform(kind)
 
     # 2. The network and what it costs.
     model = build(arch)
-    print_fn(f"minicnn {__version__}: {arch} on {kind}, {len(x_train):,} training images, "
-             f"{epochs} epochs, batch {batch_size}, lr {lr}{', shifted images' if augment else ''}, "
-             f"{get_num_threads()} threads")
-    model.summary((1, 28, 28), print_fn=print_fn)
-
-    # 3. Train: SGD with momentum, the learning rate decaying along a cosine.
-    optimizer = SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    optimizer = SGD(model.parameters(), lr=run["lr"], momentum=0.9, weight_decay=5e-4)
     trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, CosineAnnealingLR(optimizer, epochs))
-    os.makedirs(out, exist_ok=True)
+    if stored:
+        trainer.load_state(paths.state)
+    print_fn(f"minicnn {__version__}: {arch} on {kind}, {len(x_train):,} training images, "
+             f"{epochs} epochs, batch {batch_size}, lr {run['lr']}"
+             f"{', shifted images' if run['augment'] else ''}, {get_num_threads()} threads"
+             f"{f'; resuming after epoch {trainer.epoch}' if stored else ''}")
+    print_fn(f"writes {paths.last} after every epoch and {paths.final} when the run finishes")
+    model.summary(INPUT_SHAPE, print_fn=print_fn)
+
+    # 3. Train: SGD with momentum, the learning rate decaying along a cosine; the last epoch's
+    #    model and state saved after each epoch.
+    mean, std = NORMALIZATION[kind]
+
+    def metadata(t, interrupted):
+        val = [v for v in t.history["val_accuracy"] if v is not None]
+        return {"arch": arch, "kind": kind, "mean": mean, "std": std, "input_shape": list(INPUT_SHAPE),
+                "epochs": t.epoch, "finished": t.epoch >= epochs and not interrupted,
+                "interrupted": interrupted, "val_accuracy": val[-1] if val else None, "run": run}
+
     start = time.perf_counter()
-    history = trainer.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, seed=seed,
-                          validation_data=(x_test, y_test), transform=transform, verbose=verbose,
-                          augment=data.random_shift if augment else None,
-                          callbacks=[JSONLinesLogger(os.path.join(out, f"{arch}-history.jsonl"))])
+    history = trainer.fit(x_train, y_train, epochs=epochs, initial_epoch=trainer.epoch,
+                          batch_size=batch_size, seed=run["seed"], validation_data=(x_test, y_test),
+                          transform=transform, verbose=verbose,
+                          augment=data.random_shift if run["augment"] else None,
+                          callbacks=[JSONLinesLogger(paths.history, extra={"run": run["id"]}),
+                                     LastCheckpoint(paths, metadata)])
     train_seconds = time.perf_counter() - start
+    result = {"history": dict(history), "seconds": train_seconds, "interrupted": history.interrupted,
+              "epochs": trainer.epoch, "last": paths.last}
+    if history.interrupted:
+        save_last(trainer, paths, metadata(trainer, interrupted=True))
+        print_fn(f"interrupted in epoch {trainer.epoch + 1}: wrote {paths.last} (the weights when it "
+                 f"stopped, not a finished model); {paths.final} was not touched; --resume continues "
+                 f"from the end of epoch {trainer.epoch}")
+        return {**result, "checkpoint": paths.last, "accuracy": None}
 
     # 4. Report on the test set.
     logits = trainer.predict_logits(x_test, transform=transform)
@@ -89,28 +155,31 @@ def train_mnist(arch="lenet5", epochs=None, batch_size=64, lr=None, seed=0, data
     print_fn("confusion matrix (rows: true class, columns: predicted):")
     print_fn(metrics.format_confusion_matrix(matrix, data.CLASSES[kind] if kind == "mnist" else None))
 
-    # 5. Save the model (and pictures of training when matplotlib is installed).
-    path = os.path.join(out, f"{arch}.npz")
-    mean, std = NORMALIZATION[kind]
-    model.save(path, metadata={"arch": arch, "kind": kind, "mean": mean, "std": std,
-                               "test_accuracy": accuracy, "epochs": trainer.epoch})
-    print_fn(f"saved {path}")
-    pictures = save_plots(history, model, out, arch) if plot else []
-    for p in pictures:
-        print_fn(f"saved {p}")
-    return {"accuracy": accuracy, "per_class_accuracy": metrics.per_class_accuracy(matrix).tolist(),
-            "confusion_matrix": matrix.tolist(), "history": dict(history), "checkpoint": path,
-            "seconds": train_seconds, "interrupted": history.interrupted}
+    # 5. Save the finished model, unless a better one is there (and pictures of training).
+    write, why = final_decision(paths.final, accuracy, kind, overwrite)
+    if write:
+        model.save(paths.final, metadata={**metadata(trainer, False), "test_accuracy": accuracy})
+    print_fn(why)
+    print_fn(f"wrote {paths.last} (this run's model) and {paths.history} (one line per epoch)")
+    pictures = save_plots(history, model, out, arch) if plot else None
+    if pictures is None and plot:
+        print_fn("pictures skipped: matplotlib is not installed (pip install 'minicnn[plot]' "
+                 "draws the training curves and first-layer filters)")
+    for p in pictures or []:
+        print_fn(f"wrote {p}")
+    return {**result, "accuracy": accuracy, "checkpoint": paths.final if write else paths.last,
+            "final_written": write, "per_class_accuracy": metrics.per_class_accuracy(matrix).tolist(),
+            "confusion_matrix": matrix.tolist()}
 
 
 def save_plots(history, model, out, arch):
-    """Training curves and the first layer's filters as PNG files; [] without matplotlib."""
+    """Training curves and the first layer's filters as PNG files; None without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return []
+        return None
     paths = []
     epochs = np.arange(1, len(history["loss"]) + 1)
     if len(epochs):

@@ -5,12 +5,18 @@ Each sets ``optimizer.lr`` when built (to the value of step 0) and on every
 or after every epoch (False); the Trainer follows it.
 """
 import math
+import numbers
 
 
 class Schedule:
     per_batch = False
 
     def __init__(self, optimizer):
+        owner = type(self).__name__
+        if isinstance(optimizer, type) or not hasattr(optimizer, "lr"):
+            what = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else repr(optimizer)
+            raise TypeError(f"{owner}: optimizer must be an optimizer instance such as "
+                            f"SGD(model.parameters(), lr=0.1), got {what}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.last_step = 0
@@ -32,6 +38,15 @@ class Schedule:
         self.optimizer.lr = self.lr_at(self.last_step)
 
 
+def _real(owner, name, v, positive=True):
+    """A finite float, > 0 (``positive``) or >= 0."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or (
+            v <= 0 if positive else v < 0):
+        raise ValueError(f"{owner}: {name} must be a finite number {'> 0' if positive else '>= 0'}, "
+                         f"got {v!r}")
+    return float(v)
+
+
 def _positive_int(owner, name, v):
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f"{owner}: {name} must be a positive int, got {v!r}")
@@ -43,7 +58,7 @@ class StepLR(Schedule):
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         self.step_size = _positive_int("StepLR", "step_size", step_size)
-        self.gamma = float(gamma)
+        self.gamma = _real("StepLR", "gamma", gamma)
         super().__init__(optimizer)
 
     def lr_at(self, t):
@@ -55,7 +70,7 @@ class CosineAnnealingLR(Schedule):
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
         self.T_max = _positive_int("CosineAnnealingLR", "T_max", T_max)
-        self.eta_min = float(eta_min)
+        self.eta_min = _real("CosineAnnealingLR", "eta_min", eta_min, positive=False)
         super().__init__(optimizer)
 
     def lr_at(self, t):
@@ -74,9 +89,11 @@ class OneCycleLR(Schedule):
     def __init__(self, optimizer, max_lr, total_steps, pct_start=0.3, div_factor=25.0,
                  final_div_factor=1e4):
         self.total_steps = _positive_int("OneCycleLR", "total_steps", total_steps)
-        if not 0 < pct_start < 1:
+        if isinstance(pct_start, bool) or not isinstance(pct_start, numbers.Real) or not 0 < pct_start < 1:
             raise ValueError(f"OneCycleLR: pct_start must be in (0, 1), got {pct_start!r}")
-        self.max_lr = float(max_lr)
+        self.max_lr = _real("OneCycleLR", "max_lr", max_lr)
+        div_factor = _real("OneCycleLR", "div_factor", div_factor)
+        final_div_factor = _real("OneCycleLR", "final_div_factor", final_div_factor)
         self.initial_lr = self.max_lr / div_factor
         self.min_lr = self.initial_lr / final_div_factor
         self.up_end = float(pct_start * total_steps) - 1
@@ -105,7 +122,8 @@ class LinearWarmup(Schedule):
 
     def __init__(self, optimizer, warmup_steps, start_factor=0.1):
         self.warmup_steps = _positive_int("LinearWarmup", "warmup_steps", warmup_steps)
-        if not 0 < start_factor <= 1:
+        if isinstance(start_factor, bool) or not isinstance(start_factor, numbers.Real) or \
+                not 0 < start_factor <= 1:
             raise ValueError(f"LinearWarmup: start_factor must be in (0, 1], got {start_factor!r}")
         self.start_factor = float(start_factor)
         super().__init__(optimizer)

@@ -4,6 +4,8 @@ The receptive field follows the recurrence r_l = r_{l-1} + (k_eff - 1) * j_{l-1}
 j_l = j_{l-1} * stride, with k_eff = dilation * (k - 1) + 1, per axis, from
 (r, j) = (1, 1): the notes' r = 1 + sum((k_i - 1) * prod(s_j, j < i)).
 """
+import numbers
+
 from . import geometry
 
 
@@ -58,19 +60,41 @@ def _shape(shape):
     return "(" + ", ".join(str(v) for v in shape) + ")"
 
 
+def check_input_shape(input_shape, owner="summary"):
+    """``input_shape`` as a tuple of positive ints, one sample's shape: (C, H, W) for images
+    (a leading batch axis, (N, C, H, W), is dropped), (features,) for a model starting with Dense."""
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in input_shape):
+        raise ValueError(f"{owner}: input_shape must be a tuple of ints such as (1, 28, 28) "
+                         f"(channels, height, width), got {input_shape!r}")
+    shape = tuple(int(v) for v in input_shape)
+    if not 1 <= len(shape) <= 4 or min(shape) < 1:
+        raise ValueError(f"{owner}: input_shape must be 1 to 4 positive sizes such as (1, 28, 28) "
+                         f"(channels, height, width), got {shape}")
+    return shape[1:] if len(shape) == 4 else shape
+
+
+def _spatial_layers():
+    from .layers import Conv2D, GlobalAvgPool2D, Pad, Pool2D
+
+    return (Conv2D, GlobalAvgPool2D, Pad, Pool2D)
+
+
 def summarize(model, input_shape):
     """Infer every layer's output shape for one sample of ``input_shape`` (C, H, W) and tabulate.
 
     A leading batch axis (N, C, H, W) is accepted and ignored. A layer that cannot take
     the previous layer's output raises ValueError naming both layers and both shapes.
     """
-    shape = tuple(int(v) for v in input_shape)
-    if len(shape) == 4:
-        shape = shape[1:]
+    shape = check_input_shape(input_shape)
     first = shape
     rows = []
     rf, jump = (1, 1), (1, 1)
+    spatial = _spatial_layers()
     for i, layer in enumerate(model.layers):
+        if isinstance(layer, spatial) and len(shape) != 3:
+            raise ValueError(model._where(i, ("N",) + shape) + f"{type(layer).__name__} takes images "
+                             f"(N, C, H, W); give the input shape as (C, H, W), e.g. (1, 28, 28)")
         try:
             out_shape = tuple(layer.output_shape(shape))
             macs = layer.macs(shape)
@@ -90,6 +114,16 @@ def summarize(model, input_shape):
         })
         shape = out_shape
     return Summary(first, rows)
+
+
+def activation_bytes(table, itemsize=4):
+    """Bytes of the activations one sample produces in a forward pass: the input and every
+    layer's output, all of which a forward may hold at once (each layer keeps its input for
+    backward)."""
+    import math
+
+    sizes = [math.prod(table.input_shape)] + [math.prod(r["output_shape"]) for r in table.rows]
+    return sum(sizes) * itemsize
 
 
 def receptive_field(model, input_shape):

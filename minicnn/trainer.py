@@ -4,12 +4,18 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
 from . import metrics
+from . import trainer_checks as checks
 from . import trainer_state
 from .random import get_rng
+
+
+#: Trainer.fit warns when its first batch holds values beyond this (inputs not normalised)
+UNNORMALISED_ABOVE = 10.0
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -64,6 +70,10 @@ class Trainer:
     """Train ``model`` with ``loss`` and ``optimizer`` (and an optional learning-rate ``scheduler``)."""
 
     def __init__(self, model, loss, optimizer, scheduler=None):
+        checks.check_model(model)
+        checks.check_loss(loss)
+        checks.check_optimizer(optimizer, model)
+        checks.check_scheduler(scheduler, optimizer)
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -72,34 +82,47 @@ class Trainer:
         self.history = History()
         self.seed = None
         self.stop_training = False
+        self._check_scale = False
 
     # --- training --------------------------------------------------------------------
     def fit(self, x, y, epochs, batch_size=64, shuffle=True, validation_data=None, callbacks=(),
-            seed=None, verbose=1, transform=None, augment=None):
-        """Train until ``epochs`` epochs are complete (counting earlier fits and a loaded state).
+            seed=None, verbose=1, transform=None, augment=None, initial_epoch=None):
+        """Train ``epochs`` more epochs (Keras' ``fit``); returns the History of every epoch.
 
         x: (N, ...) samples (any dtype when ``transform`` turns a batch into float
         input, e.g. minicnn.data.normalize for uint8 images); y: (N,) integer labels
         (or targets for MSELoss). ``augment(xb, rng)``, when given, alters each raw
         training batch before ``transform`` (e.g. minicnn.data.random_shift); validation
         data is never augmented. The shuffle and augmentation of epoch e are drawn from
-        (seed, e), so a resumed run sees the same batches. Returns the History.
+        (seed, e), so a resumed run sees the same batches.
+
+        With ``initial_epoch`` (Keras' meaning), ``epochs`` is the epoch to stop at: after
+        ``load_state``, ``fit(x, y, epochs=10, initial_epoch=trainer.epoch)`` finishes a
+        10-epoch run. Every argument and the labels are checked on every call, before any
+        step; a call that would train nothing raises ValueError.
         """
-        n = len(x)
-        if len(y) != n:
-            raise ValueError(f"Trainer.fit: x has {n} samples but y has {len(y)}")
-        if batch_size < 1 or n == 0:
-            raise ValueError(f"Trainer.fit: need batch_size >= 1 and at least one sample, got "
-                             f"batch_size={batch_size}, {n} samples")
+        owner = "Trainer.fit"
+        first, last = checks.epoch_range(owner, self.epoch, epochs, initial_epoch)
+        batch_size = checks.positive_int(owner, "batch_size", batch_size)
+        x, y = checks.check_data(owner, self.loss, x, y)
+        validation_data = checks.check_validation(owner, self.loss, validation_data)
+        callbacks = checks.check_callbacks(owner, callbacks)
+        checks.check_callable(owner, "transform", transform)
+        checks.check_callable(owner, "augment", augment)
+        if seed is not None:
+            seed = checks.positive_int(owner, "seed", seed, low=0)
+        if first > self.epoch:  # weights loaded elsewhere: the schedule catches up
+            self._skip_epochs(first - self.epoch, -(-len(x) // batch_size))
         if self.seed is None or seed is not None:
             self.seed = int(seed) if seed is not None else int(get_rng().integers(2**31))
         self.stop_training = False
         self.history.interrupted = False
+        self._check_scale = True
         for cb in callbacks:
             cb.on_train_begin(self)
         with _InterruptFlag() as interrupt:
-            while self.epoch < epochs and not self.stop_training:
-                logs = self._run_epoch(x, y, batch_size, shuffle, epochs, verbose, transform, augment,
+            while self.epoch < last and not self.stop_training:
+                logs = self._run_epoch(x, y, batch_size, shuffle, last, verbose, transform, augment,
                                        interrupt)
                 if logs is None:  # interrupted
                     self.history.interrupted = True
@@ -114,7 +137,7 @@ class Trainer:
                     self.history[k].append(logs.get(k))
                 self.epoch += 1
                 if verbose:
-                    print(self._epoch_line(epochs, logs))
+                    print(self._epoch_line(last, logs))
                 if self.scheduler is not None and not self.scheduler.per_batch:
                     self.scheduler.step()
                 for cb in callbacks:
@@ -122,6 +145,27 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_end(self)
         return self.history
+
+    def _skip_epochs(self, count, steps_per_epoch):
+        """Start at a later epoch: count it done, and step the schedule as training would have."""
+        self.epoch += count
+        if self.scheduler is not None:
+            for _ in range(count * (steps_per_epoch if self.scheduler.per_batch else 1)):
+                self.scheduler.step()
+
+    def _warn_if_unnormalised(self, xb):
+        """Once per fit: inputs far outside a few units usually mean a forgotten normalisation."""
+        self._check_scale = False
+        xb = np.asarray(xb)
+        if xb.size == 0 or xb.dtype.kind not in "iuf":
+            return
+        if xb.dtype.kind == "f" and np.isnan(xb).all():
+            return
+        peak = max(abs(float(np.nanmin(xb))), abs(float(np.nanmax(xb))))
+        if peak > UNNORMALISED_ABOVE:
+            warnings.warn(f"Trainer.fit: the training inputs reach {peak:g} in absolute value; networks "
+                          "learn badly from unnormalised inputs (scale them to a few units, e.g. "
+                          "transform=minicnn.data.normalize for uint8 images)", stacklevel=4)
 
     def _run_epoch(self, x, y, batch_size, shuffle, epochs, verbose, transform, augment, interrupt):
         from tqdm.auto import tqdm
@@ -146,6 +190,8 @@ class Trainer:
                     xb = augment(xb, augment_rng)
                 if transform is not None:
                     xb = transform(xb)
+                if self._check_scale:
+                    self._warn_if_unnormalised(xb)
                 out = self.model.forward(xb, training=True)
                 value = self.loss.forward(out, yb)
                 if not math.isfinite(value):

@@ -83,6 +83,17 @@ def set_rule(monkeypatch, rule):
         monkeypatch.setattr(gemm, "DIRECT_TAPS_MAX", 0)
 
 
+def assert_gradients(forward, arrays, analytic, dout, rtol=1e-6, atol=1e-8):
+    """Each analytic gradient of sum(forward() * dout) against central differences with
+    respect to the array it names (``arrays``: name -> a contiguous float64 array, changed
+    in place and restored; ``analytic``: name -> its gradient from a backward)."""
+    from minicnn.gradcheck import numerical_gradient
+
+    for name, v in arrays.items():
+        numeric = numerical_gradient(lambda: float(np.sum(forward() * dout)), v)
+        np.testing.assert_allclose(analytic[name], numeric, rtol=rtol, atol=atol, err_msg=name)
+
+
 def mnist_root():
     """The MINICNN_DATA folder when it holds MNIST, else None."""
     root = os.environ.get("MINICNN_DATA")

@@ -4,7 +4,7 @@ writes outside an array can kill the process instead of raising).
 
 Every call must either raise ValueError, TypeError or MemoryError (the address space is
 capped, so a huge but valid size fails to allocate instead of filling the machine) or
-return what the slow references in reference.py compute. The convolution's backward pass
+return what the readable versions in minicnn.reference compute. The convolution's backward pass
 is also fed its own cache with one entry changed. Prints one line per entry point:
 how many cases were refused and how many ran.
 
@@ -20,8 +20,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import minicnn.functional as F  # noqa: E402
-from minicnn import geometry  # noqa: E402
-from reference import avg_pool2d_ref, conv2d_ref, max_pool2d_ref, pad_ref  # noqa: E402
+from minicnn import reference as R  # noqa: E402
 
 CLEAN = (ValueError, TypeError, MemoryError)
 EXTREMES = [-2**63, -2**31 - 1, -2**31, -50_000_000, -40, -3, -1, 0, 2**31 - 1, 2**31, 2**40,
@@ -83,14 +82,6 @@ def array(rng, shape, dtype=np.float64):
     return rng.standard_normal(shape).astype(dtype)
 
 
-def resolved(x, w, stride, padding, dilation):
-    """Stride, dilation and per-side padding as conv2d_forward resolves them."""
-    s, d = geometry.pair(stride, "s", "t"), geometry.pair(dilation, "d", "t")
-    p = geometry.resolve_padding(geometry.normalize_padding(padding, "t"), x.shape[2:],
-                                 w.shape[2:], s, d)
-    return s, p, d
-
-
 small = st.integers(1, 3)
 small_pair = st.one_of(small, st.tuples(small, small))
 small_padding = st.one_of(st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)),
@@ -126,17 +117,20 @@ def conv(xs, per_group, kh, kw, args, mode, act, dtype, seed):
     out, cache = res
     if huge(out):
         return
-    s, p, d = resolved(x, w, stride, padding, dilation)
     tol = 1e-4 if dtype == np.float32 else 1e-9
-    ref = conv2d_ref(x, w, b, s, p, d, groups, mode)
-    close(out, np.maximum(ref, 0) if act else ref, "conv forward", tol)
+
+    def ref(x, w, b, act=None):
+        return R.conv2d_forward(x.astype(np.float64), w.astype(np.float64), b, stride, padding,
+                                dilation, groups, mode, activation=act)[0]
+
+    close(out, ref(x, w, b, act), "conv forward", tol)
     dout = array(rng, out.shape, dtype)
     gated = dout * (out > 0) if act else dout
     dx, dw, db = F.conv2d_backward(dout, cache)
     # the convolution is linear in x and in w: <dx, v> = <dout, conv(v)> (bias-free)
     v, u = array(rng, x.shape), array(rng, w.shape)
-    close(np.sum(dx * v), np.sum(gated * conv2d_ref(v, w, None, s, p, d, groups, mode)), "dx", tol)
-    close(np.sum(dw * u), np.sum(gated * conv2d_ref(x, u, None, s, p, d, groups, mode)), "dw", tol)
+    close(np.sum(dx * v), np.sum(gated * ref(v, w, None)), "dx", tol)
+    close(np.sum(dw * u), np.sum(gated * ref(x, u, None)), "dw", tol)
     close(db, gated.sum(axis=(0, 2, 3)), "db", tol)
 
 
@@ -186,8 +180,7 @@ def pad(shape, padding, mode, value, seed):
     value = value if mode == "constant" else 0.0
     out = outcome("pad", lambda: F.pad(x, padding, mode, value))
     if out is not None and not huge(out):
-        p = geometry.normalize_padding(padding, "t", False)
-        close(out, pad_ref(x, p, mode, value), "pad")
+        close(out, R.pad(x, padding, mode, value), "pad")
 
 
 @fuzz()
@@ -196,7 +189,7 @@ def pad(shape, padding, mode, value, seed):
 def pad_backward(in_shape, padding, mode, in_hw, seed):
     rng = np.random.default_rng(seed)
     try:
-        (t, b), (l, r) = geometry.normalize_padding(padding, "t", False)
+        (t, b), (l, r) = F.geometry.normalize_padding(padding, "t", False)
         shape = in_shape[:2] + (in_hw[0] + t + b, in_hw[1] + l + r)
         dout = array(rng, shape if max(shape) < 100 else in_shape)
     except CLEAN:
@@ -231,8 +224,7 @@ def max_pool(shape, args, ceil, seed):
     if res is None:
         return
     out, argmax = res
-    ka, sa, pa = F.pool_args(k, stride, padding)
-    ref, ref_arg = max_pool2d_ref(x, ka, sa, pa, ceil)
+    ref, ref_arg = R.max_pool2d(x, k, stride, padding, ceil)
     close(out, ref, "max_pool2d")
     assert np.array_equal(argmax, ref_arg)
     dout = array(rng, out.shape)
@@ -262,7 +254,7 @@ def max_pool_2x2(shape, seed):
     res = outcome("max_pool2d_2x2", lambda: F.max_pool2d_2x2(x))
     if res is not None:
         out, code = res
-        close(out, max_pool2d_ref(x, (2, 2), (2, 2), ((0, 0), (0, 0)))[0], "max_pool2d_2x2")
+        close(out, R.max_pool2d(x, 2)[0], "max_pool2d_2x2")
         dx = F.max_pool2d_2x2_backward(np.ones(out.shape), code, shape)
         close(dx.sum(), out.size, "max_pool2d_2x2_backward")
 
@@ -276,8 +268,7 @@ def avg_pool(shape, args, ceil, include, other_shape, seed):
     k, stride, padding = args["k"], args["stride"], args["padding"]
     out = outcome("avg_pool2d", lambda: F.avg_pool2d(x, k, stride, padding, ceil, include))
     if out is not None:
-        ka, sa, pa = F.pool_args(k, stride, padding)
-        close(out, avg_pool2d_ref(x, ka, sa, pa, ceil, include), "avg_pool2d")
+        close(out, R.avg_pool2d(x, k, stride, padding, ceil, include), "avg_pool2d")
     dout = array(rng, out.shape if out is not None else shape)
     in_shape = shape if other_shape is None else other_shape
     dx = outcome("avg_pool2d_backward", lambda: F.avg_pool2d_backward(
@@ -285,7 +276,7 @@ def avg_pool(shape, args, ceil, include, other_shape, seed):
     if dx is not None and out is not None and other_shape is None:
         # the adjoint of avg_pool2d: <avg_pool2d(v), dout> = <v, dx>
         v = array(rng, shape)
-        close(np.sum(avg_pool2d_ref(v, ka, sa, pa, ceil, include) * dout), np.sum(v * dx),
+        close(np.sum(R.avg_pool2d(v, k, stride, padding, ceil, include) * dout), np.sum(v * dx),
               "avg_pool2d_backward")
     outcome("global_avg_pool2d", lambda: F.global_avg_pool2d(x))
     g = array(rng, shape[:2] + (1, 1))

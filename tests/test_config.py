@@ -1,4 +1,4 @@
-"""Build configuration and thread control."""
+"""Build configuration, thread control, and importing minicnn changes nothing else."""
 import os
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import minicnn
-from minicnn import _config
+from minicnn import info, runtime
 
 
 def test_set_and_get_num_threads():
@@ -33,23 +33,23 @@ def test_threads_from_env(monkeypatch, env, expected):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    assert _config._threads_from_env() == expected
+    assert runtime._threads_from_env() == expected
 
 
 def test_bad_thread_env(monkeypatch):
     monkeypatch.setenv("MINICNN_NUM_THREADS", "many")
     with pytest.raises(ValueError, match="MINICNN_NUM_THREADS must be a positive integer"):
-        _config._threads_from_env()
+        runtime._threads_from_env()
     monkeypatch.setenv("MINICNN_NUM_THREADS", str(2**31))
     with pytest.raises(ValueError, match="MINICNN_NUM_THREADS must be an integer from 1 to 4096"):
-        _config._threads_from_env()
+        runtime._threads_from_env()
     # OMP_NUM_THREADS is meant for every OpenMP library: a large value is capped, not refused
     monkeypatch.delenv("MINICNN_NUM_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "5000")
-    assert _config._threads_from_env() == _config.MAX_THREADS
+    assert runtime._threads_from_env() == runtime.MAX_THREADS
     monkeypatch.setenv("OMP_NUM_THREADS", "0")
     with pytest.raises(ValueError, match="OMP_NUM_THREADS must be an integer from 1 to 4096"):
-        _config._threads_from_env()
+        runtime._threads_from_env()
 
 
 def test_info_command(tmp_path):
@@ -57,53 +57,123 @@ def test_info_command(tmp_path):
                          check=True, cwd=tmp_path).stdout
     assert f"minicnn     {minicnn.__version__}" in out
     assert "numpy" in out and "openmp" in out and "threads" in out
-    assert "OPENBLAS_CORETYPE=" in out and "malloc" in out
+    assert "OPENBLAS_CORETYPE=" in out and "1 inside minicnn's calls" in out
 
 
 @pytest.mark.skipif(os.environ.get("MINICNN_EXPECT_OPENMP") != "1",
                     reason="set MINICNN_EXPECT_OPENMP=1 where the compiler has OpenMP (CI does)")
 def test_openmp_was_not_lost():
-    assert minicnn._config.openmp_enabled(), "the kernels were built without OpenMP"
+    assert info.openmp_enabled(), "the kernels were built without OpenMP"
 
 
 @pytest.mark.skipif(os.environ.get("MINICNN_EXPECT_DEBUG") != "1",
                     reason="set MINICNN_EXPECT_DEBUG=1 when testing a MINICNN_DEBUG=1 build")
 def test_debug_build_checks_bounds():
-    assert minicnn._config.config()["boundscheck"]
+    assert info.config()["boundscheck"]
 
 
-def test_blas_thread_timeout_is_set_when_minicnn_loads_before_numpy(tmp_path):
-    # run outside the checkout, so that the installed package is imported, not the sources
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    code = "import {} minicnn; print(minicnn._config.config()['openblas_thread_timeout'])"
-    first, late = (subprocess.run([sys.executable, "-c", code.format(before)], env=env,
-                                  cwd=tmp_path, capture_output=True, text=True,
-                                  check=True).stdout.strip() for before in ("", "numpy,"))
-    assert first == "4" and late == "not applied (NumPy loaded first)"
+# Imports the modules named in argv[1] in order, then reports what the rest of the process
+# would see: the environment, NumPy's BLAS thread count, and whether malloc serves a 1 MiB
+# block from the heap (glibc mmaps it unless someone raised M_MMAP_THRESHOLD).
+SIDE_EFFECTS = """
+import os, sys, json, ctypes
+before = dict(os.environ)
+for name in sys.argv[1].split(","):
+    __import__(name)
+import numpy as np
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+block = libc.malloc(1 << 20)
+with open("/proc/self/maps") as f:
+    heap = [tuple(int(v, 16) for v in line.split()[0].split("-"))
+            for line in f if line.rstrip().endswith("[heap]")]
+in_heap = any(lo <= block < hi for lo, hi in heap)
+libc.free(block)
+changed = {k: (before.get(k), v) for k, v in os.environ.items() if before.get(k) != v}
+changed.update({k: (v, None) for k, v in before.items() if k not in os.environ})
+from threadpoolctl import threadpool_info        # (it sets KMP_DUPLICATE_LIB_OK itself)
+blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+print(json.dumps({"env": changed, "blas": blas, "in_heap": bool(in_heap)}))
+"""
 
 
-def test_openmp_spin_count_default_and_user_setting_wins(tmp_path):
-    """minicnn asks libgomp's threads to spin briefly before sleeping (waking them cost
-    25-70 us a kernel; benchmarks/thread_settings.py measures it); a user's own
-    GOMP_SPINCOUNT or OMP_WAIT_POLICY is kept."""
-    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    code = ("import minicnn; c = minicnn._config.config(); "
-            "print(c['gomp_spincount'], c['omp_wait_policy'])")
+def _observe(modules, tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OMP_", "GOMP_", "OPENBLAS_", "MALLOC_", "GLIBC_TUNABLES"))}
+    out = subprocess.run([sys.executable, "-c", SIDE_EFFECTS, ",".join(modules)], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    import json
+    return json.loads(out)
 
-    def run(**extra):
-        return subprocess.run([sys.executable, "-c", code], env={**base, **extra}, cwd=tmp_path,
-                              capture_output=True, text=True, check=True).stdout.split()
 
-    assert run() == ["3000", "PASSIVE"]
-    assert run(GOMP_SPINCOUNT="0", OMP_WAIT_POLICY="ACTIVE") == ["0", "ACTIVE"]
+@pytest.mark.parametrize("order", [["numpy", "minicnn"], ["minicnn", "numpy"]])
+def test_import_changes_nothing_outside_minicnn(tmp_path, order):
+    """os.environ, glibc's malloc thresholds and NumPy's BLAS threads are as they were
+    without minicnn (run outside the checkout, so that the installed package is imported)."""
+    alone = _observe(["numpy"], tmp_path)
+    seen = _observe(order, tmp_path)
+    assert seen["env"] == {}, f"import minicnn changed the environment: {seen['env']}"
+    assert seen["blas"] == alone["blas"]
+    assert seen["in_heap"] == alone["in_heap"], "import minicnn changed malloc's mmap threshold"
+
+
+def test_blas_single_thread_restores_and_nests():
+    libs = runtime.blas_libraries()
+    if not libs:
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    before = [lib.num_threads for lib in libs]
+    with runtime.blas_single_thread():
+        assert all(lib.num_threads == 1 for lib in libs)
+        with runtime.blas_single_thread():
+            assert all(lib.num_threads == 1 for lib in libs)
+        assert all(lib.num_threads == 1 for lib in libs)
+    assert [lib.num_threads for lib in libs] == before
+    with pytest.raises(KeyError):
+        with runtime.blas_single_thread():
+            raise KeyError("inside")
+    assert [lib.num_threads for lib in libs] == before
+
+
+def test_a_training_step_leaves_blas_threads_alone():
+    """float32 products (of 8 rows or more) run on minicnn's GEMM, float64 ones inside
+    blas_single_thread:
+    NumPy's BLAS thread count is the same after a step (float32 and float64) as before."""
+    libs = runtime.blas_libraries()
+    before = [lib.num_threads for lib in libs]
+    seen = []
+    real = runtime.numpy_matmul
+
+    def spy(a, b, out=None):
+        seen.append(a.dtype)
+        return real(a, b, out)
+
+    import numpy as np
+    from minicnn.architectures import build
+    for dtype in (np.float32, np.float64):
+        model = build("lenet5", rng=np.random.default_rng(0)).astype(dtype)
+        x = np.random.default_rng(1).standard_normal((8, 1, 28, 28)).astype(dtype)
+        loss = minicnn.SoftmaxCrossEntropy()
+        try:
+            runtime.numpy_matmul = spy
+            from minicnn import functional, gemm
+            functional.numpy_matmul = gemm.numpy_matmul = spy
+            loss.forward(model.forward(x, training=True), np.arange(8))
+            model.backward(loss.backward())
+        finally:
+            runtime.numpy_matmul = functional.numpy_matmul = gemm.numpy_matmul = real
+    assert [lib.num_threads for lib in libs] == before
+    if minicnn.gemm.kernel_name() != "numpy":
+        assert seen and all(d == np.float64 for d in seen), seen
 
 
 def test_blas_hint_names_the_fix_only_when_avx512_is_idle(monkeypatch):
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
-    hint = _config.blas_hint("Haswell", ["sse2", "avx2", "avx512f"])
+    hint = info.blas_hint("Haswell", ["sse2", "avx2", "avx512f"])
     assert "AVX-512" in hint and "unset OPENBLAS_CORETYPE" in hint
     monkeypatch.delenv("OPENBLAS_CORETYPE")
-    assert "try OPENBLAS_CORETYPE=SkylakeX" in _config.blas_hint("Zen", ["avx512f"])
-    assert _config.blas_hint("SkylakeX", ["avx512f"]) == ""
-    assert _config.blas_hint("Haswell", ["avx2"]) == ""
-    assert _config.blas_hint("", ["avx512f"]) == ""
+    assert "try OPENBLAS_CORETYPE=SkylakeX" in info.blas_hint("Zen", ["avx512f"])
+    assert info.blas_hint("SkylakeX", ["avx512f"]) == ""
+    assert info.blas_hint("Haswell", ["avx2"]) == ""
+    assert info.blas_hint("", ["avx512f"]) == ""

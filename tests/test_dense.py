@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import minicnn
 from minicnn import Dense, Flatten, functional as F
-from reference import dense_ref
+from minicnn import reference as R
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -30,8 +30,10 @@ def test_dense_matches_loop_reference(n, fin, fout, bias, dtype, seed):
     out = layer.forward(x)
     assert out.shape == (n, fout) and out.dtype == dtype
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(out, dense_ref(x, layer.params["weight"], layer.params.get("bias")),
-                               rtol=tol, atol=tol)
+    b = layer.params.get("bias")
+    ref = R.dense(x.astype(np.float64), layer.params["weight"].astype(np.float64),
+                  None if b is None else b.astype(np.float64))
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
 
 
 def test_dense_backward_formulas_and_overwrite(rng):
@@ -204,27 +206,32 @@ def test_backward_into_replaced_grads_arrays(replace):
 
 
 @pytest.mark.parametrize("need_dx", [True, False])
-def test_large_products_on_the_own_gemm(monkeypatch, need_dx):
-    """Products from DENSE_OWN_MIN multiply-adds on run on minicnn's GEMM: the same numbers as
-    NumPy's matmul up to rounding, and float64 stays on NumPy."""
+def test_float32_products_on_the_own_gemm(monkeypatch, need_dx):
+    """float32 products of 8 rows or more run on minicnn's GEMM (the OpenMP threads of the
+    other kernels, not NumPy's BLAS): the same numbers as float64 up to rounding; float64
+    and fewer rows (a batch of 1-7: matrix-vector products) stay on NumPy."""
     from minicnn import gemm
     rng = np.random.default_rng(3)
     x = rng.standard_normal((9, 70)).astype(np.float32)
     w = rng.standard_normal((33, 70)).astype(np.float32)
     b = rng.standard_normal(33).astype(np.float32)
     d = rng.standard_normal((9, 33)).astype(np.float32)
-    ref = (F.dense(x, w, b),) + F.dense_backward(d, x, w, True, need_dx)
+    x64, w64, b64, d64 = (a.astype(np.float64) for a in (x, w, b, d))
+    ref = (F.dense(x64, w64, b64),) + F.dense_backward(d64, x64, w64, True, need_dx)
     calls = []
     real = gemm.matmul
     monkeypatch.setattr(gemm, "matmul", lambda *a: (calls.append(a[0].shape), real(*a))[1])
-    monkeypatch.setattr(F, "DENSE_OWN_MIN", 1)
     got = (F.dense(x, w, b),) + F.dense_backward(d, x, w, True, need_dx)
     assert len(calls) == (3 if need_dx else 2)
     for a, r in zip(got, ref):
         if r is None:
             assert a is None
             continue
+        assert a.dtype == np.float32
         np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-5)
-    F.dense(x.astype(np.float64), w.astype(np.float64))
+    F.dense(x64, w64)
     assert len(calls) == (3 if need_dx else 2)
+    small = F.dense_backward(d[:7], x[:7], w, True, need_dx)
+    assert len(calls) == (3 if need_dx else 2) + 1         # only dw = dout.T @ x (33 rows)
+    np.testing.assert_allclose(small[1], ref[2] - d64[7:].T @ x64[7:], rtol=2e-5, atol=2e-5)
 

@@ -1,12 +1,16 @@
-"""The direct stride-1 convolution (direct_conv.pxi, path 'direct') against a float64
-reference: the edges of its tiles, chunked weight gradients, the input gradient made from
-the weight gradient's layout (and where it is not), the exact redo for non-finite inputs,
-the same bits on any thread count, the rule that picks it, and its shape checks."""
+"""The direct stride-1 convolution (direct_conv.pxi, path 'direct') against
+minicnn.reference in float64: the edges of its tiles, chunked weight gradients, the input
+gradient made from the weight gradient's layout (and where it is not), the exact redo for
+non-finite inputs, the same bits on any thread count, the rule that picks it, and its
+shape checks."""
+import functools
+
 import numpy as np
 import pytest
 
 from minicnn import functional as F
 from minicnn import gemm
+from minicnn import reference as R
 
 from conftest import always_parallel, assert_same_arrays, on_thread_counts, set_rule
 
@@ -66,6 +70,25 @@ def conv(x, w, b, case, relu=True, flip=False, need_dx=True, dout_seed=1):
     return (out, *F.conv2d_backward(dout, cache, need_dx=need_dx), cache["path"])
 
 
+def reference_conv(x, w, b, case, relu=True, flip=False, need_dx=True, dout_seed=1):
+    """(out, dx, dw, db) of minicnn.reference in float64 for conv()'s arguments, with the
+    same dout as conv() draws for float32 (so both see the same values)."""
+    _, _, _, _, _, padding, dilation, mode = case
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    out, cache = R.conv2d_forward(x, w, None if b is None else b.astype(np.float64),
+                                  padding=padding, dilation=dilation, padding_mode=mode,
+                                  flip_kernel=flip, activation="relu" if relu else None)
+    dout = np.random.default_rng(dout_seed).standard_normal(out.shape).astype(np.float32)
+    return (out, *R.conv2d_backward(dout.astype(np.float64), cache, need_dx=need_dx))
+
+
+@functools.lru_cache(maxsize=None)
+def reference(case, relu=True, flip=False, bias=True, need_dx=True):
+    """reference_conv of data(case), computed once for all the GEMM kernels."""
+    x, w, b = data(case)
+    return reference_conv(x, w, b if bias else None, case, relu, flip, need_dx)
+
+
 def assert_close(ours, ref):
     if ref is None:
         assert ours is None
@@ -85,9 +108,7 @@ def test_direct_matches_float64(kernel, monkeypatch, name, relu, bias, flip, nee
     b = b if bias else None
     *ours, path = conv(x, w, b, case, relu, flip, need_dx)
     assert path == "direct"
-    *ref, _ = conv(x.astype(np.float64), w.astype(np.float64),
-                   None if b is None else b.astype(np.float64), case, relu, flip, need_dx)
-    for a, r in zip(ours, ref):
+    for a, r in zip(ours, reference(case, relu, flip, bias, need_dx)):
         assert_close(a, r)
 
 
@@ -128,8 +149,7 @@ def test_direct_non_finite_input_taints_only_its_own_taps(kernel, bad):
     x[3, 1, 2, 7] = bad        # the last column: read by taps kj = 2 alone
     *ours, path = conv(x, w, b, case, relu=False)
     assert path == "direct"
-    *ref, _ = conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case,
-                   relu=False)
+    ref = reference_conv(x, w, b, case, relu=False)
     dw, dw_ref = ours[2], ref[2]
     assert np.isfinite(dw[:, :, :, :2]).all()
     np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(dw_ref))
@@ -156,9 +176,9 @@ def test_direct_gradient_with_nan_and_inf_in_dout(kernel, relu):
     ours = F.conv2d_backward(dout, cache)
     gate = (out > 0) if relu else np.ones(out.shape, bool)
     d64 = np.where(gate, dout.astype(np.float64), 0.0)
-    _, cache64 = F.conv2d_forward(x.astype(np.float64), w.astype(np.float64),
+    _, cache64 = R.conv2d_forward(x.astype(np.float64), w.astype(np.float64),
                                   b.astype(np.float64))
-    ref = F.conv2d_backward(d64, cache64)
+    ref = R.conv2d_backward(d64, cache64)
     for a, r in zip(ours, ref):
         finite = np.isfinite(r)
         np.testing.assert_array_equal(np.isfinite(a), finite)
@@ -191,8 +211,7 @@ def test_direct_input_gradient_from_the_weight_gradients_layout(kernel, monkeypa
     x, w, b = data(case)
     *ours, path = conv(x, w, b, case)
     assert path == "direct" and route == [fused]
-    *ref, _ = conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case)
-    for a, r in zip(ours, ref):
+    for a, r in zip(ours, reference(case)):
         assert_close(a, r)
 
 
@@ -228,10 +247,10 @@ def test_direct_non_finite_weight_takes_the_gemm_input_gradient(kernel, monkeypa
     dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
     dx = F.conv2d_backward(dout, cache)[0]
     assert route == [False]
-    _, cache64 = F.conv2d_forward(x.astype(np.float64), w.astype(np.float64),
+    _, cache64 = R.conv2d_forward(x.astype(np.float64), w.astype(np.float64),
                                   b.astype(np.float64))
     cache64["w"] = cache["w"].astype(np.float64)
-    ref = F.conv2d_backward(dout.astype(np.float64), cache64)[0]
+    ref = R.conv2d_backward(dout.astype(np.float64), cache64)[0]
     finite = np.isfinite(ref)
     assert not finite.all() and finite.any()
     np.testing.assert_array_equal(np.isfinite(dx), finite)
@@ -338,6 +357,5 @@ def test_narrow_images_go_to_the_batch_path(kernel):
     x, w, b = data(case)
     *ours, path = conv(x, w, b, case)
     assert path == "gemm"
-    *ref, _ = conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case)
-    for a, r in zip(ours, ref):
+    for a, r in zip(ours, reference(case)):
         assert_close(a, r)

@@ -1,20 +1,21 @@
 """Property-based fuzzing of valid configurations: every layer of the engine, forward and
-backward, against the slow references, on inputs of every memory layout.
+backward, against minicnn.reference, on inputs of every memory layout.
 
-Forward outputs are compared with the loop references. Backward passes are compared with
-the references' adjoints by the dot-product test: for an operation linear in its input
-(convolution, average pooling, padding) and random directions v and dout,
-<dout, ref(x + v) - ref(x)> = <dx, v> holds exactly, so a wrong index in a backward
-kernel shows up as a mismatch. Max pooling is linear once its argmax is fixed, so a tiny
-step is used there. Layers see C-ordered, Fortran-ordered, strided and transposed views,
-batch size 1 and 1x1 images. The number of cases run is printed (pytest -s shows it).
+Forward and backward passes are compared with the reference ops'. Backward passes are
+also compared with the reference forwards' adjoints by the dot-product test: for an
+operation linear in its input (convolution, average pooling, padding) and random
+directions v and dout, <dout, ref(x + v) - ref(x)> = <dx, v> holds exactly, so a wrong
+index in a backward kernel shows up as a mismatch. Max pooling is linear once its argmax
+is fixed, so a tiny step is used there. Layers see C-ordered, Fortran-ordered, strided and
+transposed views, batch size 1 and 1x1 images. The number of cases run is printed
+(pytest -s shows it).
 """
 import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from minicnn import AvgPool2D, Conv2D, MaxPool2D, Pad, geometry
-from reference import avg_pool2d_ref, conv2d_ref, max_pool2d_ref, pad_ref
+from minicnn import AvgPool2D, Conv2D, MaxPool2D, Pad
+from minicnn import reference as R
 
 MODES = ["zeros", "reflect", "symmetric", "replicate", "circular"]
 LAYOUTS = ["C", "F", "strided", "transposed"]
@@ -79,12 +80,10 @@ def test_conv2d_forward_and_backward(case):
         assume(False)   # the kernel does not fit this input: covered by the invalid fuzz
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape)
-    pads = geometry.resolve_padding(conv.padding, shape[2:], conv.kernel_size, conv.stride,
-                                    conv.dilation)
 
     def ref(xx, w=conv.params["weight"]):
-        return conv2d_ref(xx, w, conv.params.get("bias"), conv.stride, pads, conv.dilation,
-                          conv.groups, conv.padding_mode, conv.flip_kernel)
+        return R.conv2d(xx, w, conv.params.get("bias"), conv.stride, conv.padding, conv.dilation,
+                        conv.groups, conv.padding_mode, conv.flip_kernel)
 
     out = conv.forward(in_layout(x, layout))
     np.testing.assert_allclose(out, ref(x), rtol=1e-10, atol=1e-10)
@@ -92,8 +91,14 @@ def test_conv2d_forward_and_backward(case):
     dx = conv.backward(in_layout(dout, layout))
     check_adjoint(ref, x, dx, dout, rng)
     check_adjoint(lambda w: ref(x, w), conv.params["weight"], conv.grads["weight"], dout, rng)
+    _, cache = R.conv2d_forward(x, conv.params["weight"], conv.params.get("bias"), conv.stride,
+                                conv.padding, conv.dilation, conv.groups, conv.padding_mode,
+                                conv.flip_kernel)
+    ref_dx, ref_dw, ref_db = R.conv2d_backward(dout, cache)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conv.grads["weight"], ref_dw, rtol=1e-10, atol=1e-10)
     if "bias" in conv.params:
-        np.testing.assert_allclose(conv.grads["bias"], dout.sum(axis=(0, 2, 3)), atol=1e-10)
+        np.testing.assert_allclose(conv.grads["bias"], ref_db, atol=1e-10)
     count("conv2d ran")
 
 
@@ -118,11 +123,11 @@ def test_pools_forward_and_backward(case, mode):
     x = rng.standard_normal(shape)
     if mode == "max":
         layer = MaxPool2D(k, s, p, ceil_mode=ceil_mode)
-        ref = lambda xx: max_pool2d_ref(xx, k, s, p, ceil_mode)[0]  # noqa: E731
+        ref = lambda xx: R.max_pool2d(xx, k, s, p, ceil_mode)[0]  # noqa: E731
         step = 1e-6      # small enough that no window's maximum changes place
     else:
         layer = AvgPool2D(k, s, p, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
-        ref = lambda xx: avg_pool2d_ref(xx, k, s, p, ceil_mode, count_include_pad)  # noqa: E731
+        ref = lambda xx: R.avg_pool2d(xx, k, s, p, ceil_mode, count_include_pad)  # noqa: E731
         step = 1.0
     out = layer.forward(in_layout(x, layout))
     np.testing.assert_allclose(out, ref(x), rtol=1e-12, atol=1e-12)
@@ -131,6 +136,11 @@ def test_pools_forward_and_backward(case, mode):
     v = rng.standard_normal(x.shape)
     lhs = np.sum(dout * (ref(x + step * v) - ref(x))) / step
     assert abs(lhs - np.sum(dx * v)) <= 1e-5 * max(1.0, abs(lhs))
+    if mode == "max":
+        ref_dx = R.max_pool2d_backward(dout, R.max_pool2d(x, k, s, p, ceil_mode)[1], shape)
+    else:
+        ref_dx = R.avg_pool2d_backward(dout, shape, k, s, p, ceil_mode, count_include_pad)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=100, deadline=None)
@@ -147,10 +157,12 @@ def test_pad_forward_and_backward(mode, shape, padding, layout, seed):
     x = rng.standard_normal(shape)
     layer = Pad(padding, mode=mode, value=1.5 if mode == "constant" else 0.0)
     out = layer.forward(in_layout(x, layout))
-    ref = lambda xx: pad_ref(xx, padding, mode, 1.5 if mode == "constant" else 0.0)  # noqa: E731
+    ref = lambda xx: R.pad(xx, padding, mode, 1.5 if mode == "constant" else 0.0)  # noqa: E731
     np.testing.assert_array_equal(out, ref(x))
     dout = rng.standard_normal(out.shape)
-    check_adjoint(ref, x, layer.backward(in_layout(dout, layout)), dout, rng)
+    dx = layer.backward(in_layout(dout, layout))
+    check_adjoint(ref, x, dx, dout, rng)
+    np.testing.assert_allclose(dx, R.pad_backward(dout, padding, mode, shape[2:]), rtol=1e-14)
     count("pad ran")
 
 

@@ -7,6 +7,7 @@ import pytest
 import minicnn
 from minicnn import (AvgPool2D, CheckpointError, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
                      MaxPool2D, ReLU, Sequential)
+from minicnn import reference as R
 from minicnn.architectures import build, lenet5
 
 
@@ -27,6 +28,29 @@ def test_forward_backward_chain_the_layers(rng):
     for layer in reversed(model.layers):
         d = layer.backward(d)
     np.testing.assert_array_equal(model.backward(dout), d)
+
+
+def test_forward_backward_match_the_reference_ops(rng):
+    """A network's forward and backward passes are its layers' reference ops composed by
+    hand: convolution, ReLU, max pooling, flattening, dense (float64)."""
+    model = small_net(rng, np.float64)
+    conv, dense = model.layers[0], model.layers[4]
+    conv.params["bias"][...] = rng.standard_normal(2)
+    x = rng.standard_normal((3, 1, 4, 4))
+    h1, conv_cache = R.conv2d_forward(x, conv.params["weight"], conv.params["bias"], padding=1)
+    h2 = R.relu(h1)
+    h3, argmax = R.max_pool2d(h2, 2)
+    h4 = h3.reshape(3, -1)
+    out = R.dense(h4, dense.params["weight"], dense.params["bias"])
+    np.testing.assert_allclose(model.forward(x, training=True), out, rtol=1e-12, atol=1e-14)
+    dout = rng.standard_normal(out.shape)
+    d4, dense_dw, dense_db = R.dense_backward(dout, h4, dense.params["weight"])
+    d2 = R.max_pool2d_backward(d4.reshape(h3.shape), argmax, h2.shape)
+    dx, conv_dw, conv_db = R.conv2d_backward(R.relu_backward(d2, h2), conv_cache)
+    np.testing.assert_allclose(model.backward(dout), dx, rtol=1e-12, atol=1e-14)
+    for got, want in [(dense.grads["weight"], dense_dw), (dense.grads["bias"], dense_db),
+                      (conv.grads["weight"], conv_dw), (conv.grads["bias"], conv_db)]:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
 def test_parameters_names_and_container(rng):

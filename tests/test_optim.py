@@ -190,7 +190,7 @@ def test_state_dict_round_trip():
     (lambda p: SGD(p, lr=-1), r"SGD: lr must be >= 0.0, got -1"),
     (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov momentum requires momentum > 0"),
     (lambda p: SGD(p, lr=0.1, momentum=float("nan")), "momentum must be a finite number"),
-    (lambda p: Adam(p, betas=(0.9, 1.0)), r"betas\[1\] must be \[0.0, 1.0\)"),
+    (lambda p: Adam(p, betas=(0.9, 1.0)), r"betas\[1\] must be in \[0.0, 1.0\)"),
     (lambda p: Adam(p, betas=0.9), "betas must be a pair"),
     (lambda p: SGD([], lr=0.1), "empty parameter list"),
 ])

@@ -9,8 +9,31 @@ from hypothesis import strategies as st
 import minicnn
 from minicnn import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D, functional as F
 from minicnn.layers import LAYERS
-from reference import avg_pool2d_ref, max_pool2d_ref, pool_windows
+from minicnn import reference as R
 from conftest import always_parallel
+
+def pool_windows(n, k, stride, before, after, ceil_mode):
+    """The window starts along one axis (input coordinates, may be negative), by definition.
+
+    Windows start at i*stride - before. Floor mode keeps those that end inside the padded
+    input; ceil mode also keeps one that hangs over the end, as long as it starts inside
+    the input or the leading padding (PyTorch's rule). geometry.pool_output_size must count
+    them.
+    """
+    starts = []
+    i = 0
+    while True:
+        start = i * stride - before
+        end = start + k
+        if ceil_mode:
+            keep = start < n and end - stride < n + after
+        else:
+            keep = end <= n + after
+        if not keep:
+            return starts
+        starts.append(start)
+        i += 1
+
 
 X4 = np.array([[1, 3, 2, 4],
                [5, 6, 7, 8],
@@ -38,7 +61,7 @@ def test_max_pool_matches_reference(case, ceil_mode, dtype, ties):
     # small integers make ties common, so the first-maximum rule is exercised
     x = (rng.integers(-3, 4, shape) if ties else rng.standard_normal(shape)).astype(dtype)
     out, argmax = F.max_pool2d(x, k, s, p, ceil_mode)
-    ref, ref_argmax = max_pool2d_ref(x, k, s, p, ceil_mode)
+    ref, ref_argmax = R.max_pool2d(x, k, s, p, ceil_mode)
     assert out.dtype == dtype and argmax.dtype == np.intp
     np.testing.assert_array_equal(out, ref)
     np.testing.assert_array_equal(argmax, ref_argmax)
@@ -52,24 +75,28 @@ def test_avg_pool_matches_reference(case, ceil_mode, count_include_pad, dtype):
     x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
     out = F.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad)
     assert out.dtype == dtype
-    ref = avg_pool2d_ref(x, k, s, p, ceil_mode, count_include_pad)
+    ref = R.avg_pool2d(x.astype(np.float64), k, s, p, ceil_mode, count_include_pad)
     np.testing.assert_allclose(out, ref, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7)
 
 
 @settings(max_examples=40, deadline=None)
 @given(pool_case(), st.booleans(), st.booleans())
-def test_backward_matches_reference_adjoint(case, ceil_mode, count_include_pad):
+def test_backward_matches_reference_and_its_adjoint(case, ceil_mode, count_include_pad):
     # <pool(x), g> = <x, pool_backward(g)>: checks every window's divisor and cell set
     shape, k, s, p = case
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape)
-    out = avg_pool2d_ref(x, k, s, p, ceil_mode, count_include_pad)
+    out = R.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad)
     g = rng.standard_normal(out.shape)
     dx = F.avg_pool2d_backward(g, shape, k, s, p, ceil_mode, count_include_pad)
     assert np.isclose(np.sum(out * g), np.sum(x * dx), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, R.avg_pool2d_backward(g, shape, k, s, p, ceil_mode,
+                                                         count_include_pad), rtol=1e-12)
     out, argmax = F.max_pool2d(x, k, s, p, ceil_mode)
     dx = F.max_pool2d_backward(g, argmax, shape)
     assert np.isclose(np.sum(out * g), np.sum(x * dx), rtol=1e-12, atol=1e-12)
+    ref_out, ref_argmax = R.max_pool2d(x, k, s, p, ceil_mode)
+    np.testing.assert_array_equal(dx, R.max_pool2d_backward(g, ref_argmax, shape))
 
 
 @pytest.mark.parametrize("n,k,s,before,after,ceil,expected", [
@@ -129,7 +156,7 @@ def test_max_pool_padding_is_minus_infinity():
 def test_asymmetric_padding_and_rectangular_kernel():
     x = np.arange(15, dtype=np.float64).reshape(1, 1, 3, 5)
     out = F.avg_pool2d(x, (2, 3), (1, 2), ((1, 0), (0, 1)), count_include_pad=False)
-    ref = avg_pool2d_ref(x, (2, 3), (1, 2), ((1, 0), (0, 1)), False, False)
+    ref = R.avg_pool2d(x, (2, 3), (1, 2), ((1, 0), (0, 1)), False, False)
     assert out.shape == (1, 1, 3, 2)
     np.testing.assert_allclose(out, ref)
     # first output row: window rows -1 (padding) and 0, columns 0-2 and 2-4
@@ -174,7 +201,7 @@ def test_max_pool_2x2_fast_path_matches_reference(dtype, hw, ceil_mode):
     x[0, 0, 0, :3] = np.nan
     x[1, 2, -1, -1] = np.nan
     out, argmax = F.max_pool2d(x, 2, ceil_mode=ceil_mode)
-    ref, ref_argmax = max_pool2d_ref(x, (2, 2), (2, 2), ((0, 0), (0, 0)), ceil_mode)
+    ref, ref_argmax = R.max_pool2d(x, (2, 2), (2, 2), ((0, 0), (0, 0)), ceil_mode)
     np.testing.assert_array_equal(out, ref)
     np.testing.assert_array_equal(np.signbit(out), np.signbit(ref))
     np.testing.assert_array_equal(argmax, ref_argmax)
@@ -204,7 +231,7 @@ def test_max_pool_2x2_codes_name_the_argmax(dtype, hw):
     i, j = np.indices(code.shape[2:])
     flat = (2 * i + code // 2) * hw[1] + 2 * j + code % 2
     np.testing.assert_array_equal(flat, argmax)
-    ref2, argmax2 = max_pool2d_ref(x, (2, 2), (2, 2), ((0, 0), (0, 0)), False)
+    ref2, argmax2 = R.max_pool2d(x, (2, 2), (2, 2), ((0, 0), (0, 0)), False)
     np.testing.assert_array_equal(argmax, argmax2)
 
 

@@ -134,7 +134,7 @@ def test_save_and_resume_gives_identical_weights(tmp_path):
     resumed = trainer_for(tiny_cnn(seed=9), scheduler=lambda o: StepLR(o, 1, 0.5))
     resumed.load_state(tmp_path / "state.npz")
     assert resumed.epoch == 1 and resumed.optimizer.lr == pytest.approx(0.005)
-    resumed.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    resumed.fit(x, y, epochs=2, initial_epoch=resumed.epoch, batch_size=16, verbose=0)
     for k, v in straight.model.state_dict().items():
         np.testing.assert_array_equal(v, resumed.model.state_dict()[k])
     assert len(resumed.history["loss"]) == 2
@@ -176,7 +176,7 @@ def test_adam_trainer_and_bad_fit_arguments():
     t = Trainer(model, SoftmaxCrossEntropy(), Adam(model.parameters()))
     with pytest.raises(ValueError, match="x has 16 samples but y has 3"):
         t.fit(x, y[:3], epochs=1)
-    with pytest.raises(ValueError, match="batch_size >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
         t.fit(x, y, epochs=1, batch_size=0)
 
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 import minicnn
 from minicnn import functional as F
 from minicnn import gemm, geometry
+from minicnn import reference as R
 from minicnn import winograd as W
 
 from conftest import always_parallel, assert_same_arrays, on_thread_counts
-from reference import conv2d_ref
 
 # batch, in, out, (h, w), padding ((top, bottom), (left, right)), mode
 CASES = {
@@ -102,7 +102,7 @@ def test_against_the_loop_reference(kernel, monkeypatch):
     x, w, b = data(case)
     out, cache = F.conv2d_forward(x, w, b)
     assert cache["path"] == "winograd"
-    assert_close(out, conv2d_ref(x.astype(np.float64), w.astype(np.float64), b))
+    assert_close(out, R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)))
 
 
 @pytest.mark.parametrize("need_dx", [True, False])
@@ -315,7 +315,7 @@ def test_environment_switch():
         assert not W._enabled(off)
     with pytest.warns(RuntimeWarning, match="MINICNN_WINOGRAD must be 0 or 1"):
         assert W._enabled("of")
-    from minicnn._config import config
+    from minicnn.info import config
     assert config()["winograd"] is W.ENABLED
 
 

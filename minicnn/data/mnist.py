@@ -49,7 +49,16 @@ TIMEOUT = 30
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """The data set is not on disk and could not be downloaded."""
+    """The data set is not on disk and could not be downloaded.
+
+    ``kind``, ``folder``, ``missing`` (file names) and ``errors`` (one line per failed
+    download) let a caller such as the command line say it in its own terms.
+    """
+
+    def __init__(self, message, kind=None, folder=None, missing=(), errors=()):
+        super().__init__(message)
+        self.kind, self.folder = kind, folder
+        self.missing, self.errors = list(missing), list(errors)
 
 
 class ChecksumError(ValueError):
@@ -155,7 +164,8 @@ def load_mnist(root=None, download=True, kind="mnist", progress=True):
         raise DatasetNotFoundError(
             f"{kind}: missing {', '.join(n + '.gz' for n in missing)} in {folder}.{tried}\n"
             f"Provide the files (the .gz archives or uncompressed copies) in {folder}, or point "
-            f"root= or the MINICNN_DATA environment variable at a folder holding a '{kind}/' subfolder.")
+            f"root= or the MINICNN_DATA environment variable at a folder holding a '{kind}/' subfolder.",
+            kind=kind, folder=folder, missing=[n + ".gz" for n in missing], errors=errors)
     arrays = [parse_idx(read_verified(paths[n], n, kind), paths[n], 3 if "images" in n else 1)
               for n in FILES]
     x_train, y_train, x_test, y_test = arrays
