@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import minicnn.functional as F
-from minicnn import AvgPool2D, Conv2D, Dense, Dropout, MaxPool2D, Pad, geometry
+from minicnn import AvgPool2D, Conv2D, Dense, Dropout, LeakyReLU, MaxPool2D, Pad, geometry
 from isolated import check_alive, run_python, run_script
 
 #: the adversarial review's reproducers; each must end in one clean error
@@ -101,8 +101,13 @@ def test_fuzz_of_the_functional_entry_points_in_a_child_process():
     (Conv2D(2, 2, 3, groups=2), "groups", 1), (Conv2D(1, 1, 3), "padding", 1),
     (MaxPool2D(2), "kernel_size", (1, -5)), (AvgPool2D(2), "stride", 3),
     (Pad(1), "padding", ((0, 20000), (0, 0))), (Dense(3, 2), "in_features", 4),
+    # saved as changed, these would make a checkpoint that cannot be rebuilt
+    (Conv2D(1, 1, 3), "padding_mode", "mirror"), (Conv2D(1, 1, 3), "activation", "tanh"),
+    (Dense(3, 2), "weight_init", "ones"), (MaxPool2D(2), "ceil_mode", "yes"),
+    (AvgPool2D(2), "mode", "median"), (Pad(1), "mode", "edge"), (Pad(1), "value", 2.0),
+    (LeakyReLU(), "negative_slope", "steep"),
 ])
-def test_layer_geometry_is_read_only(layer, attribute, value):
+def test_layer_arguments_are_read_only(layer, attribute, value):
     before = getattr(layer, attribute)
     with pytest.raises(AttributeError, match=f"{type(layer).__name__}: {attribute} is fixed when "
                                              f"the layer is built"):

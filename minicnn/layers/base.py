@@ -20,9 +20,10 @@ def check_dtype(dtype, owner):
 def fixed(name):
     """A read-only attribute ``name``, stored as ``_name`` by the constructor.
 
-    For the arguments a layer's weights, config (its checkpoint) and repr were made from:
-    changed afterwards, the layer would compute one thing and save another. The getter is
-    C code (attrgetter), so reading it costs about what a plain attribute does.
+    For a layer's constructor arguments, which its weights, config (its checkpoint) and
+    repr were made from: changed afterwards, the layer would compute one thing and save
+    another, or save what it cannot be rebuilt from. The getter is C code (attrgetter), so
+    reading it costs about what a plain attribute does.
     """
     def refuse(self, value):
         raise AttributeError(f"{type(self).__name__}: {name} is fixed when the layer is built "

@@ -33,7 +33,8 @@ class Conv2D(Layer):
     skips_input_grad = True
     in_channels, out_channels, groups = fixed("in_channels"), fixed("out_channels"), fixed("groups")
     kernel_size, stride, dilation = fixed("kernel_size"), fixed("stride"), fixed("dilation")
-    padding = fixed("padding")
+    padding, padding_mode = fixed("padding"), fixed("padding_mode")
+    flip_kernel, activation, weight_init = fixed("flip_kernel"), fixed("activation"), fixed("weight_init")
     defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,
                 "padding_mode": "zeros", "flip_kernel": False, "activation": None,
                 "weight_init": "he", "dtype": "float32"}
@@ -67,10 +68,10 @@ class Conv2D(Layer):
         self._dilation = geometry.pair(dilation, "dilation", owner)
         self._padding = geometry.normalize_padding(padding, owner)
         self._groups = int(groups)
-        self.padding_mode = padding_mode
-        self.flip_kernel = bool(flip_kernel)
-        self.activation = activation
-        self.weight_init = weight_init
+        self._padding_mode = padding_mode
+        self._flip_kernel = bool(flip_kernel)
+        self._activation = activation
+        self._weight_init = weight_init
         self.dtype = check_dtype(dtype, owner)
         self._args = {"kernel_size": as_tuples(kernel_size), "stride": as_tuples(stride),
                       "padding": as_tuples(padding), "dilation": as_tuples(dilation)}

@@ -27,6 +27,7 @@ class Dense(Layer):
     skips_input_grad = True
     defaults = {"bias": True, "weight_init": "he", "dtype": "float32"}
     in_features, out_features = fixed("in_features"), fixed("out_features")
+    weight_init = fixed("weight_init")
 
     def __init__(self, in_features, out_features, bias=True, weight_init="he", dtype=np.float32,
                  rng=None):
@@ -38,7 +39,7 @@ class Dense(Layer):
             raise TypeError(f"{owner}: bias must be True or False, got {bias!r}")
         if not isinstance(weight_init, str) or weight_init not in WEIGHT_INITS:
             raise ValueError(f"{owner}: weight_init must be one of {list(WEIGHT_INITS)}, got {weight_init!r}")
-        self.weight_init = weight_init
+        self._weight_init = weight_init
         self.dtype = check_dtype(dtype, owner)
         try:
             rng = get_rng(rng)

@@ -17,7 +17,7 @@ class Pad(Layer):
     """
 
     defaults = {"mode": "zeros", "value": 0.0}
-    padding = fixed("padding")
+    padding, mode, value = fixed("padding"), fixed("mode"), fixed("value")
 
     def __init__(self, padding, mode="zeros", value=0.0):
         super().__init__()
@@ -30,8 +30,8 @@ class Pad(Layer):
             raise TypeError(f"{owner}: value must be a number, got {value!r}")
         if value != 0 and mode != "constant":
             raise ValueError(f"{owner}: value={value!r} needs mode='constant', got mode={mode!r}")
-        self.mode = mode
-        self.value = float(value)
+        self._mode = mode
+        self._value = float(value)
         self._padding_arg = as_tuples(padding)
         self.in_shape = self.in_dtype = None
 
