@@ -1,457 +1,376 @@
-"""minicnn beside a plain-NumPy CNN and PyTorch, in one process, on the same networks.
+"""minicnn beside a plain-NumPy CNN and PyTorch, each framework measured alone.
 
-    python benchmarks/compare.py                  # everything, 2 threads
-    python benchmarks/compare.py --quick          # batch 64 only, shorter timing budget
-    python benchmarks/compare.py --json out.json  # also write the rows for later comparison
+    python benchmarks/compare.py                  # everything, 3 rounds
+    python benchmarks/compare.py --quick          # batch 64 only, a short budget
+    python benchmarks/compare.py --json out.json  # also write every step time
 
-For each network (lenet5, convnet, dwsep of minicnn.architectures), batch size and mode
-(a training step: forward, softmax cross-entropy, backward, SGD with momentum and weight
-decay; inference: forward only), every framework gets the same weights and the same
-batch; their steps are interleaved (one of each, repeated) so a noisy machine slows them
-alike. Per-operation timings cover each convolution, pooling and padding of those
-networks at batch 64. Peak resident memory is measured in a fresh subprocess per
-framework. Ratios are "times faster than the peer": peer median / minicnn median, so
-above 1.0 minicnn wins. ``--threads`` (default 2) applies to minicnn, NumPy's BLAS and
-PyTorch alike; it has to be set before NumPy loads, so this script sets it first.
+Every timed row (network x batch x training step or inference) runs in a fresh process per
+framework (compare_child.py), imported as a user's script imports it: NumPy first, then
+minicnn; PyTorch's and the NumPy CNN's processes never import minicnn (their networks are
+built from the weights and description minicnn's process wrote). Each runs at its own
+defaults: this script sets no environment variable unless ``--threads N`` is given, which puts
+N in OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and MINICNN_NUM_THREADS of every
+child alike. The processes alternate over ``--rounds`` rounds (minicnn, PyTorch, NumPy, the
+order rotated each round); each child does warm-up steps, then steps until ``--budget``
+seconds are spent, cycling through 8 distinct random batches. The table gives each
+framework's median and min-max over all steps of all rounds, max/median, and the ratios
+peer median / minicnn median (above 1: minicnn is faster). Before timing, each framework's
+process computes logits and three training steps' losses from the same weights on one batch;
+if they differ, nothing is timed. Extras, labelled as such: the per-operation table, peak
+memory of a LeNet-5 run (fresh process per framework) and ``--same-process`` (the old way).
+Progress goes to stderr, the markdown report to stdout.
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
-import statistics
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
 
+import compare_peak
+import compare_report as report
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHILD = os.path.join(HERE, "compare_child.py")
 NETS = ("lenet5", "convnet", "dwsep")
-PEERS = ("minicnn", "numpy", "torch")
-LR = 1e-3
+ORDER = ("minicnn", "torch", "numpy")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINICNN_NUM_THREADS")
+#: variables that change a framework's speed; the header lists any the environment sets
+WATCHED_VARS = THREAD_VARS + ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND",
+                              "OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT", "MALLOC_ARENA_MAX",
+                              "MINICNN_GEMM", "MINICNN_WINOGRAD", "LD_PRELOAD")
 
 
-def peak_rss_kb():
-    """This process's peak resident set (VmHWM). Not ru_maxrss: Linux carries the parent's
-    peak across fork and exec into it, so a child of a big process would report the parent's."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line for a user's mistake (no usage block), exit code 2."""
+        self.exit(2, f"compare.py: error: {message}\n")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, help="the same thread count for every framework "
+                   "(set in each child's environment); default: each framework's own")
     p.add_argument("--nets", default=",".join(NETS), help="comma-separated (default: all three)")
-    p.add_argument("--batches", default="1,64,256", help="batch sizes (default 1,64,256)")
-    p.add_argument("--budget", type=float, default=4.0,
-                   help="seconds of timing per row, shared by the peers (default 4)")
+    p.add_argument("--batches", help="batch sizes (default 1,64,256; 64 with --quick)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of alternating processes "
+                   "(default 3)")
+    p.add_argument("--budget", type=float, help="seconds of timed steps per process, i.e. "
+                   "per row, framework and round (default 1; 0.4 with --quick)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--min-repeats", type=int, default=5)
-    p.add_argument("--max-repeats", type=int, default=200)
-    p.add_argument("--quick", action="store_true", help="batch 64 only, 1.5 s per row")
-    p.add_argument("--no-numpy", action="store_true", help="skip the plain-NumPy reference")
+    p.add_argument("--max-repeats", type=int, default=2000)
+    p.add_argument("--quick", action="store_true", help="batch 64 only, 0.4 s per process "
+                   "(unless --batches or --budget say otherwise)")
+    p.add_argument("--no-numpy", action="store_true", help="skip the plain-NumPy CNN")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even when installed")
-    p.add_argument("--no-ops", action="store_true", help="skip the per-operation table")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    p.add_argument("--no-ops", action="store_true", help="skip the per-operation extra")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory extra")
     p.add_argument("--memory-steps", type=int, default=300,
                    help="training steps of each peak-memory run (default 300, batch 64)")
-    p.add_argument("--json", metavar="PATH", help="write all rows as JSON")
-    p.add_argument("--torch-first", action="store_true",
-                   help="import torch before minicnn: the OpenMP runtime both share then keeps "
-                        "torch's defaults (spinning threads) instead of minicnn's (sleeping)")
-    p.add_argument("--child-memory", nargs=2, metavar=("PEER", "NET"), help=argparse.SUPPRESS)
+    p.add_argument("--same-process", action="store_true", help="extra: also time all three in "
+                   "one process, steps interleaved (how this script used to measure)")
+    p.add_argument("--json", metavar="PATH", help="write every step time and the summary as JSON")
+    p.add_argument("--report-from", metavar="PATH", help="print the report of a run saved with "
+                   "--json again (measures nothing)")
     args = p.parse_args(argv)
-    if args.quick:
-        args.batches, args.budget = "64", 1.5
+    if args.batches is None:
+        args.batches = "64" if args.quick else "1,64,256"
+    if args.budget is None:
+        args.budget = 0.4 if args.quick else 1.0
     args.nets = [n for n in args.nets.split(",") if n]
-    args.batches = [int(b) for b in args.batches.split(",") if b]
+    try:
+        args.batches = [int(b) for b in args.batches.split(",") if b]
+    except ValueError:
+        p.error(f"--batches must be comma-separated integers, got {args.batches!r}")
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
     for n in args.nets:
         if n not in NETS:
-            p.error(f"unknown network {n!r}; choose from {', '.join(NETS)}")
-    if args.threads < 1:
-        p.error("--threads must be at least 1")
+            p.error(f"unknown network {n!r} in --nets; choose from {', '.join(NETS)}")
+    if not args.nets or not args.batches or min(args.batches) < 1:
+        p.error("--nets and --batches need at least one network and positive batch sizes")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    if args.budget <= 0 or args.warmup < 0 or args.min_repeats < 1:
+        p.error(f"--budget and --min-repeats must be positive, --warmup at least 0; got "
+                f"{args.budget}, {args.min_repeats}, {args.warmup}")
+    if args.max_repeats < args.min_repeats:
+        p.error(f"--max-repeats ({args.max_repeats}) must be at least --min-repeats "
+                f"({args.min_repeats})")
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        p.error(f"--json: no folder {os.path.dirname(os.path.abspath(args.json))!r}")
+    args.frameworks = [fw for fw in ORDER if not (fw == "numpy" and args.no_numpy)
+                       and not (fw == "torch" and args.no_torch)]
     return args
 
 
-def set_thread_env(threads):
-    """Every threading library reads these when it loads: set them before importing NumPy."""
-    for var in ("MINICNN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-        os.environ[var] = str(threads)
+def child_env(threads):
+    """The children's environment: this process's own, plus the thread count if one was given."""
+    env = dict(os.environ)
+    if threads is not None:
+        env.update({var: str(threads) for var in THREAD_VARS})
+    return env
 
 
-# --- timing -------------------------------------------------------------------------
-
-def interleaved(fns, budget, min_repeats, max_repeats, warmup=2):
-    """Run each callable ``warmup`` times, then one of each in turn until the budget is spent.
-
-    Returns {name: [seconds, ...]}, each list of the same length.
-    """
-    first = {}
-    for name, fn in fns.items():
-        for _ in range(warmup):
-            t0 = time.perf_counter()
-            fn()
-            first[name] = time.perf_counter() - t0
-    per_round = sum(first.values()) or 1e-6
-    repeats = int(min(max_repeats, max(min_repeats, budget / per_round)))
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return times
+def run_child(job, env):
+    """Run one compare_child.py job in a fresh interpreter; its JSON answer."""
+    done = subprocess.run([sys.executable, CHILD, json.dumps(job)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        what = ", ".join(f"{k}={job[k]}" for k in ("task", "framework", "net", "batch", "mode")
+                         if k in job)
+        raise SystemExit(f"compare.py: the child process ({what}) failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def summarise(times):
-    """{peer: {median, min, max, n}} in milliseconds, plus speed ratios against minicnn."""
-    row = {}
-    for name, ts in times.items():
-        ms = [t * 1e3 for t in ts]
-        row[name] = {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
-                     "n": len(ms)}
-    ours = row["minicnn"]["median_ms"]
-    ratios = {peer: row[peer]["median_ms"] / ours for peer in row if peer != "minicnn"}
-    return row, ratios
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
 
 
-def fmt_cell(stats):
-    if stats is None:
-        return "-"
-    return f"{stats['median_ms']:9.3f} ({stats['min_ms']:.2f}-{stats['max_ms']:.2f})"
+def rotated(order, r):
+    return list(order[r % len(order):]) + list(order[:r % len(order)])
 
 
-# --- the three implementations of a training step and an inference -----------------
+# --- before timing: the same function in every framework ---------------------------------
 
-class Peers:
-    """The same network, with the same weights, in each available framework."""
-
-    def __init__(self, net, use_numpy, torch):
-        import numpy as np
-
-        import minicnn
-        from minicnn.architectures import build
-
-        self.np = np
-        self.model = build(net, rng=np.random.default_rng(0))
-        self.loss = minicnn.SoftmaxCrossEntropy()
-        # a small step: hundreds of timed steps on one random batch must not diverge (NaN and
-        # overflow would time a different computation)
-        self.opt = minicnn.SGD(self.model.parameters(), lr=LR, momentum=0.9, weight_decay=5e-4)
-        self.reference = None
-        if use_numpy:
-            import numpy_reference
-            self.reference = numpy_reference.from_minicnn(self.model)
-        self.torch = torch
-        if torch is not None:
-            import torch_peer
-            self.twin = torch_peer.twin(self.model)
-            self.topt = torch.optim.SGD(self.twin.parameters(), lr=LR, momentum=0.9,
-                                        weight_decay=5e-4)
-
-    def names(self):
-        return [p for p, on in (("minicnn", True), ("numpy", self.reference is not None),
-                                ("torch", self.torch is not None)) if on]
-
-    def train_steps(self, x, y):
-        """{peer: a callable doing one training step on (x, y) and returning the loss}."""
-        model, loss, opt = self.model, self.loss, self.opt
-
-        def ours():
-            value = loss.forward(model.forward(x, training=True), y)
-            model.backward(loss.backward(), input_grad=False)
-            opt.step()
-            return value
-
-        steps = {"minicnn": ours}
-        if self.reference is not None:
-            steps["numpy"] = lambda: self.reference.train_step(x, y, lr=LR)
-        if self.torch is not None:
-            torch, twin, topt = self.torch, self.twin, self.topt
-            xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(self.np.int64))
-
-            def theirs():
-                topt.zero_grad(set_to_none=True)
-                value = torch.nn.functional.cross_entropy(twin(xt), yt)
-                value.backward()
-                topt.step()
-                return value.item()
-
-            steps["torch"] = theirs
-        return steps
-
-    def inferences(self, x):
-        fns = {"minicnn": lambda: self.model.forward(x, training=False)}
-        if self.reference is not None:
-            fns["numpy"] = lambda: self.reference.forward(x)
-        if self.torch is not None:
-            torch, twin, xt = self.torch, self.twin, self.torch.from_numpy(x)
-
-            def theirs():
-                with torch.inference_mode():
-                    return twin(xt)
-
-            fns["torch"] = theirs
-        return fns
-
-
-def check_agreement(peers, x, y):
-    """One training step of each peer from the same weights must give the same loss."""
-    losses = {name: float(step()) for name, step in peers.train_steps(x, y).items()}
-    ours = losses["minicnn"]
-    for name, value in losses.items():
-        if abs(value - ours) > 1e-4 * max(1.0, abs(ours)):
-            raise SystemExit(f"{name} computes a different loss ({value!r}) than minicnn "
-                             f"({ours!r}): the networks are not twins, the timings would be void")
-    return losses
-
-
-def network_rows(args, torch):
-    import numpy as np
-
-    rows = []
+def check_agreement(args, base, env):
+    """Each framework's logits and losses on one batch from the shared weights; exits (nothing
+    timed) if a framework disagrees with minicnn. Returns {framework: what its process said}."""
+    said = {}
     for net in args.nets:
-        peers = Peers(net, not args.no_numpy, torch)
-        rng = np.random.default_rng(1)
-        xcheck = rng.standard_normal((8, 1, 28, 28)).astype(np.float32)
-        check_agreement(peers, xcheck, rng.integers(0, 10, 8))
-        for batch in args.batches:
-            x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
-            y = rng.integers(0, 10, batch)
-            for mode in ("train", "infer"):
-                fns = peers.train_steps(x, y) if mode == "train" else peers.inferences(x)
-                times = interleaved(fns, args.budget, args.min_repeats, args.max_repeats)
-                stats, ratios = summarise(times)
-                rows.append({"net": net, "batch": batch, "mode": mode, "stats": stats,
-                             "ratios": ratios})
-                print_network_row(rows[-1])
-    return rows
+        answers = {fw: run_child(dict(base, task="check", framework=fw, net=net), env)
+                   for fw in args.frameworks}
+        ours = answers["minicnn"]
+        for fw, a in answers.items():
+            scale = max(1.0, max(abs(v) for v in ours["logits"]))
+            logit_gap = max(abs(u - v) for u, v in zip(a["logits"], ours["logits"])) / scale
+            loss_gap = max(abs(u - v) / max(1.0, abs(v))
+                           for u, v in zip(a["losses"], ours["losses"]))
+            if logit_gap > 1e-4 or loss_gap > 1e-4:
+                raise SystemExit(
+                    f"compare.py: {report.NAMES[fw]} and minicnn disagree on {net} from the same "
+                    f"weights (losses of three training steps {a['losses']} vs {ours['losses']}, "
+                    f"relative logit gap {logit_gap:.2g}): the networks are not twins, so "
+                    "nothing is timed")
+            progress(f"check {net} {fw}: losses {', '.join(f'{v:.6f}' for v in a['losses'])} "
+                     f"(relative gaps to minicnn: losses {loss_gap:.1e}, logits {logit_gap:.1e})")
+            said.setdefault(fw, a)
+    return said
 
 
-def print_network_header():
-    print(f"{'network':8} {'batch':>5} {'mode':5}  {'minicnn ms (min-max)':>24}  "
-          f"{'numpy ms (min-max)':>24}  {'torch ms (min-max)':>24}  {'x numpy':>8} {'x torch':>8}")
+# --- the measurements ----------------------------------------------------------------------
+
+def timed_rows(args, base, env, macs, peak, loads):
+    rows = [{"net": net, "batch": batch, "mode": mode,
+             "gflop_per_step": report.gflop_per_step(macs[net]["macs_per_image"], batch, mode),
+             "times_ms": {fw: [] for fw in args.frameworks}}
+            for net in args.nets for batch in args.batches for mode in ("train", "infer")]
+    for r in range(args.rounds):
+        order = rotated(args.frameworks, r)
+        loads.append(os.getloadavg()[0])
+        for row in rows:
+            for fw in order:
+                job = dict(base, task="rows", framework=fw, net=row["net"], batch=row["batch"],
+                           mode=row["mode"])
+                times = run_child(job, env)["times_ms"]
+                row["times_ms"][fw].append(times)
+                progress(f"round {r + 1}/{args.rounds} {row['net']} {row['batch']} "
+                         f"{row['mode']} {fw}: {report.ms(sorted(times)[len(times) // 2])} ms "
+                         f"median of {len(times)}")
+    return [report.summarise_row(row, peak.get("gflops")) for row in rows]
 
 
-def print_network_row(row):
-    s, r = row["stats"], row["ratios"]
-    ratio = lambda p: f"{r[p]:8.2f}" if p in r else f"{'-':>8}"  # noqa: E731
-    print(f"{row['net']:8} {row['batch']:5d} {row['mode']:5}  {fmt_cell(s['minicnn']):>24}  "
-          f"{fmt_cell(s.get('numpy')):>24}  {fmt_cell(s.get('torch')):>24}  "
-          f"{ratio('numpy')} {ratio('torch')}", flush=True)
+def op_rows(args, base, env):
+    """{op: {framework: [per-round times]}}: each framework alone, rounds alternating."""
+    ops = {}
+    for r in range(args.rounds):
+        for fw in rotated(args.frameworks, r):
+            job = dict(base, task="ops", framework=fw, nets=args.nets, budget=args.budget / 4)
+            for op in run_child(job, env)["ops"]:
+                ops.setdefault(op["op"], {f: [] for f in args.frameworks})[fw].append(
+                    op.get("times_ms"))
+            progress(f"ops round {r + 1}/{args.rounds} {fw}: done")
+    return ops
 
 
-# --- per-operation timings ------------------------------------------------------------
-
-def op_rows(args, torch, batch=64):
-    """Forward and backward of every convolution and pooling layer of the networks, and
-    the padding of every padded convolution, at the shapes they see in the networks."""
-    import numpy as np
-
-    import minicnn
-
+def memory_rows(args, base, env):
     rows = []
-    seen = set()
-    for net in args.nets:
-        peers = Peers(net, not args.no_numpy, torch)
-        x = np.random.default_rng(2).standard_normal((batch, 1, 28, 28)).astype(np.float32)
-        for i, layer in enumerate(peers.model):
-            name = type(layer).__name__
-            if name in ("Conv2D", "MaxPool2D", "AvgPool2D"):
-                key = (repr(layer), x.shape)
-                if key not in seen:
-                    seen.add(key)
-                    ref = peers.reference.layers[i] if peers.reference is not None else None
-                    tmod = peers.twin[i] if torch is not None else None
-                    rows += time_layer(args, torch, f"{net}[{i}] {layer!r}", layer, ref, tmod, x)
-                    if name == "Conv2D" and layer.padding not in (((0, 0), (0, 0)), "valid"):
-                        pads = minicnn.geometry.resolve_padding(layer.padding, x.shape[2:],
-                                                                layer.kernel_size, layer.stride)
-                        rows += time_pad(args, torch, net, i, pads, layer.padding_mode, x)
-            x = layer.forward(x, training=False)
+    for fw in args.frameworks:
+        job = dict(base, task="memory", framework=fw, net="lenet5", steps=args.memory_steps)
+        rows.append(dict(run_child(job, env), framework=fw))
+        progress(f"memory {fw}: {rows[-1]['peak_mb']:.0f} MB")
     return rows
 
 
-def time_layer(args, torch, label, layer, ref, tmod, x):
-    import numpy as np
-
-    out = layer.forward(x, training=True)
-    dout = np.random.default_rng(3).standard_normal(out.shape).astype(np.float32)
-    fwd = {"minicnn": lambda: layer.forward(x, training=True)}
-    bwd = {"minicnn": lambda: layer.backward(dout)}
-    if ref is not None:
-        fwd["numpy"] = lambda: ref.forward(x)
-        ref.forward(x)
-        bwd["numpy"] = lambda: ref.backward(dout)
-    if tmod is not None:
-        xt = torch.from_numpy(x).requires_grad_(True)
-        dt = torch.from_numpy(dout)
-
-        def tfwd():
-            with torch.no_grad():
-                return tmod(xt)
-
-        ot = tmod(xt)
-        inputs = [xt] + list(tmod.parameters())
-        fwd["torch"] = tfwd
-        bwd["torch"] = lambda: torch.autograd.grad(ot, inputs, dt, retain_graph=True)
-    rows = []
-    for what, fns in (("forward", fwd), ("backward", bwd)):
-        if what == "backward":
-            layer.forward(x, training=True)    # the cache backward reads
-            if ref is not None:
-                ref.forward(x)
-        stats, ratios = summarise(interleaved(fns, args.budget / 2, args.min_repeats,
-                                              args.max_repeats))
-        rows.append({"op": f"{label} {what}", "input": list(x.shape), "stats": stats,
-                     "ratios": ratios})
-        print_op_row(rows[-1])
-    return rows
+def same_process_rows(args, base, env):
+    rows = [[n, b, m] for n in args.nets for b in args.batches for m in ("train", "infer")]
+    job = dict(base, task="same_process", frameworks=args.frameworks, rows=rows)
+    progress("same-process extra: one process, all frameworks interleaved ...")
+    return run_child(job, env)["rows"]
 
 
-def time_pad(args, torch, net, i, pads, mode, x):
-    import numpy as np
+# --- the report ------------------------------------------------------------------------------
 
-    from minicnn import functional as F
-
-    (t, b), (l, r) = pads
-    np_mode = {"zeros": "constant", "reflect": "reflect"}.get(mode)
-    fwd = {"minicnn": lambda: F.pad(x, pads, mode)}
-    if np_mode is not None and not args.no_numpy:
-        fwd["numpy"] = lambda: np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), mode=np_mode)
-    if torch is not None and mode in ("zeros", "reflect"):
-        xt = torch.from_numpy(x)
-        tmode = "constant" if mode == "zeros" else "reflect"
-        fwd["torch"] = lambda: torch.nn.functional.pad(xt, (l, r, t, b), mode=tmode)
-    padded = F.pad(x, pads, mode)
-    bwd = {"minicnn": lambda: F.pad_backward(padded, pads, mode, x.shape[2:])}
-    if "numpy" in fwd:
-        import numpy_reference
-        bwd["numpy"] = lambda: numpy_reference._pad_adjoint(padded, pads, mode, x.shape[2:])
-    if "torch" in fwd:
-        xg = torch.from_numpy(x).requires_grad_(True)
-        ot = torch.nn.functional.pad(xg, (l, r, t, b), mode=tmode)
-        dt = torch.from_numpy(padded)
-        bwd["torch"] = lambda: torch.autograd.grad(ot, [xg], dt, retain_graph=True)
-    rows = []
-    for what, fns in (("forward", fwd), ("backward", bwd)):
-        stats, ratios = summarise(interleaved(fns, args.budget / 2, args.min_repeats,
-                                              args.max_repeats))
-        rows.append({"op": f"{net}[{i}] pad {pads} {mode} {what}", "input": list(x.shape),
-                     "stats": stats, "ratios": ratios})
-        print_op_row(rows[-1])
-    return rows
-
-
-def print_op_row(row):
-    s, r = row["stats"], row["ratios"]
-    ratio = lambda p: f"{r[p]:8.2f}" if p in r else f"{'-':>8}"  # noqa: E731
-    print(f"{row['op'][:78]:78}  {fmt_cell(s['minicnn']):>24}  {fmt_cell(s.get('numpy')):>24}  "
-          f"{fmt_cell(s.get('torch')):>24}  {ratio('numpy')} {ratio('torch')}", flush=True)
-
-
-# --- peak memory of a training run, one fresh process per framework ---------------------
-
-def child_memory(peer, net, steps, threads):
-    """Train ``net`` for ``steps`` batches of 64 drawn from a uint8 data set the size of
-    MNIST's (normalised batch by batch) and print the peak resident set in MB as JSON."""
-    import numpy as np
-
-    import minicnn
-    from minicnn.data import normalize
-    if peer == "torch":
-        import torch
-        torch.set_num_threads(threads)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8)
-    labels = rng.integers(0, 10, 60000)
-    peers = Peers(net, peer == "numpy", torch if peer == "torch" else None)
-    start = time.perf_counter()
-    for step in range(steps):
-        idx = rng.integers(0, 60000, 64)
-        x, y = normalize(images[idx]), labels[idx]
-        peers.train_steps(x, y)[peer]()
-    seconds = time.perf_counter() - start
-    peak_kb = peak_rss_kb()
-    print(json.dumps({"peer": peer, "net": net, "peak_mb": peak_kb / 1024, "steps": steps,
-                      "seconds": seconds, "minicnn": minicnn.__version__}))
-
-
-def memory_rows(args, peers_available):
-    rows = []
-    for peer in peers_available:
-        cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
-               "--memory-steps", str(args.memory_steps), "--child-memory", peer, "lenet5"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"memory run of {peer} failed:\n{done.stderr}", file=sys.stderr)
-            continue
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"lenet5 training, {r['steps']} steps of 64, {r['peer']:8}: peak RSS "
-              f"{r['peak_mb']:7.1f} MB ({r['seconds']:.1f} s)", flush=True)
-    return rows
-
-
-# --- main ---------------------------------------------------------------------------
-
-def machine_info(np, torch):
-    import minicnn
-    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version(),
-            "machine": platform.machine(), "cpus": os.cpu_count(), "numpy": np.__version__,
-            "minicnn": minicnn.__version__, "openmp": minicnn._config.openmp_enabled(),
-            "torch": torch.__version__ if torch is not None else None,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
-            "openblas_thread_timeout": minicnn._config.config()["openblas_thread_timeout"],
-            "blas_core": minicnn._config.blas_core(), "malloc": minicnn._config.config()["malloc"]}
+def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f
-                               if line.startswith("model name"))
-    except (OSError, StopIteration):
-        info["cpu"] = platform.processor()
-    return info
+            lines = f.read().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+    simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "no AVX")
+    return f"{name} ({os.cpu_count()} logical CPUs, {simd})"
+
+
+def git_commit():
+    def git(*cmd):
+        return subprocess.run(["git", "-C", HERE, *cmd], capture_output=True, text=True)
+    head = git("rev-parse", "--short", "HEAD")
+    if head.returncode != 0:
+        return "not a git checkout"
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return head.stdout.strip() + (" with uncommitted changes" if dirty else "")
+
+
+def plural(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def threads_line(args, said, run):
+    if args.threads is not None:
+        how = (f"{args.threads} for every framework: compare.py put {args.threads} in "
+               f"{', '.join(THREAD_VARS)} of every child's environment")
+    else:
+        how = "each framework's own default (compare.py set no variable)"
+    used = [f"minicnn {said['minicnn']['info']['threads']}"]
+    if "torch" in said:
+        used.append(f"PyTorch {said['torch']['info']['threads']}")
+    pools = said.get("numpy", said["minicnn"])["info"]["pools"] or []
+    blas = [p for p in pools if p["internal_api"] in ("openblas", "mkl", "blis")]
+    if blas:
+        b = blas[0]
+        used.append(f"NumPy's {b['internal_api']} {b['version']} ({b['architecture']}) "
+                    f"{b['num_threads']}")
+    inherited = [f"{v}={value}" for v, value in run["environment"].items()]
+    env = ("; the calling environment sets " + ", ".join(inherited)) if inherited else \
+        "; the calling environment sets none of " + ", ".join(WATCHED_VARS)
+    return f"threads: {how}; in use: {', '.join(used)}{env}"
+
+
+def header(args, said, peak, run):
+    info = said["minicnn"]["info"]
+    versions = [f"Python {info['python']}", f"NumPy {info['numpy']}",
+                f"minicnn {info['minicnn']} (commit {run['commit']})"]
+    if "torch" in said:
+        versions.insert(2, f"PyTorch {said['torch']['info']['torch']}")
+    command = "python " + " ".join(shlex.quote(a) for a in run["argv"])
+    if "gflops" in peak:
+        peak_line = (f"FMA peak {peak['gflops']:.0f} GFLOP/s float32 on "
+                     f"{plural(peak['threads'], 'thread')} ({peak['lanes']}-lane vectors, "
+                     "per thread CPU-second; "
+                     f"{peak['gflops_wall']:.0f} by the wall clock), `{peak['compiler']}`")
+    else:
+        peak_line = peak["error"]
+    return "\n".join([
+        f"**{run['started']}**, `{command}`", "",
+        f"- CPU: {run['cpu']}", f"- {threads_line(args, said, run)}",
+        f"- {', '.join(versions)}", f"- {peak_line}",
+        f"- load average of the machine (1 min) {run['load'][0]:.1f} at the start, "
+        f"{run['load'][1]:.1f} at the end",
+        f"- {plural(args.rounds, 'round')} of one fresh process per framework and row, "
+        f"{args.budget:g} s of steps each after {args.warmup} warm-up steps, "
+        "8 distinct random batches in turn"])
+
+
+def print_report(args, said, peak, rows, extras, run):
+    fws = args.frameworks
+    out = [header(args, said, peak, run), "",
+           "Step times in ms over all steps of all rounds: median (min-max), max/median, "
+           "95th percentile/median. "
+           "x peer = peer median / minicnn median (above 1: minicnn is faster; below 1 in bold).",
+           "", report.main_table(rows, fws), "",
+           "Median of each round (noise check" + ("; the host's load average as each round "
+           "began: " + " / ".join(f"{v:.1f}" for v in run["round_loads"]) if run["round_loads"]
+                                                   else "") + "):", "",
+           report.rounds_table(rows, fws), "",
+           f"GFLOP/s: 2 FLOPs per multiply-accumulate of the forward pass (minicnn's per-layer "
+           f"counts, as model.summary gives them), a training step {report.TRAIN_FACTOR}x the "
+           "forward; pooling, activations, loss and optimizer not counted. Winograd and other "
+           "fast algorithms do fewer multiplications, so a rate can exceed the FMA peak.", "",
+           report.gflops_table(rows, fws, peak.get("gflops"))]
+    if "ops" in extras:
+        out += ["", "### Extra: per operation, batch 64, each framework in its own process",
+                "", "A layer's backward includes its input gradient; all rounds' steps pooled.",
+                "", report.ops_table(extras["ops"], fws)]
+    if "memory" in extras:
+        out += ["", f"### Extra: peak memory, LeNet-5, {args.memory_steps} training steps of 64 "
+                "from an MNIST-sized uint8 set, one fresh process per framework", "",
+                report.memory_table(extras["memory"])]
+    if "same_process" in extras:
+        out += ["", "### Extra: all frameworks in one process, steps interleaved (the old way)",
+                "", "Imported NumPy, minicnn, PyTorch in that order: the PyTorch and NumPy "
+                "columns run under whatever importing minicnn changed.", "",
+                report.same_process_table(extras["same_process"], fws)]
+    print("\n".join(out), flush=True)
+
+
+def reprint(path):
+    """Print the report of a run saved with --json again, from its step times (nothing runs)."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        run = saved["run"]
+    except (OSError, ValueError, KeyError) as e:      # a user's mistake: one line, exit 2
+        print(f"compare.py: error: --report-from {path}: not a compare.py --json file ({e})",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    args = parse_args(run["argv"][1:])
+    args.frameworks = [fw for fw in ORDER if fw in saved["rows"][0]["times_ms"]]
+    rows = [report.summarise_row(row, saved["peak"].get("gflops")) for row in saved["rows"]]
+    extras = {k: saved[k] for k in ("ops", "memory", "same_process") if k in saved}
+    print_report(args, saved["frameworks"], saved["peak"], rows, extras, run)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    set_thread_env(args.threads)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    torch = None
-    if args.torch_first and not args.no_torch:
-        import torch      # its OpenMP runtime loads with its own defaults (threads that spin)
-    # minicnn before NumPy and torch: it sets OMP_WAIT_POLICY, GOMP_SPINCOUNT and OPENBLAS_THREAD_TIMEOUT,
-    # which the OpenMP runtime and OpenBLAS read when they load (see minicnn/_config.py)
-    import minicnn
-    import numpy as np
-
-    if args.child_memory:
-        peer, net = args.child_memory
-        return child_memory(peer, net, args.memory_steps, args.threads)
-    minicnn.set_num_threads(args.threads)
-    if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            print("PyTorch is not installed: its columns are skipped (pip install torch)")
-    info = machine_info(np, torch)
-    print(" ".join(f"{k}={v}" for k, v in info.items()) + f" threads={args.threads}")
-    print("times in ms: median (min-max); 'x peer' = peer median / minicnn median "
-          "(above 1: minicnn faster)\n")
-    print_network_header()
-    result = {"machine": info, "threads": args.threads, "networks": network_rows(args, torch)}
-    if not args.no_ops:
-        print(f"\nper operation, batch 64 {'':46}{'minicnn':>24}  {'numpy':>24}  {'torch':>24}")
-        result["ops"] = op_rows(args, torch)
-    if not args.no_memory:
-        print()
-        available = (["minicnn"] + (["numpy"] if not args.no_numpy else [])
-                     + (["torch"] if torch is not None else []))
-        result["memory"] = memory_rows(args, available)
+    if args.report_from:
+        return reprint(args.report_from)
+    if "torch" in args.frameworks and importlib.util.find_spec("torch") is None:
+        progress("PyTorch is not installed: its columns are skipped (pip install torch)")
+        args.frameworks.remove("torch")
+    env = child_env(args.threads)
+    run = {"argv": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(),
+           "commit": git_commit(), "load": [os.getloadavg()[0]], "round_loads": [],
+           "environment": {v: os.environ[v] for v in WATCHED_VARS if v in os.environ}}
+    with tempfile.TemporaryDirectory(prefix="minicnn-compare-") as tmp:
+        base = {"dir": tmp, "warmup": args.warmup, "budget": args.budget,
+                "min_repeats": args.min_repeats, "max_repeats": args.max_repeats}
+        macs = run_child(dict(base, task="prepare", nets=args.nets), env)
+        said = check_agreement(args, base, env)
+        peak = compare_peak.measure(env)
+        progress(f"FMA peak: {peak}")
+        rows = timed_rows(args, base, env, macs, peak, run["round_loads"])
+        extras = {}
+        if not args.no_ops:
+            extras["ops"] = op_rows(args, base, env)
+        if not args.no_memory:
+            extras["memory"] = memory_rows(args, base, env)
+        if args.same_process:
+            extras["same_process"] = same_process_rows(args, base, env)
+    run["load"].append(os.getloadavg()[0])
+    print_report(args, said, peak, rows, extras, run)
     if args.json:
+        result = {"run": run, "threads": args.threads, "frameworks": said, "peak": peak,
+                  "macs": macs, "rows": rows, **extras}
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
-        print(f"\nwrote {args.json}")
-    return result
+        progress(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ def main(argv=None):
     p.add_argument("--tolerance-mb", type=float, default=4.0)
     args = p.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
-    import minicnn        # before NumPy: see minicnn/_config.py
-    import numpy as np
+    import numpy as np    # first, as a user's script does
+    import minicnn
     from minicnn.architectures import build
     from minicnn.data import normalize
 

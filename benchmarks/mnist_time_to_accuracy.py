@@ -1,6 +1,6 @@
 """Wall time to 99.0% MNIST test accuracy: LeNet-5 in minicnn and in PyTorch, same recipe.
 
-    python benchmarks/mnist_time_to_accuracy.py [--threads 2] [--target 0.99] [--epochs 10]
+    python benchmarks/mnist_time_to_accuracy.py [--threads N] [--target 0.99] [--epochs 10]
 
 The recipe is the one of ``minicnn train`` (minicnn.recipes): LeNet-5, batch 64, SGD with
 lr 0.02, momentum 0.9 and weight decay 5e-4, cosine decay over 10 epochs, images
@@ -28,7 +28,8 @@ def peak_rss_kb():
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None,
+                   help="the same thread count for both (default: each framework's own)")
     p.add_argument("--target", type=float, default=0.99)
     p.add_argument("--epochs", type=int, default=10, help="the recipe's epochs (cosine period)")
     p.add_argument("--full", action="store_true", help="train every epoch, not only until the target")
@@ -41,14 +42,17 @@ def parse_args(argv=None):
 
 def run(peer, args):
     """Train in this process and print one JSON line per epoch."""
+    import numpy as np    # first, as a user's script does
     if peer == "torch":
-        import torch      # first, so the OpenMP runtime keeps PyTorch's own defaults
-    import minicnn        # before NumPy: see minicnn/_config.py
-    import numpy as np
+        import torch
+    # the PyTorch process imports minicnn too, for the data, the batches and the starting
+    # weights only: importing minicnn changes nothing outside it (benchmarks/import_order.py)
+    import minicnn
 
     from minicnn.architectures import lenet5
     from minicnn.data import load_mnist, normalize
-    minicnn.set_num_threads(args.threads)
+    if args.threads:
+        minicnn.set_num_threads(args.threads)
     (x, y), (xt, yt) = load_mnist(args.data_dir, download=False)
     model = lenet5(rng=np.random.default_rng(0))
     lr, epochs = 0.02, args.epochs
@@ -69,7 +73,8 @@ def run(peer, args):
     else:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import torch_peer
-        torch.set_num_threads(args.threads)
+        if args.threads:
+            torch.set_num_threads(args.threads)
         net = torch_peer.twin(model)
         del model
         opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
@@ -110,8 +115,10 @@ def run(peer, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    for var in ("MINICNN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    if args.threads:
+        for var in ("MINICNN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
     if args.child:
         return run(args.child, args)
     results = {}
@@ -125,8 +132,9 @@ def main(argv=None):
                 print("PyTorch is not installed: skipped (pip install torch)")
                 continue
         cmd = [sys.executable, os.path.abspath(__file__), "--child", peer,
-               "--threads", str(args.threads), "--target", str(args.target),
-               "--epochs", str(args.epochs)] + (["--full"] if args.full else []) + \
+               "--target", str(args.target), "--epochs", str(args.epochs)] + \
+              (["--threads", str(args.threads)] if args.threads else []) + \
+              (["--full"] if args.full else []) + \
               (["--data-dir", args.data_dir] if args.data_dir else [])
         epochs = []
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:

@@ -5,8 +5,9 @@ This is the benchmark's "plain NumPy" peer, not part of minicnn: im2col through
 kernel offsets, padding with ``np.pad`` and its adjoint with ``np.add.at``, max
 pooling with an argmax over the window axis. It is vectorised (no Python loop over
 samples or pixels), so the comparison with minicnn measures the kernels, not a
-strawman. ``from_minicnn`` copies the weights of a minicnn Sequential, so all peers
-compute the same function.
+strawman. ``from_spec`` builds it from ``net_spec.describe``'s plain description and
+weights (no minicnn import), ``from_minicnn`` from a minicnn Sequential: all peers compute
+the same function.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -224,42 +225,46 @@ class Network:
         return loss
 
 
-def from_minicnn(model, input_hw=(28, 28)):
+def from_minicnn(model, input_shape=(1, 28, 28)):
     """A Network computing the same function as a minicnn Sequential (same weights)."""
-    from minicnn import geometry
+    import net_spec
 
+    spec, weights = net_spec.describe(model, input_shape)
+    return from_spec(spec, weights)
+
+
+def from_spec(spec, weights):
+    """A Network from ``net_spec.describe``'s (spec, weights): no minicnn needed."""
     layers = []
-    hw = input_hw
-    for layer in model:
-        name = type(layer).__name__
-        if name == "Conv2D":
-            if layer.dilation != (1, 1) or layer.flip_kernel:
-                raise ValueError("the NumPy reference has no dilation or flip_kernel")
-            pads = geometry.resolve_padding(layer.padding, hw, layer.kernel_size, layer.stride)
-            bias = layer.params.get("bias", np.zeros(layer.out_channels, layer.dtype))
-            conv = Conv(layer.params["weight"], bias, layer.stride, pads, layer.padding_mode,
-                        layer.groups)
+    for i, d in enumerate(spec):
+        kind = d["kind"]
+        if kind == "conv":
+            if d["dilation"] != [1, 1] or d["flip_kernel"]:
+                raise ValueError(f"layer {i}: the NumPy reference has no dilation or flip_kernel")
+            w = weights[f"{i}.weight"]
+            bias = weights.get(f"{i}.bias", np.zeros(d["out_channels"], w.dtype))
+            conv = Conv(w, bias, tuple(d["stride"]), tuple(map(tuple, d["padding"])),
+                        d["padding_mode"], d["groups"])
             # Conv2D(activation='relu'): the ReLU goes with it, one peer per minicnn layer
-            layers.append(ConvReLU(conv) if layer.activation == "relu" else conv)
-            hw = tuple(geometry.conv_output_size(n, k, s, *p)
-                       for n, k, s, p in zip(hw, layer.kernel_size, layer.stride, pads))
-        elif name in ("MaxPool2D", "AvgPool2D"):
-            if layer.ceil_mode:
-                raise ValueError("the NumPy reference has no ceil_mode")
-            if name == "MaxPool2D":
-                layers.append(MaxPool(layer.kernel_size, layer.stride, layer.padding))
-            elif layer.padding != ((0, 0), (0, 0)):
-                raise ValueError("the NumPy reference's AvgPool has no padding")
+            layers.append(ConvReLU(conv) if d["relu"] else conv)
+        elif kind in ("maxpool", "avgpool"):
+            if d["ceil_mode"]:
+                raise ValueError(f"layer {i}: the NumPy reference has no ceil_mode")
+            k, s = tuple(d["kernel_size"]), tuple(d["stride"])
+            pads = tuple(map(tuple, d["padding"]))
+            if kind == "maxpool":
+                layers.append(MaxPool(k, s, pads))
+            elif pads != ((0, 0), (0, 0)):
+                raise ValueError(f"layer {i}: the NumPy reference's AvgPool has no padding")
             else:
-                layers.append(AvgPool(layer.kernel_size, layer.stride))
-            hw = tuple(geometry.pool_output_size(n, k, s, *p)
-                       for n, k, s, p in zip(hw, layer.kernel_size, layer.stride, layer.padding))
-        elif name == "Dense":
-            layers.append(Dense(layer.params["weight"], layer.params["bias"]))
-        elif name == "ReLU":
+                layers.append(AvgPool(k, s))
+        elif kind == "dense":
+            w = weights[f"{i}.weight"]
+            layers.append(Dense(w, weights.get(f"{i}.bias", np.zeros(d["out_features"], w.dtype))))
+        elif kind == "relu":
             layers.append(ReLU())
-        elif name == "Flatten":
+        elif kind == "flatten":
             layers.append(Flatten())
         else:
-            raise ValueError(f"the NumPy reference has no {name}")
+            raise ValueError(f"layer {i}: the NumPy reference has no {kind!r} layer")
     return Network(layers)

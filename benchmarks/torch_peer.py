@@ -1,60 +1,78 @@
-"""PyTorch twins of minicnn networks, for the benchmarks (PyTorch is never a minicnn dependency)."""
+"""PyTorch twins of minicnn networks, for the benchmarks (PyTorch is never a minicnn dependency).
+
+``from_spec`` builds a twin from ``net_spec.describe``'s plain description and weights, so a
+process can build it without importing minicnn; ``twin`` does it from a minicnn Sequential.
+Module i of a twin is the twin of layer i.
+"""
 import numpy as np
 
+_PAD_MODES = {"zeros": "zeros", "reflect": "reflect", "replicate": "replicate",
+              "circular": "circular"}
 
-def twin(model, input_hw=(28, 28)):
-    """A torch.nn.Sequential computing the same function as a minicnn Sequential, same weights.
 
-    Module i of the twin is the twin of layer i of ``model``.
-    """
+def twin(model, input_shape=(1, 28, 28)):
+    """A torch.nn.Sequential computing the same function as a minicnn Sequential, same weights."""
+    import net_spec
+
+    return from_spec(*net_spec.describe(model, input_shape))
+
+
+def _conv(i, d):
+    from torch import nn
+
+    if d["flip_kernel"]:
+        raise ValueError(f"layer {i}: the PyTorch twin has no flip_kernel")
+    (t, b), (l, r) = d["padding"]
+    symmetric = t == b and l == r
+    conv = nn.Conv2d(d["in_channels"], d["out_channels"], tuple(d["kernel_size"]),
+                     stride=tuple(d["stride"]), padding=(t, l) if symmetric else 0,
+                     dilation=tuple(d["dilation"]), groups=d["groups"], bias=d["bias"],
+                     padding_mode=_PAD_MODES[d["padding_mode"]])
+    if not symmetric:   # explicit padding first; one module per minicnn layer still
+        if d["padding_mode"] not in ("zeros", "reflect"):
+            raise ValueError(f"layer {i}: the PyTorch twin pads asymmetrically only with "
+                             f"zeros or reflect, not {d['padding_mode']!r}")
+        pad = (nn.ZeroPad2d((l, r, t, b)) if d["padding_mode"] == "zeros"
+               else nn.ReflectionPad2d((l, r, t, b)))
+        conv = nn.Sequential(pad, conv)
+    return nn.Sequential(conv, nn.ReLU()) if d["relu"] else conv
+
+
+def _pool(i, d):
+    from torch import nn
+
+    (t, b), (l, r) = d["padding"]
+    if t != b or l != r:
+        raise ValueError(f"layer {i}: the PyTorch twin needs symmetric pool padding, got "
+                         f"{d['padding']}")
+    cls = nn.MaxPool2d if d["kind"] == "maxpool" else nn.AvgPool2d
+    return cls(tuple(d["kernel_size"]), tuple(d["stride"]), (t, l), ceil_mode=d["ceil_mode"])
+
+
+def from_spec(spec, weights):
+    """A torch.nn.Sequential from (spec, weights) of ``net_spec.describe``: no minicnn needed."""
     import torch
     from torch import nn
 
-    from minicnn import geometry
-
-    modes = {"zeros": "zeros", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
     out = []
-    hw = input_hw
-    for layer in model:
-        name = type(layer).__name__
-        if name == "Conv2D":
-            (t, b), (l, r) = geometry.resolve_padding(layer.padding, hw, layer.kernel_size,
-                                                      layer.stride, layer.dilation)
-            symmetric = t == b and l == r
-            conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                             stride=layer.stride, padding=(t, l) if symmetric else 0,
-                             dilation=layer.dilation, groups=layer.groups,
-                             bias="bias" in layer.params, padding_mode=modes[layer.padding_mode])
-            if not symmetric:   # explicit padding first; one module per minicnn layer still
-                pad = (nn.ZeroPad2d((l, r, t, b)) if layer.padding_mode == "zeros"
-                       else nn.ReflectionPad2d((l, r, t, b)))
-                conv = nn.Sequential(pad, conv)
-            if layer.activation == "relu":
-                conv = nn.Sequential(conv, nn.ReLU())
-            out.append(conv)
-            hw = tuple(geometry.conv_output_size(n, k, s, p, q, d) for n, k, s, (p, q), d in
-                       zip(hw, layer.kernel_size, layer.stride, ((t, b), (l, r)), layer.dilation))
-        elif name in ("MaxPool2D", "AvgPool2D"):
-            pads = layer.padding
-            if pads[0][0] != pads[0][1] or pads[1][0] != pads[1][1]:
-                raise ValueError("the PyTorch twin needs symmetric pool padding")
-            cls = nn.MaxPool2d if name == "MaxPool2D" else nn.AvgPool2d
-            out.append(cls(layer.kernel_size, layer.stride, (pads[0][0], pads[1][0]),
-                           ceil_mode=layer.ceil_mode))
-            hw = tuple(geometry.pool_output_size(n, k, s, *p, layer.ceil_mode)
-                       for n, k, s, p in zip(hw, layer.kernel_size, layer.stride, pads))
-        elif name == "Dense":
-            out.append(nn.Linear(layer.in_features, layer.out_features, bias="bias" in layer.params))
-        elif name == "ReLU":
+    for i, d in enumerate(spec):
+        kind = d["kind"]
+        if kind == "conv":
+            out.append(_conv(i, d))
+        elif kind in ("maxpool", "avgpool"):
+            out.append(_pool(i, d))
+        elif kind == "dense":
+            out.append(nn.Linear(d["in_features"], d["out_features"], bias=d["bias"]))
+        elif kind == "relu":
             out.append(nn.ReLU())
-        elif name == "Flatten":
+        elif kind == "flatten":
             out.append(nn.Flatten())
         else:
-            raise ValueError(f"no PyTorch twin for {name}")
-        if layer.params:
+            raise ValueError(f"layer {i}: no PyTorch twin for {kind!r}")
+        if f"{i}.weight" in weights:
             target = [m for m in out[-1].modules() if isinstance(m, (nn.Conv2d, nn.Linear))][-1]
             with torch.no_grad():
-                target.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.params["weight"])))
-                if "bias" in layer.params:
-                    target.bias.copy_(torch.from_numpy(layer.params["bias"]))
+                target.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights[f"{i}.weight"])))
+                if f"{i}.bias" in weights:
+                    target.bias.copy_(torch.from_numpy(np.ascontiguousarray(weights[f"{i}.bias"])))
     return nn.Sequential(*out)

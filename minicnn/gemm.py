@@ -10,7 +10,7 @@ the processor (and the OS) supports it.
 ``numpy``. An unknown value, or a kernel this CPU or build lacks, falls back to the best
 available one, with a warning.
 
-Why our own (benchmarks/gemm_shapes.py): a convolution's GEMMs are thin and strided, where
+Why our own (tools/gemm_shapes.py): a convolution's GEMMs are thin and strided, where
 OpenBLAS's large-matrix kernels lose: LeNet-5's first layer is 6 x 25 x 50,176, its weight
 gradient 6 x 50,176 x 25 (NumPy runs that one on one core).
 
@@ -50,7 +50,7 @@ def cpu_features():
 @functools.lru_cache(maxsize=None)
 def _load(name):
     """The compiled module for kernel ``name``, or None when it was not built (kept: every
-    convolution's backward asks, and __import__ took 5 us)."""
+    convolution's backward asks, and an __import__ each time is not free)."""
     try:
         return __import__(f"minicnn._kernels.gemm_{name}", fromlist=["gemm"])
     except ImportError:
@@ -118,7 +118,7 @@ def _buffer(name, shape):
     """A per-Python-thread float32 scratch array of ``shape``: a view of a flat buffer that
     only grows, so calls of different sizes share it (each Python thread keeps its
     largest one)."""
-    count = math.prod(shape)          # (np.prod made an array: 3 us of a 4 us call)
+    count = math.prod(shape)          # (np.prod would make an array, most of this call's cost)
     flat = getattr(_local, name, None)
     if flat is None or flat.size < count:
         flat = np.empty(count, np.float32)
@@ -195,10 +195,11 @@ def _product(kernel, a, b, out, threads):
 
 # --- a convolution's GEMMs image by image (gemm_conv.pxi) -----------------------------------
 
-#: image by image only when one image's product has at least this many multiply-adds:
-#: convnet's 32->64 layer (10.6 M) gained (forward 10.8 -> 9.6 ms, backward 23.1 -> 19.8,
-#: inference 19.8 -> 7.9 at batch 64); LeNet-5's 6->16 layer (0.24 M: a 16 x 150 x 100
-#: product per image) lost (backward 0.73 -> 0.94 ms), its 1->6 layer (0.12 M) tied
+#: image by image only when one image's product has at least this many multiply-adds: a
+#: small one (LeNet-5's 6->16 layer: 16 x 150 x 100) is too little work to run alone on a
+#: thread, where the batch GEMM shares one product between threads; a large one (convnet's
+#: 32->64: 10.6 M) gains from keeping each image's columns in cache (benchmarks/README.md,
+#: "Why the thresholds are what they are")
 IMAGE_MIN = 1 << 20
 #: and a batch of at least this many images, whatever the thread count: each image runs
 #: on one thread, and the choice must not follow the thread setting (the batch GEMMs may
@@ -292,15 +293,15 @@ DIRECT_TAPS_MAX = 512
 #: and when one image's layout for the weight gradient fits in this many floats (2 MB), the
 #: most it lays out at a time (a run of images, cut into chunks that fit)
 DIRECT_CHUNK = 1 << 19
-#: and when a row keeps at least this fraction of its wide columns (OW of Wp): a 1x9 kernel
-#: with dilation 3 on 28 x 28 keeps 4 of 28 and ran at half the batch path's speed
+#: and when a row keeps at least this fraction of its wide columns (OW of Wp): the dropped
+#: columns are computed too, so a row that keeps few (a 1x9 kernel with dilation 3 on 28 x 28
+#: keeps 4 of 28) is mostly wasted work
 DIRECT_KEEP_MIN = 0.5
 
 
 #: and (given the output's height) a wide row (OH - 1)*Wp + OW of at least this many
-#: register tiles: narrower images went through a tile-less loop 3-9x slower than the
-#: batch path (4 x 4 outputs at batch 64: 56 -> 256 channels 13.7 vs 4.0 ms forward, 16 ->
-#: 256 4.3 vs 0.5; 6 x 6, 16 -> 64: 0.42 vs 0.33)
+#: register tiles: a narrower image goes through a loop without the register tile, which
+#: the batch path beats
 DIRECT_WIDE_TILES = 1
 
 
@@ -350,7 +351,8 @@ def _direct_out_hw(owner, w_shape, xp, dilation, threads):
 def tap_offsets(c, kh, kw, hp, wp, dh, dw, multiple=1):
     """Each tap's offset c*Hp*Wp + ki*dh*Wp + kj*dw into an (C, Hp, Wp) image, taps in
     weight order (c, ki, kj), padded with zeros to a multiple of ``multiple``. Kept per
-    shape (a read-only array): making it cost 7.5 us, four times a LeNet-5 step."""
+    shape (a read-only array): making it again on every call is a cost a small network's
+    step feels."""
     offs = (np.arange(c)[:, None, None] * (hp * wp) + np.arange(kh)[None, :, None] * (dh * wp)
             + np.arange(kw)[None, None, :] * dw).ravel()
     padded = np.zeros(-(-offs.size // multiple) * multiple, dtype=np.intp)

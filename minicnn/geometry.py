@@ -50,7 +50,7 @@ def normalize_padding(padding, owner, allow_same=True):
     and (when ``allow_same``) ``'same'``. Returns the string ``'same'`` or the
     per-side form ``((top, bottom), (left, right))``.
     """
-    try:                                   # already normal: well under 1 us, not 5
+    try:                                   # returned before, so normal: skip the checks
         if (type(padding) is tuple and padding in _PER_SIDE
                 and all(type(v) is int for side in padding for v in side)):
             return padding

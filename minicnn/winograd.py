@@ -54,10 +54,9 @@ def _enabled(value, source="MINICNN_WINOGRAD"):
 #: whether minicnn's convolutions use it where it fits
 ENABLED = _enabled(os.environ.get("MINICNN_WINOGRAD"))
 #: only with at least this many input and output channels: the transforms cost per channel
-#: (and pad the channels to the register tile's NR), the products save per pair of channels.
-#: At batch 64, forward + backward against the direct kernels: 32 -> 64 on 24 x 24 17.2 vs
-#: 24.3 ms, 32 -> 32 on 14 x 14 3.6 vs 4.6, 24 -> 48 5.3 vs 5.4, 16 -> 32 on 28 x 28 10.8 vs
-#: 9.1, 16 -> 16 8.5 vs 5.2, 8 -> 16 7.3 vs 2.8 (two threads)
+#: (and pad the channels to the register tile's NR), the products save per pair of channels,
+#: so below this the direct kernels win (measured per shape: benchmarks/README.md, "Why the
+#: thresholds are what they are")
 MIN_CHANNELS = 32
 
 

@@ -1,8 +1,27 @@
-"""Convolution kernels: im2col / col2im for the GEMM path, direct loops for depthwise.
+"""Convolution kernels: im2col and col2im for the GEMM path, direct loops for depthwise, and
+the moves between the GEMM's layout and the images'.
 
-All inputs are already padded (minicnn.functional pads first, in any mode), so the
-loops only deal with stride and dilation. Index convention: output pixel (i, j)
-with kernel tap (ki, kj) reads padded input pixel (i*sh + ki*dh, j*sw + kj*dw).
+Computes:  the cross-correlation of the notes on an input already padded (minicnn.functional
+           pads first, in any mode), so the loops only deal with stride and dilation:
+               out[n, o, i, j] = b[o] + sum over c, ki, kj of
+                                 xp[n, c, i*sh + ki*dh, j*sw + kj*dw] * w[o, c, ki, kj]
+           - im2col copies every window into a column matrix, so the sum becomes one matrix
+             product W (O, C*KH*KW) @ cols (minicnn.gemm); col2im is its adjoint, adding each
+             column entry back to the pixel it came from (the input gradient's last step);
+           - depthwise (groups == C: output channel o reads input channel o // M, M = O / C)
+             has too little work per pixel for a GEMM, so it is summed in plain loops;
+           - gemm_to_images and images_to_gemm move (O, N, P) <-> (N, O, P), P = OH*OW, and
+             fold in the bias and the ReLU of Conv2D(activation='relu').
+Layout:    NCHW, C-contiguous; cols (C*KH*KW, N, OH*OW), row r = (c*KH + ki)*KW + kj.
+Threads:   prange over independent pieces, so no two threads write one element: im2col over
+           rows of cols; col2im, the depthwise forward and input gradient over (image,
+           channel) planes; the depthwise weight gradient over output channels.
+Sum order: fixed by the loops alone: a plane's adds go tap by tap, row by row; each depthwise
+           weight tap is four running sums (columns j mod 4) added as (a0 + a1) + (a2 + a3).
+           The same bits on any thread count.
+Must agree with minicnn.reference.conv.conv2d_forward and conv2d_backward (with the input
+already padded, padding 0; depthwise: groups == C), to rounding: the sums run in another
+order.
 """
 from cython cimport floating
 from cython.parallel cimport prange

@@ -1,30 +1,39 @@
 # Direct convolutions, stride 1: included by gemm_<isa>.pyx after gemm.pxi and gemm_conv.pxi
 # (it uses the register tile MR x NR, _pack_a, _add_partials and _bias_relu).
 #
-# The "wide" layout. A padded image plane is Hp x Wp; the output pixel (i, j) is wide
-# position q = i*Wp + j, and tap (c, ki, kj) reads input element q + off, with
-# off = c*Hp*Wp + ki*dh*Wp + kj*dw, for every q. So over q = 0 .. L-1, L = (OH-1)*Wp + OW,
-# each tap's inputs are one contiguous run of the image: the forward pass is a GEMM
-#     wide_out (O x L) = W (O x C*KH*KW) @ B,   B[t, q] = x_image[off[t] + q]
-# whose B rows are read straight from the image, no im2col. Columns j >= OW of the wide
-# output (the Wp - OW at the end of each row) are computed and dropped: (Wp - OW)/Wp waste
-# (7-14% for the MNIST networks' padded or 28-wide layers, 29% for LeNet-5's 14-wide second;
-# minicnn.gemm refuses rows that keep less than half), against a column matrix of C*KH*KW
-# times the image written and read back (LeNet-5's first layer: 5 MB for a 256 KB batch).
-#
-# The weight gradient is the same sum read the other way:
-#     dw[o, t] = sum over images and q of dout_wide[o, q] * x_image[off[t] + q]
-# with dout_wide zero in the dropped columns: DO x DT dot products at once, vectors of VL
-# positions, summed over a chunk of images (laid out side by side with copies of their
-# inputs) before one reduction per (o, t).
-#
-# And the input gradient from the same laid-out dout_wide: tap t's column of the GEMM's
-# dcols is (W^T @ dout_wide)[t, q], and col2im adds it to image element off[t] + q, for
-# every q: in the wide layout each tap's adds are one contiguous run, so an MR x NR tile of
-# W^T @ dout_wide (the forward's micro kernel, its B rows the laid-out gradient) is added
-# from registers straight into the image, row by row. It computes the dropped columns too
-# (their zeros add nothing), where the batch path's GEMM of (C*KH*KW) x (O) x (N*OH*OW)
-# wrote a column matrix (3.8 MB for LeNet-5's second layer) for col2im to read back.
+# Computes:  the convolution of the notes with stride 1 (any dilation, groups 1) on a padded
+#            input, forward (+ bias, + ReLU), and backward the weight, bias and input
+#            gradients in one pass over each image; no im2col, no column matrix either way.
+# Layout:    NCHW, and the "wide" view of an image. In a padded plane Hp x Wp, output pixel
+#            (i, j) is the wide position q = i*Wp + j, and tap t = (c, ki, kj) reads input
+#            element q + off[t], off[t] = c*Hp*Wp + ki*dh*Wp + kj*dw, for every q. So over
+#            q = 0 .. L-1, L = (OH-1)*Wp + OW, each tap's inputs are one contiguous run of
+#            the image, and the forward pass is a GEMM
+#                wide_out (O x L) = W (O x C*KH*KW) @ B,   B[t, q] = x_image[off[t] + q]
+#            whose B rows are read straight from the image. The columns j >= OW of each wide
+#            row (the Wp - OW that run over the padding) are computed and dropped: a waste of
+#            (Wp - OW)/Wp (29% for LeNet-5's second layer, 10 of 14 columns kept), against a
+#            column matrix of C*KH*KW times the image written and read back; rows that keep
+#            less than half go to another path (DIRECT_KEEP_MIN).
+#            The weight gradient is the same sum read the other way,
+#                dw[o, t] = sum over images and q of dout_wide[o, q] * x_image[off[t] + q]
+#            with dout_wide zero in the dropped columns: DO x DT dot products at once, in
+#            vectors of VL positions, over a chunk of images laid out side by side.
+#            The input gradient is col2im of dcols = W^T @ dout_wide: tap t's row of dcols is
+#            added to the image at off[t] + q for every q, again one contiguous run, so each
+#            MR x NR tile of W^T @ dout_wide (the forward's micro kernel, its B rows the
+#            laid-out gradient) is added from registers straight into the image. The dropped
+#            columns' zeros add nothing.
+# Threads:   forward, prange over (image, panel of MR output channels) tasks; backward, over
+#            runs of images (their number fixed by the caller from the batch size), each run
+#            with its own partial dw and bias sums; a run's input gradients image by image.
+# Sum order: an output is one sum over the taps in order (_fwd_tile); a weight-gradient tap
+#            sums its VL lanes over a chunk's images and positions, then the lanes in a fixed
+#            tree (_lanes), chunks added in order; a channel's bias sum adds each image's row
+#            sums in double; the partials of runs are added in run order. Runs and chunks
+#            follow the shape, never the thread count: the same bits on any.
+# Must agree with minicnn.reference.conv.conv2d_forward and conv2d_backward (stride 1, groups 1,
+#            input already padded; activation None or 'relu'), to float32 rounding.
 
 from libc.string cimport memcpy
 
@@ -85,8 +94,8 @@ cdef void _fwd_narrow(Py_ssize_t K, const float* ap, const float* x, const Py_ss
                       float* c, Py_ssize_t ldc, Py_ssize_t nq) noexcept nogil:
     """_fwd_tile for nq < NR positions (an image narrower than one tile), the same sums in
     the same order (the same bits), tap by tap into MR x nq running sums: a dot product per
-    output instead (one dependent add per tap) ran 20-25x slower on 4 x 4 outputs with
-    hundreds of taps (56 -> 256 channels at batch 64: 91 ms against the image path's 4)."""
+    output instead waits on one dependent add per tap, and ran far slower on 4 x 4 outputs
+    with hundreds of taps."""
     cdef float acc[MR][NR]
     cdef Py_ssize_t i, j, k
     cdef const float* xr = x + offs[0]
@@ -164,7 +173,7 @@ cdef inline void _dw_tile(const float* d, Py_ssize_t ldd, Py_ssize_t dimg,
 
     The five taps are written out: GCC unrolls only the innermost constant loop completely,
     and an accumulator indexed by a loop it keeps lives in memory (a load, FMA and store per
-    step, 4x slower: seen in perf annotate).
+    step: seen in perf annotate).
     """
     cdef float a0[DO][VL]
     cdef float a1[DO][VL]
@@ -233,8 +242,8 @@ cdef inline float _lanes(float* a) noexcept nogil:
     """The sum of a[:VL] (VL = 8 or 16) by halving, a[l] += a[l + h] for h = VL/2, VL/4, .. 1:
     vector adds in a fixed order, where a running sum would be VL dependent additions.
     Overwrites a. Each step is written out with a constant trip count: as a loop over h,
-    GCC made it scalar adds through memory, 6% of convnet's weight gradient and a third of
-    the tile time of LeNet-5's second layer, whose tiles are short."""
+    GCC made it scalar adds through memory, which the short tiles of small layers feel
+    most."""
     cdef Py_ssize_t l
     if VL >= 16:
         for l in range(8):
@@ -303,7 +312,7 @@ cdef void _dw_chunk(const float[:, :, ::1] dout, const float[:, :, ::1] gate, bi
                         row[r * Wp + j] = d if g[j] > 0 else 0
                 else:
                     memcpy(row + r * Wp, src, ow * sizeof(float))
-            # a running sum here was one dependent add per pixel (3x slower than the rest)
+            # VL running sums: a single running sum here waits on one dependent add per pixel
             db[o] = db[o] + _row_sum(row, lr)
         memcpy(xc + m * xs, &x[n0 + m, 0, 0, 0], C * Hp * Wp * sizeof(float))
         memset(xc + m * xs + C * Hp * Wp, 0, (xs - C * Hp * Wp) * sizeof(float))
@@ -324,8 +333,7 @@ cdef inline void _dx_tile(Py_ssize_t K, const float* ap, const float* x, const P
                           float* dx, const Py_ssize_t* dst_offs) noexcept nogil:
     """dx[dst_offs[i] + j] += (ap panel^T @ B)[i, j] for a whole MR x NR tile, B[t, j] =
     x[offs[t] + j]: _fwd_tile adding its registers straight into the rows of dx. (Calling
-    _fwd_tile into a stack tile and adding that was slower: convnet's 32->64 input gradient
-    16.4 -> 16.8 ms, LeNet-5's 6->16 0.78 -> 0.87 ms, one thread.)"""
+    _fwd_tile into a stack tile and adding that was slower.)"""
     cdef float acc[MR][NR]
     cdef Py_ssize_t i, j, k
     cdef const float* xr = x + offs[0]

@@ -1,13 +1,30 @@
-# The float32 GEMM C = A @ B shared by gemm_avx512.pyx and gemm_avx2.pyx, which define the
-# register tile MR x NR and the blocking sizes as compile-time constants, then include this
-# file; setup.py compiles each with its instruction set's flags. Layout, as in BLIS and
-# OpenBLAS: A is packed in MR-row panels, B in NR-column panels, both k-major, and a micro
-# kernel adds one panel product (kb x MR times kb x NR) into an MR x NR tile of C.
+# The float32 matrix product C = A @ B, shared by gemm_avx512.pyx and gemm_avx2.pyx: each
+# defines the register tile MR x NR and the blocking sizes as compile-time constants, then
+# includes this file, and setup.py compiles each with its instruction set's flags.
+#
+# Computes:  c[i, j] = sum over k of a[i, k] * b[k, j], a (M, K) and b (K, N) with any strides.
+# Layout:    as in BLIS and OpenBLAS. A is copied ("packed") in panels of MR rows, B in panels
+#            of NR columns, both k-major, so the innermost loop reads both in order; a micro
+#            kernel multiplies one A panel by one B panel (kb x MR times kb x NR) into an
+#            MR x NR tile of C held in registers. K is taken in blocks whose B panels stay in
+#            L1, A and B blocks in L2.
+# Threads:   the N columns are cut into NR-wide strips, and each thread takes a contiguous run
+#            of strips: every element of C is summed by one thread. When N is narrow (a weight
+#            gradient's taps: few strips to share), K is cut into slices instead, each
+#            slice's product in its own buffer.
+# Sum order: each c[i, j] sums a K block's products in k order in a register, and adds
+#            the blocks' sums into C in block order; slices, when there are any, are cut
+#            from the shape alone and added afterwards in slice order (_add_partials). The
+#            blocks and slices never depend on the thread count: any gives the same bits.
+# Must agree with a @ b taken in float64, to float32 rounding (tests/test_gemm.py); through it
+#            the convolutions and large dense layers agree with minicnn.reference.conv
+#            (conv2d_forward, conv2d_backward) and minicnn.reference.fully_connected (dense,
+#            dense_backward).
 #
 # Why our own: OpenBLAS is tuned for large square products; a convolution's GEMMs are thin
 # (6 x 25 x 50176 in LeNet-5's first layer; 64 x 36864 x 288 for a weight gradient) and
 # strided (cols^T, W^T), where packing straight from the strides, no copy, and splitting
-# over K when N is narrow win (benchmarks/gemm_shapes.py has the figures).
+# over K when N is narrow win (tools/gemm_shapes.py measures it).
 from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 

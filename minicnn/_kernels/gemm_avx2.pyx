@@ -1,9 +1,24 @@
-"""Float32 GEMM for CPUs with AVX2 and FMA: a 4 x 24 register tile (12 ymm accumulators).
+"""Float32 kernels for CPUs with AVX2 and FMA: a 4 x 24 register tile (12 ymm accumulators).
+
+This module is the constants below and four included files, compiled with -mavx2 -mfma
+(setup.py); minicnn.gemm imports it only on a CPU that has them. Each file opens with what
+it computes, its layout, how it splits the work over threads and in what order it sums:
+
+    gemm.pxi         the matrix product C = A @ B (minicnn.gemm.matmul)
+    gemm_conv.pxi    a convolution's products image by image: im2col, GEMM, bias, ReLU
+                     forward; GEMM, col2im backward
+    direct_conv.pxi  stride-1 convolutions with the GEMM's micro kernel reading the padded
+                     images in place (no im2col): forward, weight and input gradients
+    winograd.pxi     3x3 stride-1 convolutions by Winograd's F(2x2, 3x3)
+
+The constants size the register tile (MR x NR), the product's cache blocks, and the direct
+and Winograd kernels' tiles for this instruction set's vector length VL.
+
+Must agree with: a float64 matrix product (gemm.pxi), and for the three convolution files
+minicnn.reference.conv.conv2d_forward and conv2d_backward, to float32 rounding.
 
 GCC 12 keeps 4 x 24 in registers (12 accumulators, 3 B vectors, a broadcast: all 16 ymm);
 at 6 x 16 and 8 x 16 it spilled or fell back to 128-bit FMAs (checked in the assembly).
-
-Built with -mavx2 -mfma (setup.py); minicnn.gemm imports it only on a CPU that has them.
 """
 cdef enum:
     MR = 4              # rows of C per micro kernel

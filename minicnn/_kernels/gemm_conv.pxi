@@ -1,19 +1,28 @@
-# A convolution's GEMMs one image at a time, each image on one thread, fused with the passes
-# around them: included by gemm_<isa>.pyx after gemm.pxi (it calls _gemm_part).
+# A convolution's matrix products one image at a time, each image on one thread, fused with
+# the passes around them: included by gemm_<isa>.pyx after gemm.pxi (it calls _gemm_part).
 #
-# The whole-batch path (functional.conv2d_forward / backward) writes the column matrix
-# (C*KH*KW, N, P) to memory and the GEMM reads it back, then moves the (O, N, P) product to
-# (N, O, P); backward reads the columns again and writes dcols for col2im to read back.
-# Per image, the product of W (O, C*KH*KW) and image n's columns (C*KH*KW, P) *is* out[n]
-# (O, P) in NCHW, and image n's dcols (C*KH*KW, P) fit in L2, so col2im reads them from
-# cache. Same arithmetic per image for any thread count: the bits do not depend on it.
-#
-# The weight gradient makes each image's columns again from the padded input rather than
-# keeping the (C*KH*KW, N, P) column matrix from the forward pass (42 MB for convnet's
-# 32->64 layer at batch 64): an im2col of one image costs less than streaming its share of
-# that matrix from memory twice.
-#
-# Shapes: x (N, C, Hp, Wp) padded input; P = OH * OW; taps r = (c*KH + ki)*KW + kj.
+# Computes:  the im2col + GEMM convolution of the notes, per image n (P = OH*OW pixels):
+#                forward  out[n] (O, P) = W (O, C*KH*KW) @ cols_n (C*KH*KW, P) + b, then ReLU
+#                input    dx[n] = col2im(W^T @ dout[n])
+#                weight   dW = sum over n of dout[n] (O, P) @ cols_n^T (P, C*KH*KW)
+#            where cols_n is image n's column matrix: row r = (c*KH + ki)*KW + kj holds, for
+#            every output pixel, the input pixel that tap (c, ki, kj) multiplies.
+# Layout:    x (N, C, Hp, Wp) already padded, NCHW. The whole-batch path (minicnn.functional)
+#            writes the column matrix (C*KH*KW, N, P) to memory, the GEMM reads it back, and
+#            the (O, N, P) product is then moved to (N, O, P). Per image, W @ cols_n *is*
+#            out[n] in NCHW, and cols_n fits in L2, so GEMM and col2im read it from cache.
+#            The weight gradient makes each image's columns again from the padded input
+#            rather than keeping the whole column matrix from the forward pass (42 MB for
+#            convnet's 32->64 layer at batch 64): an im2col of one image costs less than
+#            streaming its share of that matrix from memory twice.
+# Threads:   prange over images for the forward pass and the input gradient; for the weight
+#            gradient, over runs of images (their number fixed by the caller from the batch
+#            size), each run summed into its own partial dW.
+# Sum order: each image's product sums in the GEMM's fixed order (gemm.pxi); a run adds its
+#            images in order, and the partials are added in run order (_add_partials). The
+#            cut into runs follows the shape, never the thread count: the same bits on any.
+# Must agree with minicnn.reference.conv.conv2d_forward (activation None or 'relu') and
+#            conv2d_backward, groups 1, input already padded, to float32 rounding.
 
 cdef void _im2col_image(const float[:, :, :, ::1] x, Py_ssize_t n, float* dst, Py_ssize_t rs,
                         int kh, int kw, int sh, int sw, int dh, int dw,

@@ -1,5 +1,12 @@
 # cython: language_level=3
-"""Report how the kernels were compiled: with OpenMP or serial."""
+"""How the kernels were compiled: with OpenMP or serial, with bounds checks or without.
+
+Computes:  nothing of a network's: three questions for ``minicnn info`` and the tests
+           (was OpenMP on, how many processors does it see, is this a checked build).
+Layout, threads, sum order: none; a serial build (no OpenMP) runs every prange loop of the
+           other kernels on one thread, with the same results.
+Must agree with no reference op (minicnn.reference has nothing to compare a build with).
+"""
 
 cdef extern from *:
     """

@@ -1,9 +1,21 @@
-"""The SGD update as one pass over each parameter.
+"""The SGD update (momentum, dampening, Nesterov, weight decay) as one pass over a parameter.
 
-NumPy's version makes five passes over memory (the weight decay, the two momentum
-updates, the scaled step, the subtraction), each with a temporary; on convnet's 1.2M
-weights that was ~1.2 ms of a 36 ms step. Each line below is one of those NumPy
-expressions, in the same order and the same precision, so the weights come out the same.
+Computes:  for each weight w[i] and its gradient g[i], PyTorch's rule:
+               d = g + wd*w
+               buf = d (the first step) or momentum*buf + (1 - dampening)*d
+               d = d + momentum*buf (Nesterov) or buf
+               w = w - lr*d
+           (with momentum 0, no buffer: d = g + wd*w).
+Layout:    w, g and buf flat (C-contiguous), element by element.
+Threads:   prange over the elements in equal contiguous blocks (schedule static).
+Sum order: each element's update reads only that element, in the fixed order above, so any
+           thread count gives the same bits.
+Why:       NumPy's version makes five passes over memory (the weight decay, the two momentum
+           updates, the scaled step, the subtraction), each with a temporary; here each
+           element is read and written once.
+Must agree with the NumPy lines of minicnn.optim.SGD._update, bit for bit: each line below
+is one of those NumPy expressions, in the same order and precision. (minicnn.reference has
+no optimizer: an update is not an operation of the network.)
 """
 from cython cimport floating
 from cython.parallel cimport prange

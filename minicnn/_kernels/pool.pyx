@@ -1,19 +1,30 @@
-"""Pooling kernels: max (with argmax) and average, forward and backward.
+"""Max and average pooling, forward and backward.
 
-Padding is virtual: no padded copy is made. Output pixel (i, j) pools the window
-whose first row is i*sh - pad_top and first column j*sw - pad_left, clipped to the
-input. The caller guarantees every clipped window holds at least one input pixel
-(PyTorch's rule pad <= kernel // 2 does). Arrays are planes: (P, H, W) with
-P = N*C, and each plane is pooled on its own, so threads split planes and never
-share an output element.
+Computes:  output pixel (i, j) of a plane pools the window whose first row is
+           i*sh - pad_top and first column j*sw - pad_left, KH x KW, clipped to the input.
+           Max: the largest pixel (the first of equal ones; the first NaN wins) and its flat
+           index h*W + w, where the backward sends the whole output gradient. Average: the
+           window's sum over its divisor (count_include_pad: the cells inside the padded
+           input; else the input pixels), and the backward spreads dout / divisor over them.
+           MaxPool2D(2) has its own pair (max_pool_2x2_*): a code 0-3 per window instead of
+           a flat index.
+Layout:    planes (P, H, W), P = N*C. Padding is virtual: no padded copy is made. The caller
+           guarantees every clipped window holds at least one input pixel (PyTorch's rule
+           pad <= kernel // 2 does).
+Threads:   prange over planes: each plane is pooled on its own, so threads never share an
+           output element (nor, backward, an input pixel).
+Sum order: an average is summed in double, row by row, left to right; a backward adds a
+           pixel's gradients in the order of the windows, row by row, on one thread: the same
+           bits on any thread count.
+Must agree with minicnn.reference.pool.max_pool2d and max_pool2d_backward (the same values and
+argmax), avg_pool2d and avg_pool2d_backward (to rounding: the reference sums in another order).
 """
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset
 
-# A window position, 0-3, as int32: with bytes GCC's SSE2 loop packed each vector of codes
-# through spills and ran 2x slower than with 32-bit lanes (LeNet-5's first pool: 0.075 ms
-# one thread with int32, 0.24 with bytes, 0.15 for the int64 flat index).
+# A window position, 0-3, as int32: with bytes, GCC's SSE2 loop packed each vector of codes
+# through spills; 32-bit lanes need none.
 ctypedef int code_t
 
 
@@ -43,7 +54,7 @@ cdef inline void _max_row(const floating[:, :, ::1] x,     # IN  (P, H, W)
                 idx = h * W + w
                 v = plane[idx]
                 # Selects, not branches (on random data a branch on v > best mispredicts
-                # half the time: this loop ran 4x slower). Strictly greater keeps the
+                # half the time). Strictly greater keeps the
                 # first maximum; v != v is NaN, and the first NaN of a window wins.
                 best_at = idx if v > best else best_at
                 best = v if v > best else best
@@ -191,7 +202,7 @@ def max_pool_2x2_backward(const floating[:, :, ::1] dout,       # IN  (P, OH, OW
     it is in cache (no zeroing pass over dx first, no index checked first): the plane
     zeroed, then each window's gradient stored at the pixel its code names. Only a code's
     two low bits are read, so no code can write outside its window. (Selects writing all
-    four pixels of each window compiled to branches on the code: 5x slower.)"""
+    four pixels of each window compiled to branches on the code, and ran slower.)"""
     cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
     cdef Py_ssize_t OH = dout.shape[1], OW = dout.shape[2]
     cdef Py_ssize_t p, i, j

@@ -1,39 +1,46 @@
 # Winograd F(2x2, 3x3) convolutions (3x3 kernel, stride 1, no dilation, groups 1): included
 # by gemm_<isa>.pyx after gemm.pxi (it uses the register tile MR x NR and the vector
-# length VL).
+# length VL). minicnn/winograd.py explains the method at more length.
 #
-# The output is cut into 2 x 2 tiles; tile (ty, tx) reads the 4 x 4 input patch d at
-# (2ty, 2tx), and for one pair of channels
-#     y (2 x 2) = A^T [ (G g G^T) * (B^T d B) ] A            (* elementwise)
-# with g the 3 x 3 kernel and
-#     B^T = [1  0 -1  0]     G = [ 1    0    0 ]     A^T = [1  1  1  0]
-#           [0  1  1  0]         [1/2  1/2  1/2]           [0  1 -1 -1]
-#           [0 -1  1  0]         [1/2 -1/2  1/2]
-#           [0  1  0 -1]         [ 0    0    1 ]
-# 16 multiplications per tile instead of 36. Summed over input channels, each of the 16
-# positions xi of the transformed 4 x 4 tile is a matrix product over channels:
-#     M[xi] (tiles x O) = V[xi] (tiles x C) @ U[xi]^T (C x O)
-# with V = B^T d B (the input) and U = G g G^T (the weight, once per call: wino_panels):
-# 1/2.25 of the direct GEMM's multiply-adds, plus the transforms, which are additions only.
-#
-# The weight gradient reads the same identity for g:
-#     dg = G^T [ sum over tiles (A dy A^T) * (B^T d B) ] G
-# sixteen products dU[xi] (O x C) += Y[xi]^T (O x tiles) @ X[xi] (tiles x C), with Y = A dy
-# A^T the output gradient's transformed tiles, summed per run of images (wino_weight_grad
-# then applies G^T . G). The input gradient is this file's forward pass run on the output
-# gradient padded by 2, with the kernel rotated and its channels swapped (a full
-# correlation), in the same pass over each image.
-#
-# Layout: the transforms are vectorised over channels, so each image is first copied
-# channels-last (pixel (i, j) of channel c at (i * wb + j) * cp + c, cp channels rounded up
-# to NR); a transformed tile is then a row of cp floats, and M's rows are the A operand of
-# the micro kernel read in place (rows cp apart). Vectorising over a tile row instead
-# (12 tiles for a 24-wide output) left the transforms as slow as the products. Tiles go
-# in blocks of at most WB_FLOATS of transformed data, so a block's V and M stay in L2.
-# One image per thread at a time: the same bits on any thread count. On convnet's 32 -> 64
-# layer at batch 64 (two threads, this machine) the products run at one 16-wide FMA a
-# cycle and take about half the time; the channels-last copies, transforms and the scatter
-# of the output tiles into NCHW the other half.
+# Computes:  the convolution of the notes, output tile by output tile. The output is cut
+#            into 2 x 2 tiles; tile (ty, tx) reads the 4 x 4 input patch d at (2ty, 2tx), and
+#            for one pair of channels
+#                y (2 x 2) = A^T [ (G g G^T) * (B^T d B) ] A            (* elementwise)
+#            with g the 3 x 3 kernel and
+#                B^T = [1  0 -1  0]     G = [ 1    0    0 ]     A^T = [1  1  1  0]
+#                      [0  1  1  0]         [1/2  1/2  1/2]           [0  1 -1 -1]
+#                      [0 -1  1  0]         [1/2 -1/2  1/2]
+#                      [0  1  0 -1]         [ 0    0    1 ]
+#            16 multiplications per tile instead of 36. Summed over input channels, each of
+#            the 16 positions xi of the transformed 4 x 4 tile is a matrix product:
+#                M[xi] (tiles x O) = V[xi] (tiles x C) @ U[xi]^T (C x O)
+#            with V = B^T d B (the input) and U = G g G^T (the weight, once per call:
+#            wino_panels): 1/2.25 of the direct GEMM's multiply-adds, plus the transforms,
+#            which are additions only.
+#            The weight gradient reads the same identity for g:
+#                dg = G^T [ sum over tiles (A dy A^T) * (B^T d B) ] G
+#            sixteen products dU[xi] (O x C) += Y[xi]^T (O x tiles) @ X[xi] (tiles x C), with
+#            Y = A dy A^T the output gradient's transformed tiles (wino_weight_grad then
+#            applies G^T . G). The input gradient is this file's forward pass run on the
+#            output gradient padded by 2, with the kernel rotated and its channels swapped (a
+#            full correlation), in the same pass over each image.
+# Layout:    the transforms are vectorised over channels, so each image is first copied
+#            channels-last (pixel (i, j) of channel c at (i * wb + j) * cp + c, cp channels
+#            rounded up to NR); a transformed tile is then a row of cp floats, and V's rows are
+#            the A operand of the micro kernel read in place (rows cp apart). (Vectorising
+#            over a tile row instead, 12 tiles for a 24-wide output, left the transforms as
+#            slow as the products.) Tiles go in blocks of at most WB_FLOATS of transformed
+#            data, so a block's V and M stay in L2.
+# Threads:   forward, prange over images; backward, over runs of images (their number fixed
+#            by the caller from the batch size), each run with its own dU and bias sums.
+# Sum order: an image's sums follow its tiles, blocks and channels in a fixed order; the runs'
+#            dU and bias sums are added in run order, in double (wino_weight_grad, and the
+#            caller for the bias). The same bits on any thread count.
+# Must agree with minicnn.reference.conv.conv2d_forward and conv2d_backward (3x3, stride 1,
+#            groups 1, input already padded), to a few units in the last place of float32
+#            more than the direct sum: the transforms add up to nine inputs before a
+#            multiplication. An infinite input can come out NaN where the direct sum gives
+#            an infinity: these kernels report it, and the caller redoes the pass directly.
 
 cdef extern from *:
     # restrict-qualified pointers, for parameters: the transforms read and write 16 or more
@@ -45,8 +52,7 @@ cdef extern from *:
 cdef enum:
     WB_FLOATS = 65536   # floats of V and M per block of tiles (256 KB)
     SKEW = 16           # floats added to the stride between the 16 transformed planes: at
-                        # a multiple of 4 KB all 16 streams fall in one L1 set (64 -> 64
-                        # channels on 14 x 14: forward 8.4 -> 7.2 ms with it)
+                        # a multiple of 4 KB all 16 streams fall in one L1 set
 
 
 cdef inline Py_ssize_t _up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -526,8 +532,8 @@ cdef inline void _gt4(double m0, double m1, double m2, double m3, double* t) noe
 def wino_weight_grad(const float[:, :, :, ::1] du,  # IN  (runs, 16, Op, Cp) per-run sums
                      float[:, :, :, ::1] dw):        # OUT (O, C, 3, 3)
     """dw[o, c] = G^T dU G with dU = du[0] + du[1] + ... (in double, in run order), rounded
-    once: the weight gradient from wino_backward's sums. Serial and small (a NumPy einsum
-    took 1 ms for convnet's 64 x 32 pairs)."""
+    once: the weight gradient from wino_backward's sums. Serial and small: 16 numbers per
+    pair of channels (a NumPy einsum cost more than this loop)."""
     cdef Py_ssize_t runs = du.shape[0], O = dw.shape[0], C = dw.shape[1]
     cdef Py_ssize_t o, c, q, xi, a, u
     cdef double m[16]

@@ -1,12 +1,12 @@
 """Where a training step's time goes: median forward and backward time of every layer.
 
-    python benchmarks/profile_layers.py [--arch convnet] [--batch-size 64] [--steps 200]
-    python benchmarks/profile_layers.py --arch lenet5 --batch-size 256 --inference
+    python tools/profile_layers.py [--arch convnet] [--batch-size 64] [--steps 200]
+    python tools/profile_layers.py --arch lenet5 --batch-size 256 --inference
 
 Runs training steps exactly as the Trainer does (the first layer computes no input
 gradient) on random data and prints, per layer, the median forward and backward times,
 then the optimizer step and the whole step. Use it to find what to speed up; use
-compare.py to claim a speed-up.
+benchmarks/compare.py to claim a speed-up.
 """
 import argparse
 import statistics
@@ -22,8 +22,8 @@ def main(argv=None):
     p.add_argument("--inference", action="store_true", help="forward passes only")
     args = p.parse_args(argv)
 
-    import minicnn        # before NumPy: see minicnn/_config.py
     import numpy as np
+    import minicnn
     from minicnn.architectures import build
 
     if args.threads:

@@ -1,15 +1,16 @@
 """Two builds of minicnn side by side: whole training steps, alternating processes.
 
-    python benchmarks/ab_trees.py OLD_TREE [NEW_TREE] [--arch lenet5] [--rounds 4]
+    python tools/ab_trees.py OLD_TREE [NEW_TREE] [--arch lenet5] [--rounds 4]
 
 OLD_TREE and NEW_TREE are source trees with their kernels built in place (for example a
 ``git worktree`` at the commit before a change, after ``python setup.py build_ext
 --inplace``); NEW_TREE defaults to this repository. Each round runs one process per tree,
-old then new, each importing minicnn from its tree (PYTHONPATH) and reporting the median
-training step alone and the median step right after a plain-NumPy step (as compare.py
-interleaves frameworks: the other's step leaves cold caches and idle cores behind). A
-change whose effect is smaller than the host's swings between minutes is visible here
-when it is not in two separate compare.py runs.
+old then new, each importing NumPy and then minicnn from its tree (PYTHONPATH), as a
+user's script does, and reporting the median training step alone and the median step
+right after a step of the plain-NumPy peer (benchmarks/numpy_reference.py; as
+benchmarks/compare.py interleaves frameworks, the other's step leaves cold caches and idle
+cores behind). A change whose effect is smaller than the host's swings between minutes is
+visible here when it is not in two separate compare.py runs.
 """
 import argparse
 import os
@@ -18,12 +19,14 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+BENCHMARKS = os.path.join(REPO, "benchmarks")     # numpy_reference.py, the plain-NumPy peer
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("old", help="source tree of the old build")
-    p.add_argument("new", nargs="?", default=os.path.dirname(HERE),
+    p.add_argument("new", nargs="?", default=REPO,
                    help="source tree of the new build (default: this repository)")
     p.add_argument("--arch", default="lenet5")
     p.add_argument("--rounds", type=int, default=4)
@@ -41,11 +44,11 @@ def child(args):
     """Time this process's minicnn: (median step alone, median step after a NumPy step)."""
     import time
 
-    import minicnn                 # before NumPy: see minicnn/_config.py
     import numpy as np
+    import minicnn
     from minicnn.architectures import build
 
-    sys.path.insert(0, HERE)
+    sys.path.insert(0, BENCHMARKS)
     import numpy_reference
 
     minicnn.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 """A/B of one speed rule: whole training steps with the rule on and off, in one process.
 
-    python benchmarks/path_ab.py --arch lenet5 --off direct
-    python benchmarks/path_ab.py --arch convnet --off image --rounds 6 --steps 30
+    python tools/path_ab.py --arch lenet5 --off direct
+    python tools/path_ab.py --arch convnet --off image --rounds 6 --steps 30
 
 Each round times ``--steps`` training steps (as the Trainer runs them) with the rule on,
 then as many with it off; the rounds alternate so that a busy neighbour on a shared
@@ -34,8 +34,8 @@ def main(argv=None):
 
     import importlib
 
-    import minicnn        # before NumPy: see minicnn/_config.py
     import numpy as np
+    import minicnn
     from minicnn.architectures import build
 
     module, attr, off_value = RULES[args.off]

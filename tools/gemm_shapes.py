@@ -1,6 +1,6 @@
 """minicnn's GEMM kernels beside NumPy's matmul on the products the networks really make.
 
-    python benchmarks/gemm_shapes.py [--arch lenet5,convnet,dwsep] [--batch-size 64]
+    python tools/gemm_shapes.py [--arch lenet5,convnet,dwsep] [--batch-size 64]
 
 One training step of each network records every call to ``minicnn.gemm.matmul`` (shapes
 and strides: the weight gradient multiplies by a transposed view, the input gradient by a
@@ -66,14 +66,14 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=21)
     args = p.parse_args(argv)
 
-    import minicnn        # before NumPy: see minicnn/_config.py
     import numpy as np
-    from minicnn import gemm
+    import minicnn
+    from minicnn import gemm, info
 
     kernels = gemm.available()
     chosen = gemm.kernel_name()
     print(f"threads={minicnn.get_num_threads()} kernels={','.join(kernels) or 'none'} "
-          f"blas_core={minicnn._config.blas_core()} batch={args.batch_size}")
+          f"blas_core={info.blas_core()} batch={args.batch_size}")
     head = f"{'product (M x K x N, a / b layout)':44s} {'numpy ms':>9s}"
     for k in kernels:
         head += f" {k + ' ms':>10s} {'GF/s':>5s} {'x':>5s}"

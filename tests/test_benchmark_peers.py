@@ -1,0 +1,114 @@
+"""benchmarks/: the peers compute minicnn's function, and compare.py's processes stay apart.
+
+The benchmark's ratios mean something only if the plain-NumPy CNN and the PyTorch twin,
+built from net_spec's plain description, compute what the minicnn network computes, and if
+a peer's process never imports minicnn (whose import could change its speed).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minicnn.architectures import ARCHITECTURES, build
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCH)
+
+import compare  # noqa: E402
+import compare_report  # noqa: E402
+import net_spec  # noqa: E402
+import numpy_reference  # noqa: E402
+
+
+def batch(n=3, seed=5):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_numpy_peer_from_spec_matches_minicnn(arch):
+    model = build(arch, rng=np.random.default_rng(0))
+    spec, weights = net_spec.describe(model)
+    json.dumps(spec)                                   # plain data: crosses a process boundary
+    peer = numpy_reference.from_spec(spec, weights)
+    x, _ = batch()
+    ours = model.forward(x, training=False)
+    np.testing.assert_allclose(peer.forward(x), ours, rtol=1e-4, atol=1e-4 * abs(ours).max())
+    assert sum(d["macs"] for d in spec) == model.summary((1, 28, 28), print_fn=None).total_macs
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_torch_peer_from_spec_matches_minicnn(arch):
+    torch = pytest.importorskip("torch")
+    import torch_peer
+
+    model = build(arch, rng=np.random.default_rng(0))
+    twin = torch_peer.from_spec(*net_spec.describe(model))
+    x, _ = batch()
+    ours = model.forward(x, training=False)
+    with torch.no_grad():
+        theirs = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-4 * abs(ours).max())
+
+
+def test_numpy_child_agrees_and_never_imports_minicnn(tmp_path):
+    """The child's own guard fails the process if minicnn got imported into a peer's process."""
+    env = dict(os.environ)
+    base = {"dir": str(tmp_path), "warmup": 1, "budget": 0.01, "min_repeats": 2,
+            "max_repeats": 2}
+    compare.run_child(dict(base, task="prepare", nets=["lenet5"]), env)
+    said = {fw: compare.run_child(dict(base, task="check", framework=fw, net="lenet5"), env)
+            for fw in ("minicnn", "numpy")}
+    np.testing.assert_allclose(said["numpy"]["losses"], said["minicnn"]["losses"], rtol=1e-5)
+    assert said["minicnn"]["losses"][2] < said["minicnn"]["losses"][0] - 0.1   # the steps train
+    rows = compare.run_child(dict(base, task="rows", framework="numpy", net="lenet5", batch=2,
+                                  mode="train"), env)
+    assert len(rows["times_ms"]) == 2 and min(rows["times_ms"]) > 0
+    with pytest.raises(SystemExit, match="the numpy process imported minicnn"):  # the guard
+        compare.run_child(dict(base, task="prepare", nets=["lenet5"], framework="numpy"), env)
+
+
+def test_stats_and_ratios():
+    row = {"gflop_per_step": 0.5, "times_ms": {"minicnn": [[1, 2, 9], [2]],
+                                                "torch": [[4, 4], [5, 3]]}}
+    compare_report.summarise_row(row, peak_gflops=1000)
+    s = row["stats"]["minicnn"]
+    assert (s["median_ms"], s["min_ms"], s["max_ms"], s["n"]) == (2, 1, 9, 4)
+    assert s["spread"] == 4.5 and s["p95_spread"] == 4.5 and s["round_medians_ms"] == [2, 2]
+    assert row["ratios"] == {"torch": 2.0}                       # 4 ms / 2 ms: minicnn faster
+    assert s["gflops"] == pytest.approx(250) and s["percent_of_peak"] == pytest.approx(25)
+    assert compare_report.gflop_per_step(1e6, 10, "train") == pytest.approx(0.06)
+
+
+@pytest.mark.parametrize("argv", [["--nets", "resnet"], ["--threads", "0"], ["--batches", "a"],
+                                  ["--rounds", "0"]])
+def test_bad_arguments_are_one_line_exit_2(argv):
+    done = subprocess.run([sys.executable, os.path.join(BENCH, "compare.py"), *argv],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("compare.py: error: ") and argv[0] in done.stderr
+
+
+def test_report_from_saved_json(tmp_path, capsys):
+    info = {"python": "3.11", "numpy": "2.4", "minicnn": "0.1", "threads": 2, "pools": None}
+    saved = {"run": {"argv": ["compare.py", "--nets", "lenet5", "--batches", "2", "--rounds", "2"],
+                     "started": "2026-01-01 00:00", "cpu": "a CPU", "commit": "abc1234",
+                     "load": [0.5, 0.7], "round_loads": [0.5, 0.6], "environment": {}},
+             "threads": None, "frameworks": {"minicnn": {"info": info}, "numpy": {"info": info}},
+             "peak": {"error": "no C compiler (cc) found"}, "macs": {},
+             "rows": [{"net": "lenet5", "batch": 2, "mode": "train", "gflop_per_step": 0.002,
+                       "times_ms": {"minicnn": [[1.0, 1.2], [1.1]], "numpy": [[3.0, 3.3], [3.1]]}}]}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(saved))
+    compare.main(["--report-from", str(path)])
+    out = capsys.readouterr().out
+    assert "`python compare.py --nets lenet5 --batches 2 --rounds 2`" in out
+    assert "| lenet5 | 2 | train | 1.10 (1.00-1.20), 1.09, 1.09 | 3.10 (3.00-3.30)" in out
+    assert "| 2.82x |" in out and "no C compiler" in out and "0.5 / 0.6" in out
+    with pytest.raises(SystemExit) as e:
+        compare.main(["--report-from", str(tmp_path / "missing.json")])
+    assert e.value.code == 2
