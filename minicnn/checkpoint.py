@@ -1,26 +1,36 @@
 """Checkpoints: one .npz holding every parameter and a JSON description of the model.
 
-Loading uses ``allow_pickle=False`` and rebuilds layers from their class names and
-constructor arguments, so opening a checkpoint can never run code. The path is used
+Loading never unpickles and rebuilds layers from their class names and constructor
+arguments, so opening a checkpoint can never run code. A file is untrusted until checked:
+every failure to load one is a CheckpointError naming the problem, and memory stays
+within a small multiple of the weights its entries declare (minicnn._npz checks each
+entry's sizes before reading it; the layers are rebuilt within that budget, and each
+array's shape is checked against its layer's before its data is read). The path is used
 exactly as given (no suffix is added).
 """
 import json
 import math
-import os
-import zipfile
 
 import numpy as np
+
+from ._npz import Archive
 
 FORMAT = "minicnn-checkpoint"
 FORMAT_VERSION = 1
 ARCH_KEY = "__architecture__"
+#: the entry of a trainer state (Trainer.save_state), named when one is loaded as a model
+STATE_KEY = "__trainer__"
 MAX_ARCH_BYTES = 1 << 20
-#: deflate cannot expand data more than about 1032 to 1: a zip entry declaring more is lying
-MAX_DEFLATE_RATIO = 1032
 
 
 class CheckpointError(ValueError):
     """A file is not a valid minicnn checkpoint, or does not match the model."""
+
+
+def open_archive(path, what="minicnn checkpoint"):
+    """The .npz at ``path`` for checked reading (minicnn._npz.Archive); problems raise
+    CheckpointError."""
+    return Archive(path, CheckpointError, what)
 
 
 def save(model, path, metadata=None):
@@ -42,137 +52,98 @@ def save(model, path, metadata=None):
 
 def read_architecture(path):
     """The JSON description stored in a checkpoint (format, versions, layers, metadata)."""
-    with _open(path) as npz:
-        return _architecture(npz, path)
+    return _named_errors(path, _read_architecture, path)
+
+
+def _read_architecture(path):
+    with open_archive(path) as archive:
+        return _architecture(archive)
 
 
 def load(path):
-    """Rebuild the model saved at ``path``; returns a ``Sequential`` (with ``.metadata``)."""
-    from .init import current_budget, weight_budget
-    from .layers import LAYERS
+    """Rebuild the model saved at ``path``; returns a ``Sequential`` (with ``.metadata``).
+
+    Raises FileNotFoundError for a missing file, CheckpointError for anything else."""
+    return _named_errors(path, _load, path)
+
+
+def _named_errors(path, fn, *args):
+    try:
+        return fn(*args)
+    except (FileNotFoundError, CheckpointError):
+        raise
+    except Exception as e:      # a case the checks do not name still says what it is
+        raise CheckpointError(f"{path}: not a loadable minicnn checkpoint "
+                              f"({type(e).__name__}: {e})") from e
+
+
+def _load(path):
     from .model import Sequential
 
-    with _open(path) as npz:
-        arch = _architecture(npz, path)
-        # what the file really holds, from the .npy headers and checked against its length,
-        # bounds what rebuilding the layers may allocate (see init.weight_budget)
-        shapes = {k: _entry_shape(npz, k, path) for k in npz.files if k.startswith("param:")}
-        _check_no_overlap(npz, path)
-        budget = sum(math.prod(s) for s in shapes.values())
+    with open_archive(path) as archive:
+        arch = _architecture(archive)
+        # what the file really holds, from the .npy headers checked against the entries'
+        # sizes, bounds what rebuilding the layers may allocate (see init.weight_budget)
+        shapes = {n[len("param:"):]: archive.header(n)
+                  for n in archive.names if n.startswith("param:")}
+        budget = sum(math.prod(shape) for shape, _, _ in shapes.values())
         layers = []
         for i, entry in enumerate(arch["layers"]):
-            if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
-                raise CheckpointError(f"{path}: layer {i} has no config in the architecture")
-            cls = LAYERS.get(entry.get("class"))
-            if cls is None:
-                raise CheckpointError(f"{path}: layer {i} is of unknown class {entry.get('class')!r}; "
-                                      f"known: {sorted(LAYERS)}")
-            try:
-                with weight_budget(budget, "what the checkpoint stores"):
-                    layers.append(cls.from_config(entry["config"]))
-                    budget = current_budget()
-            except (TypeError, ValueError) as e:
-                raise CheckpointError(f"{path}: layer {i} ({entry['class']}) cannot be rebuilt: {e}") from e
+            layer, budget = _rebuild(path, i, entry, budget)
+            layers.append(layer)
         model = Sequential(*layers)
         expected = {p.name: p for p in model.parameters()}
-        stored = {k[len("param:"):] for k in npz.files if k.startswith("param:")}
-        if set(expected) != stored:
+        if set(expected) != set(shapes):
             raise CheckpointError(
                 f"{path}: parameters do not match the architecture: missing "
-                f"{sorted(set(expected) - stored)}, unexpected {sorted(stored - set(expected))}")
-        for name, p in expected.items():
-            value = _read(npz, "param:" + name, path)
-            if value.shape != p.value.shape or value.dtype.kind != "f":
-                raise CheckpointError(f"{path}: parameter {name} is {value.dtype} {value.shape}, the "
+                f"{sorted(set(expected) - set(shapes))}, unexpected "
+                f"{sorted(set(shapes) - set(expected))}")
+        for name, p in expected.items():        # every shape, before any data is read
+            shape, dtype, _ = shapes[name]
+            if shape != p.value.shape:
+                raise CheckpointError(f"{path}: parameter {name} is {dtype} {shape}, the "
                                       f"architecture needs {p.value.dtype} {p.value.shape}")
-            p.value[...] = value
+        for name, p in expected.items():
+            p.value[...] = archive.read("param:" + name)
     model.metadata = arch.get("metadata", {})
     return model
 
 
-def _open(path):
+def _rebuild(path, i, entry, budget):
+    """Layer ``i`` from its entry, its weights (zeros, to be read) within ``budget`` values;
+    returns (layer, what is left of the budget)."""
+    from .init import current_budget, weight_budget
+    from .layers import LAYERS
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        raise CheckpointError(f"{path}: layer {i} has no config in the architecture")
+    name = entry.get("class")
+    if not isinstance(name, str) or name not in LAYERS:
+        raise CheckpointError(f"{path}: layer {i} is of unknown class {name!r}; "
+                              f"known: {sorted(LAYERS)}")
     try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise CheckpointError(f"{path}: not a minicnn checkpoint (cannot read it as .npz: {e})") from e
+        with weight_budget(budget, "what the checkpoint stores", draw=False):
+            layer = LAYERS[name].from_config(entry["config"])
+            return layer, current_budget()
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: layer {i} ({name}) cannot be rebuilt: {e}") from e
 
 
-def _file_length(npz):
-    fp = npz.zip.fp
-    where = fp.tell()
-    try:
-        return fp.seek(0, os.SEEK_END)
-    finally:
-        fp.seek(where)
-
-
-def _check_no_overlap(npz, path):
-    """Entries must not share bytes: each one's compressed data is bounded by the file, but
-    entries claiming overlapping ranges could each claim the whole file (and 1032 times it
-    once inflated), growing the allocation budget with the square of the file's size."""
-    stored = sum(info.compress_size for info in npz.zip.infolist())
-    length = _file_length(npz)
-    if stored > length:
-        raise CheckpointError(f"{path}: its entries claim {stored:,} compressed bytes in a file "
-                              f"of {length:,} (overlapping entries)")
-
-
-def _entry_shape(npz, key, path):
-    """The shape an array entry declares, checked against the entry's and the file's sizes
-    before anything is allocated for it."""
-    name = key + ".npy"
-    try:
-        info = npz.zip.getinfo(name)
-        with npz.zip.open(name) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-            header_bytes = f.tell()
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise CheckpointError(f"{path}: array {key!r} is corrupted or truncated ({e})") from e
-    if dtype.kind != "f" or dtype.itemsize > 8:
-        raise CheckpointError(f"{path}: array {key!r} is {dtype}, not float32 or float64")
-    declared = math.prod(shape) * dtype.itemsize
-    if declared != info.file_size - header_bytes:
-        raise CheckpointError(f"{path}: array {key!r} declares shape {shape} ({declared:,} bytes) "
-                              f"but its entry holds {info.file_size - header_bytes:,} bytes")
-    limit = info.compress_size * (MAX_DEFLATE_RATIO if info.compress_type else 1)
-    if info.file_size > limit or info.compress_size > _file_length(npz):
-        raise CheckpointError(f"{path}: array {key!r} claims {info.file_size:,} bytes, more than "
-                              f"its {info.compress_size:,} stored bytes can hold")
-    return shape
-
-
-def _read(npz, key, path):
-    try:
-        return npz[key]
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise CheckpointError(f"{path}: array {key!r} is corrupted or truncated ({e})") from e
-
-
-def _architecture(npz, path):
-    if ARCH_KEY not in npz.files:
-        raise CheckpointError(f"{path}: not a minicnn checkpoint (no {ARCH_KEY} entry)")
-    info = npz.zip.getinfo(ARCH_KEY + ".npy")
-    if info.file_size > MAX_ARCH_BYTES:
-        raise CheckpointError(f"{path}: architecture entry is {info.file_size} bytes, more than "
-                              f"the {MAX_ARCH_BYTES} allowed")
-    raw = _read(npz, ARCH_KEY, path)
-    try:
-        arch = json.loads(str(raw[()]))
-    except (json.JSONDecodeError, TypeError, IndexError, ValueError) as e:
-        raise CheckpointError(f"{path}: architecture is not valid JSON ({e})") from e
+def _architecture(archive):
+    path = archive.path
+    if ARCH_KEY not in archive.names and STATE_KEY in archive.names:
+        raise CheckpointError(f"{path}: a trainer state (Trainer.save_state), not a model "
+                              f"checkpoint; resume from it with Trainer.load_state")
+    arch = archive.read_json(ARCH_KEY, MAX_ARCH_BYTES)
     if not isinstance(arch, dict) or arch.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a minicnn checkpoint (format {arch.get('format') if isinstance(arch, dict) else None!r})")
+        got = arch.get("format") if isinstance(arch, dict) else None
+        raise CheckpointError(f"{path}: not a minicnn checkpoint (format {got!r})")
     if arch.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {arch.get('format_version')!r}; "
                               f"this minicnn reads version {FORMAT_VERSION}")
     if not isinstance(arch.get("layers"), list):
         raise CheckpointError(f"{path}: architecture has no list of layers")
+    if not isinstance(arch.get("metadata", {}), dict):
+        raise CheckpointError(f"{path}: its metadata is a {type(arch['metadata']).__name__}, "
+                              f"not a mapping of settings")
     return arch

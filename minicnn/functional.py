@@ -12,6 +12,7 @@ import functools
 
 import numpy as np
 
+from . import functional_checks as checks
 from . import geometry
 from . import gemm
 from . import winograd
@@ -82,17 +83,21 @@ def _make_pad_index(n, before, after, mode):
 
 
 def check_pad_mode(owner, in_hw, padding, mode):
-    """Mirror and circular padding can only copy pixels the input has (as in PyTorch)."""
-    limits = {"reflect": 1, "symmetric": 0, "circular": 0}
+    """Mirror, circular and replicate padding can only copy pixels the input has (as in
+    PyTorch): reflect needs one more than it pads, symmetric and circular as many, and
+    replicate one pixel when it pads at all."""
+    limits = {"reflect": 1, "symmetric": 0, "circular": 0, "replicate": None}
     if mode not in limits:
         return
     for axis, n, sides in zip("HW", in_hw, padding):
-        widest = n - limits[mode]
-        if max(sides) > widest:
+        if limits[mode] is None:
+            if max(sides) > 0 and n < 1:
+                raise ValueError(f"{owner}: replicate padding {sides} along {axis} needs an "
+                                 f"input of size at least 1, got {n}")
+        elif max(sides) > n - limits[mode]:
             raise ValueError(
                 f"{owner}: {mode} padding {sides} along {axis} needs an input of size at least "
-                f"{max(sides) + limits[mode]}, got {n} (at most {widest} for this input)"
-            )
+                f"{max(sides) + limits[mode]}, got {n} (at most {n - limits[mode]} for this input)")
 
 
 def _planes(x):
@@ -136,7 +141,8 @@ def pad_backward(dout, padding, mode, in_hw, owner="pad_backward"):
     """
     (top, bottom), (left, right) = geometry.normalize_padding(padding, owner, False)
     _check_pad_mode_name(mode, owner)
-    h, w = in_hw
+    h, w = checks.size_pair(in_hw, "in_hw", owner)
+    check_pad_mode(owner, (h, w), ((top, bottom), (left, right)), mode)
     if not isinstance(dout, np.ndarray) or dout.dtype not in (np.float32, np.float64):
         got = dout.dtype if isinstance(dout, np.ndarray) else type(dout).__name__
         raise TypeError(f"{owner}: expected a float32 or float64 dout, got {got}")
@@ -184,12 +190,13 @@ def _scratch(workspace, name, shape, dtype):
 
 
 def _check_conv_args(x, w, b, stride, padding, dilation, groups, owner):
-    """Validate an input against a weight; return the per-side padding resolved for x."""
+    """Validate an input against a weight; return (stride, dilation, groups, padding), the
+    padding per side and resolved for x."""
     if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
         got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
         raise TypeError(f"{owner}: expected a float32 or float64 input, got {got}")
-    if w.ndim != 4:
-        raise ValueError(f"{owner}: weight must be 4-d (out, in/groups, kh, kw), got shape {w.shape}")
+    stride, dilation, groups = checks.conv_args(stride, dilation, groups, owner)
+    checks.conv_weight(w, b, owner)
     out_channels, cin_g, kh, kw = w.shape
     in_channels = cin_g * groups
     if x.ndim != 4 or x.shape[1] != in_channels:
@@ -203,7 +210,7 @@ def _check_conv_args(x, w, b, stride, padding, dilation, groups, owner):
     padding = geometry.resolve_padding(geometry.normalize_padding(padding, owner), x.shape[2:],
                                        (kh, kw), stride, dilation)
     geometry.check_fits(owner, x.shape[2:], (kh, kw), padding, dilation)
-    return padding
+    return stride, dilation, groups, padding
 
 
 CONV_ACTIVATIONS = (None, "relu")
@@ -232,7 +239,10 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     """
     if activation not in CONV_ACTIVATIONS:
         raise ValueError(f"{owner}: activation must be None or 'relu', got {activation!r}")
-    padding = _check_conv_args(x, w, b, stride, padding, dilation, groups, owner)
+    stride, dilation, groups, padding = _check_conv_args(x, w, b, stride, padding, dilation,
+                                                         groups, owner)
+    if workspace is not None and not isinstance(workspace, dict):
+        raise TypeError(f"{owner}: workspace must be None or a dict, got {type(workspace).__name__}")
     if flip_kernel:
         w = w[:, :, ::-1, ::-1]
     w = np.ascontiguousarray(w)
@@ -468,9 +478,10 @@ def conv2d_backward(dout, cache, need_dx=True):
     """Gradients of ``conv2d_forward``: returns (dx, dw, db).
 
     db is None without bias; dx is None when ``need_dx`` is False (the first layer of
-    a network needs no input gradient, which saves a GEMM and a col2im).
+    a network needs no input gradient, which saves a GEMM and a col2im). The cache is
+    checked first (functional_checks.conv_cache): a changed one raises a ValueError.
     """
-    n, c, h, wd = cache["x_shape"]
+    n, c, h, wd = checks.conv_cache(cache)
     w = cache["w"]
     o, cin_g, kh, kw = w.shape
     (sh, sw), (dh, dw) = cache["stride"], cache["dilation"]
@@ -566,13 +577,6 @@ def _check_pool_input(x, owner, name="input"):
         raise ValueError(f"{owner}: expected a 4-d {name} (N, C, H, W), got shape {x.shape}")
 
 
-def _check_input_shape(input_shape, owner):
-    shape = tuple(input_shape)
-    if len(shape) != 4 or min(shape) < 0:
-        raise ValueError(f"{owner}: input_shape must be (N, C, H, W), got {input_shape!r}")
-    return shape
-
-
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, owner="max_pool2d"):
     """Max pooling of each channel: returns (out, argmax).
 
@@ -602,7 +606,7 @@ def max_pool2d_backward(dout, argmax, input_shape, owner="max_pool2d_backward"):
     Returns dx with shape ``input_shape`` (N, C, H, W) and dout's dtype; a pixel that
     is the maximum of several windows receives the sum of their gradients.
     """
-    n, c, h, w = _check_input_shape(input_shape, owner)
+    n, c, h, w = checks.input_shape(input_shape, owner)
     _check_pool_input(dout, owner, "dout")
     argmax = np.asarray(argmax)
     if argmax.shape != dout.shape or dout.shape[:2] != (n, c):
@@ -651,7 +655,7 @@ def max_pool2d_2x2_backward(dout, code, input_shape, owner="max_pool2d_2x2_backw
     """Gradient of ``max_pool2d_2x2``: each window's gradient goes to the pixel its code
     names; the other pixels, and an odd last row or column, get zero. Returns dx with
     shape ``input_shape`` (N, C, H, W) and dout's dtype."""
-    n, c, h, w = _check_input_shape(input_shape, owner)
+    n, c, h, w = checks.input_shape(input_shape, owner)
     _check_pool_input(dout, owner, "dout")
     code = np.asarray(code)
     expected = (n, c, h // 2, w // 2)
@@ -698,7 +702,7 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0, 
     dx has shape ``input_shape`` (N, C, H, W) and dout's dtype: each output gradient
     over its divisor is added to every input cell of its window.
     """
-    n, c, h, w = _check_input_shape(input_shape, owner)
+    n, c, h, w = checks.input_shape(input_shape, owner)
     kernel_size, stride, padding = pool_args(kernel_size, stride, padding, owner)
     _check_pool_input(dout, owner, "dout")
     oh, ow = pool_output_hw((h, w), kernel_size, stride, padding, bool(ceil_mode), owner)
@@ -724,7 +728,7 @@ def global_avg_pool2d(x, owner="global_avg_pool2d"):
 
 def global_avg_pool2d_backward(dout, input_shape, owner="global_avg_pool2d_backward"):
     """Gradient of ``global_avg_pool2d``: dout (N, C, 1, 1) spread evenly over H x W."""
-    shape = _check_input_shape(input_shape, owner)
+    shape = checks.input_shape(input_shape, owner)
     return avg_pool2d_backward(dout, shape, shape[2:], owner=owner)
 
 
@@ -757,6 +761,9 @@ def _dense_product(a, b):
 def dense(x, w, b=None):
     """x (N, in) @ w.T (in, out) + b (out,) -> (N, out), one matmul, in w's dtype."""
     _float_array(x, "dense")
+    _float_array(w, "dense", "weight")
+    if b is not None and not isinstance(b, np.ndarray):
+        raise TypeError(f"dense: bias must be None or a NumPy array, got {type(b).__name__}")
     if w.ndim != 2 or x.ndim != 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"dense: expected x (N, {w.shape[-1]}) for weight {w.shape}, got {x.shape}")
     if x.dtype != w.dtype:
@@ -774,6 +781,11 @@ def dense_backward(dout, x, w, has_bias=True, need_dx=True):
 
     dx is None when ``need_dx`` is False (the first layer of a network).
     """
+    _float_array(x, "dense_backward")
+    _float_array(w, "dense_backward", "weight")
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"dense_backward: expected x (N, {w.shape[-1]}) for weight {w.shape}, "
+                         f"got {x.shape}")
     dout = _real_array(dout, "dense_backward", "dout").astype(w.dtype, copy=False)
     if dout.shape != (x.shape[0], w.shape[0]):
         raise ValueError(f"dense_backward: dout must be {(x.shape[0], w.shape[0])}, got {dout.shape}")

@@ -11,22 +11,35 @@ import math
 import numbers
 
 PADDING_MODES = ("zeros", "constant", "reflect", "symmetric", "replicate", "circular")
+#: the largest kernel size, stride, dilation or padding: the kernels take them as C ints
+#: (a larger Python int would not convert, and sums of them must not wrap)
+MAX_EXTENT = 2**31 - 1
 
 
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+def is_int(v):
+    """An integer (Python or NumPy), not a bool."""
+    t = type(v)
+    return t is int or (t is not bool and isinstance(v, numbers.Integral))
 
 
 def pair(value, name, owner, minimum=1):
-    """Normalise an int or an (h, w) pair of ints to a tuple, checking ``>= minimum``."""
-    if _is_int(value):
+    """Normalise an int or an (h, w) pair of ints to a tuple, checking ``>= minimum`` and
+    ``<= MAX_EXTENT``. The functional layer checks its arguments on every call."""
+    if (type(value) is tuple and len(value) == 2 and type(value[0]) is int
+            and type(value[1]) is int and minimum <= value[0] <= MAX_EXTENT
+            and minimum <= value[1] <= MAX_EXTENT):
+        return value                       # already normal: the common case, kept cheap
+    if is_int(value):
         out = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
         out = (int(value[0]), int(value[1]))
     else:
         raise TypeError(f"{owner}: {name} must be an int or a pair of ints (h, w), got {value!r}")
     if min(out) < minimum:
         raise ValueError(f"{owner}: {name} must be >= {minimum} in each axis, got {value!r}")
+    if max(out) > MAX_EXTENT:
+        raise ValueError(f"{owner}: {name} must be at most {MAX_EXTENT:,} in each axis, got "
+                         f"{value!r}")
     return out
 
 
@@ -53,14 +66,14 @@ def normalize_padding(padding, owner, allow_same=True):
             " or 'same'" if allow_same else ""
         )
         raise ValueError(f"{owner}: padding must be {allowed}, got {padding!r}")
-    if _is_int(padding):
+    if is_int(padding):
         p = int(padding)
         sides = ((p, p), (p, p))
     elif isinstance(padding, (tuple, list)) and len(padding) == 2:
-        if all(_is_int(v) for v in padding):
+        if all(is_int(v) for v in padding):
             sides = ((int(padding[0]),) * 2, (int(padding[1]),) * 2)
         elif all(
-            isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(u) for u in v)
+            isinstance(v, (tuple, list)) and len(v) == 2 and all(is_int(u) for u in v)
             for v in padding
         ):
             sides = tuple((int(v[0]), int(v[1])) for v in padding)
@@ -75,6 +88,9 @@ def normalize_padding(padding, owner, allow_same=True):
         )
     if min(sides[0] + sides[1]) < 0:
         raise ValueError(f"{owner}: padding must be >= 0 on every side, got {padding!r}")
+    if max(sides[0] + sides[1]) > MAX_EXTENT:
+        raise ValueError(f"{owner}: padding must be at most {MAX_EXTENT:,} on every side, got "
+                         f"{padding!r}")
     if len(_PER_SIDE) < 4096:
         _PER_SIDE.add(sides)
     return sides

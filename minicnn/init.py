@@ -10,6 +10,8 @@ import contextlib
 import math
 import threading
 
+import numpy as np
+
 from .random import get_rng
 
 WEIGHT_INITS = ("he", "glorot")
@@ -17,19 +19,22 @@ _limit = threading.local()
 
 
 @contextlib.contextmanager
-def weight_budget(elements, what="the budget"):
+def weight_budget(elements, what="the budget", draw=True):
     """Within this block, weights may total at most ``elements`` values in this thread.
 
     Loading a checkpoint rebuilds its layers from their stored arguments before the
     weights are read; the budget (what the file really stores) keeps a crafted
-    architecture, say Dense(10**6, 10**6), from allocating terabytes first.
+    architecture, say Dense(10**6, 10**6), from allocating terabytes first. With
+    ``draw=False`` weights start at zero instead of being drawn (they are about to be
+    overwritten): no float64 temporary, and the random generator is left as it was.
     """
-    previous = getattr(_limit, "left", None), getattr(_limit, "what", None)
-    _limit.left, _limit.what = int(elements), what
+    previous = (getattr(_limit, "left", None), getattr(_limit, "what", None),
+                getattr(_limit, "draw", True))
+    _limit.left, _limit.what, _limit.draw = int(elements), what, draw
     try:
         yield
     finally:
-        _limit.left, _limit.what = previous
+        _limit.left, _limit.what, _limit.draw = previous
 
 
 def current_budget():
@@ -51,6 +56,11 @@ def _spend(shape, owner):
 def init_weight(shape, fan_in, fan_out, weight_init, dtype, rng=None, owner="layer"):
     """Draw a weight array of ``shape`` and ``dtype`` with the named scheme."""
     _spend(shape, owner)
+    if not getattr(_limit, "draw", True):
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(f"{owner}: weight_init must be one of {WEIGHT_INITS}, got "
+                             f"{weight_init!r}")
+        return np.zeros(shape, dtype)
     gen = get_rng(rng)
     if weight_init == "he":
         w = gen.standard_normal(shape) * math.sqrt(2.0 / fan_in)

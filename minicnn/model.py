@@ -1,4 +1,6 @@
 """Sequential: a stack of layers run in order."""
+import threading
+
 import numpy as np
 
 from . import functional as F
@@ -15,6 +17,10 @@ def _with_context(error, context):
         return (TypeError if isinstance(error, TypeError) else ValueError)(context + str(error))
 
 
+class ConcurrentUseError(RuntimeError):
+    """A model was trained from two threads at once."""
+
+
 class Sequential:
     """Layers applied one after the other.
 
@@ -23,6 +29,14 @@ class Sequential:
     ``0.weight``. Indexable (a slice gives a new Sequential sharing the layers) and
     iterable; the layers are in ``layers``. ``input_shape`` (one sample's, e.g. (1, 28, 28))
     is what ``summary()`` describes when given no shape and the model has not run yet.
+
+    A layer appears at most once in a model: each layer keeps the cache of its last
+    forward pass and writes its gradients in place, so a second use would overwrite the
+    first's (use two layers). Training belongs to one thread at a time: a training forward
+    or a backward while another thread runs one, or a backward of another thread's forward,
+    raises ConcurrentUseError (it would mix the two passes' caches and gradients); so does
+    an inference forward while another thread trains. Inference forwards
+    (``training=False``) may run in several threads at once.
     """
 
     def __init__(self, *layers, rng=None, input_shape=None):
@@ -35,14 +49,36 @@ class Sequential:
             from .summary import check_input_shape
 
             self.input_shape = check_input_shape(input_shape, "Sequential")
+        self._init_guard()
         for layer in layers:
             self.add(layer)
 
+    def _init_guard(self):
+        self._busy = threading.Lock()    # held while a training forward or a backward runs
+        self._busy_thread = None         # by this thread (its ident)
+        self._forward_thread = None      # the thread of the last training forward
+
+    def __getstate__(self):              # copy.deepcopy and pickle: a lock is neither
+        state = dict(self.__dict__)
+        for key in ("_busy", "_busy_thread", "_forward_thread"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._init_guard()
+
     def add(self, layer):
-        """Append a layer (returns self)."""
+        """Append a layer (returns self); a layer the model already holds is refused."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential: layer {len(self.layers)} must be a minicnn Layer, got "
                             f"{type(layer).__name__} ({layer!r})")
+        for i, other in enumerate(self.layers):
+            if other is layer:
+                raise ValueError(
+                    f"Sequential: layer {len(self.layers)} {layer!r} is layer {i} already; a "
+                    f"layer keeps one forward's cache and writes its gradients in place, so it "
+                    f"can appear only once in a model (use two layers)")
         if self.rng is not None and getattr(layer, "rng", False) is None:
             layer.rng = self.rng  # Dropout draws from the model's generator
         self.layers.append(layer)
@@ -52,6 +88,22 @@ class Sequential:
     def forward(self, x, training=None):
         """Run every layer; ``training=None`` uses the mode set by train() / eval()."""
         training = self.training if training is None else bool(training)
+        if not training:
+            if self._busy.locked() and self._busy_thread != threading.get_ident():
+                self._refuse("an inference forward")     # it would clear the caches
+            return self._run(x, False)
+        self._enter("a training forward")
+        try:
+            if len({id(layer) for layer in self.layers}) != len(self.layers):
+                raise ValueError(f"Sequential: a layer appears twice in {self.layers} (changed "
+                                 f"through .layers?); each layer can appear only once")
+            out = self._run(x, True)
+            self._forward_thread = self._busy_thread
+            return out
+        finally:
+            self._leave()
+
+    def _run(self, x, training):
         shape = tuple(np.shape(x)[1:])
         with blas_single_thread():          # once for the whole pass, not per product
             for i, layer in enumerate(self.layers):
@@ -70,13 +122,38 @@ class Sequential:
         With ``input_grad=False`` (as the Trainer calls it) the first layer skips the
         gradient of the model input, which nothing uses in training, and None is returned.
         """
-        with blas_single_thread():
-            for i in range(len(self.layers) - 1, -1, -1):
-                layer = self.layers[i]
-                if i == 0 and not input_grad and layer.skips_input_grad:
-                    return layer.backward(dout, need_dx=False)
-                dout = layer.backward(dout)
-        return dout
+        self._enter("a backward")
+        try:
+            if self._forward_thread not in (None, self._busy_thread):
+                self._refuse("a backward", "whose last training forward ran in another thread")
+            with blas_single_thread():      # once for the whole pass, not per product
+                for i in range(len(self.layers) - 1, -1, -1):
+                    layer = self.layers[i]
+                    if i == 0 and not input_grad and layer.skips_input_grad:
+                        return layer.backward(dout, need_dx=False)
+                    dout = layer.backward(dout)
+            return dout
+        finally:
+            self._leave()
+
+    # --- one thread trains at a time ------------------------------------------------
+    def _enter(self, what):
+        """Take the model for a training forward or a backward, or raise ConcurrentUseError
+        when another thread has it: never a wait (waiting would interleave two trainers'
+        steps silently)."""
+        if not self._busy.acquire(blocking=False):
+            self._refuse(what)
+        self._busy_thread = threading.get_ident()
+
+    def _leave(self):
+        self._busy_thread = None
+        self._busy.release()
+
+    def _refuse(self, what, why="while another thread trains it"):
+        raise ConcurrentUseError(
+            f"Sequential: {what} from thread {threading.current_thread().name!r} {why}; "
+            f"training one model from two threads at once mixes their caches and gradients "
+            f"(give each thread its own model, or train one after the other)")
 
     def predict(self, x, batch_size=256):
         """Class probabilities (softmax of the outputs), in eval mode, ``batch_size`` images at a time."""

@@ -1,5 +1,4 @@
 """The Trainer: fit a model on arrays with progress bars, callbacks, evaluation, resumable state."""
-import json
 import math
 import signal
 import sys
@@ -11,7 +10,7 @@ import numpy as np
 
 from . import metrics
 from . import trainer_checks as checks
-from ._io import atomic_write
+from . import trainer_state
 from .random import get_rng
 
 
@@ -271,40 +270,13 @@ class Trainer:
     # --- resumable state -------------------------------------------------------------------
     def save_state(self, path):
         """Write model parameters, optimizer and scheduler state, epoch, seed and history to one
-        .npz, atomically and without pickle, for ``load_state``."""
-        opt = self.optimizer.state_dict()
-        meta = {"epoch": self.epoch, "seed": self.seed, "history": dict(self.history),
-                "optimizer": {"steps": opt["steps"], "lr": opt["lr"]},
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
-        arrays = {"__trainer__": np.array(json.dumps(meta))}
-        for name, value in self.model.state_dict().items():
-            arrays["param:" + name] = value
-        for name, state in opt["state"].items():
-            for key, value in state.items():
-                arrays[f"opt:{name}:{key}"] = value
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        .npz, atomically and without pickle, for ``load_state`` (see minicnn.trainer_state)."""
+        trainer_state.save(self, path)
 
     def load_state(self, path):
-        """Restore what ``save_state`` wrote; the next ``fit`` continues from the stored epoch."""
-        from .checkpoint import CheckpointError
+        """Restore what ``save_state`` wrote; the next ``fit`` continues from the stored epoch.
 
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                meta = json.loads(str(npz["__trainer__"][()]))
-                params = {k[6:]: npz[k] for k in npz.files if k.startswith("param:")}
-                opt_state = {}
-                for k in npz.files:
-                    if k.startswith("opt:"):
-                        name, key = k[4:].rsplit(":", 1)
-                        opt_state.setdefault(name, {})[key] = npz[k]
-        except (OSError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{path}: not a readable trainer state ({e})") from e
-        self.model.load_state_dict(params)
-        self.optimizer.load_state_dict({"steps": meta["optimizer"]["steps"], "lr": meta["optimizer"]["lr"],
-                                        "state": opt_state})
-        if self.scheduler is not None and meta["scheduler"] is not None:
-            self.scheduler.load_state_dict(meta["scheduler"])
-        self.epoch = int(meta["epoch"])
-        self.seed = meta["seed"]
-        self.history = History(meta["history"])
+        Everything in the file is checked before anything changes: on a CheckpointError the
+        model, optimizer, scheduler and trainer are as they were."""
+        trainer_state.load(self, path)
         return self

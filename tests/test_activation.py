@@ -129,7 +129,9 @@ class SameMask:
 def test_dropout_gradcheck(p, rng):
     layer = Dropout(p)
     assert minicnn.gradcheck(SameMask(layer), rng.standard_normal((3, 4, 5)))
-    assert minicnn.gradcheck(layer, rng.standard_normal((3, 4)), training=False)
+    # an eval forward keeps no mask: backward refuses, as every layer does (issue 18)
+    with pytest.raises(RuntimeError, match=r"Dropout\(.*\): backward called before forward"):
+        minicnn.gradcheck(layer, rng.standard_normal((3, 4)), training=False)
 
 
 def test_dropout_training_and_eval(rng):
@@ -142,7 +144,8 @@ def test_dropout_training_and_eval(rng):
     dout = rng.standard_normal(x.shape)
     np.testing.assert_array_equal(layer.backward(dout), dout * (kept / (1 - 0.25)))  # the same mask
     assert layer.forward(x, training=False) is x
-    np.testing.assert_array_equal(layer.backward(dout), dout)
+    with pytest.raises(RuntimeError, match="backward called before forward"):  # issue 18
+        layer.backward(dout)
     assert layer.forward(x, training=True) is not x
 
 

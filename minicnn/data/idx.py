@@ -4,6 +4,7 @@ Layout: two zero bytes, a type byte, a rank byte, then one big-endian uint32 per
 dimension, then the data, big-endian, row-major.
 """
 import gzip
+import math
 import zlib
 
 import numpy as np
@@ -32,7 +33,9 @@ def parse_idx(data, name="IDX data", expect_ndim=None):
         raise IDXError(f"{name}: truncated header ({len(data)} bytes, the header needs {header})")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_TYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.uint64)) * dtype.itemsize
+    # Python integers: a fixed-width product wraps (dims (29700, 24920845, 24923011) made
+    # 9,884 bytes in uint64) and a wrapped size would pass the length check
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing bytes"
         raise IDXError(f"{name}: {what}: the header declares shape {shape} ({expected:,} bytes in all), "

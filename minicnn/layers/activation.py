@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from .. import functional as F
-from .base import Layer, as_float_input
+from .base import Layer, as_float_input, fixed
 
 
 class _Activation(Layer):
@@ -49,6 +49,7 @@ class LeakyReLU(_Activation):
     """x for x > 0, negative_slope * x otherwise."""
 
     defaults = {"negative_slope": 0.01}
+    negative_slope = fixed("negative_slope")
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
@@ -56,7 +57,7 @@ class LeakyReLU(_Activation):
             raise TypeError(f"LeakyReLU: negative_slope must be a number, got {negative_slope!r}")
         if not np.isfinite(negative_slope):
             raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
-        self.negative_slope = float(negative_slope)
+        self._negative_slope = float(negative_slope)
 
     def get_config(self):
         return {"negative_slope": self.negative_slope}

@@ -1,4 +1,6 @@
 """The Layer base class: params/grads dicts, config, repr, dtype handling."""
+import operator
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -13,6 +15,23 @@ def check_dtype(dtype, owner):
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{owner}: dtype must be float32 or float64, got {dtype!r}")
     return dt.type
+
+
+def fixed(name):
+    """A read-only attribute ``name``, stored as ``_name`` by the constructor.
+
+    For a layer's constructor arguments, which its weights, config (its checkpoint) and
+    repr were made from: changed afterwards, the layer would compute one thing and save
+    another, or save what it cannot be rebuilt from. The getter is C code (attrgetter), so
+    reading it costs about what a plain attribute does.
+    """
+    def refuse(self, value):
+        raise AttributeError(f"{type(self).__name__}: {name} is fixed when the layer is built "
+                             f"(its weights, config and checkpoints follow it); build a new "
+                             f"layer instead")
+
+    return property(operator.attrgetter("_" + name), refuse,
+                    doc=f"{name} (read-only: fixed when the layer is built)")
 
 
 class Parameter:

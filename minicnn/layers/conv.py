@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from .. import geometry
 from ..init import WEIGHT_INITS, init_weight
-from .base import Layer, as_float_input, as_tuples, check_dtype
+from .base import Layer, as_float_input, as_tuples, check_dtype, fixed
 
 CONV_PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
 
@@ -31,6 +31,10 @@ class Conv2D(Layer):
     """
 
     skips_input_grad = True
+    in_channels, out_channels, groups = fixed("in_channels"), fixed("out_channels"), fixed("groups")
+    kernel_size, stride, dilation = fixed("kernel_size"), fixed("stride"), fixed("dilation")
+    padding, padding_mode = fixed("padding"), fixed("padding_mode")
+    flip_kernel, activation, weight_init = fixed("flip_kernel"), fixed("activation"), fixed("weight_init")
     defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,
                 "padding_mode": "zeros", "flip_kernel": False, "activation": None,
                 "weight_init": "he", "dtype": "float32"}
@@ -58,16 +62,16 @@ class Conv2D(Layer):
             raise ValueError(f"{owner}: activation must be None or 'relu', got {activation!r}")
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"{owner}: bias must be True or False, got {bias!r}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = geometry.pair(kernel_size, "kernel_size", owner)
-        self.stride = geometry.pair(stride, "stride", owner)
-        self.dilation = geometry.pair(dilation, "dilation", owner)
-        self.padding = geometry.normalize_padding(padding, owner)
-        self.groups = int(groups)
-        self.padding_mode = padding_mode
-        self.flip_kernel = bool(flip_kernel)
-        self.activation = activation
-        self.weight_init = weight_init
+        self._in_channels, self._out_channels = int(in_channels), int(out_channels)
+        self._kernel_size = geometry.pair(kernel_size, "kernel_size", owner)
+        self._stride = geometry.pair(stride, "stride", owner)
+        self._dilation = geometry.pair(dilation, "dilation", owner)
+        self._padding = geometry.normalize_padding(padding, owner)
+        self._groups = int(groups)
+        self._padding_mode = padding_mode
+        self._flip_kernel = bool(flip_kernel)
+        self._activation = activation
+        self._weight_init = weight_init
         self.dtype = check_dtype(dtype, owner)
         self._args = {"kernel_size": as_tuples(kernel_size), "stride": as_tuples(stride),
                       "padding": as_tuples(padding), "dilation": as_tuples(dilation)}
@@ -77,7 +81,9 @@ class Conv2D(Layer):
         fan_out = self.out_channels // self.groups * kh * kw
         self.params["weight"] = init_weight((self.out_channels, cin_g, kh, kw), fan_in, fan_out,
                                             weight_init, self.dtype, rng, owner)
-        self.grads["weight"] = np.zeros_like(self.params["weight"])
+        # np.zeros (calloc), not zeros_like (which writes every page): a model loaded from a
+        # checkpoint holds no memory for gradients until it trains
+        self.grads["weight"] = np.zeros(self.params["weight"].shape, self.dtype)
         if bias:
             self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
             self.grads["bias"] = np.zeros_like(self.params["bias"])

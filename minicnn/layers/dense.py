@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from ..init import WEIGHT_INITS, init_weight
 from ..random import get_rng
-from .base import Layer, as_float_input, check_dtype
+from .base import Layer, as_float_input, check_dtype, fixed
 
 
 def check_positive_int(v, name, owner):
@@ -26,18 +26,20 @@ class Dense(Layer):
 
     skips_input_grad = True
     defaults = {"bias": True, "weight_init": "he", "dtype": "float32"}
+    in_features, out_features = fixed("in_features"), fixed("out_features")
+    weight_init = fixed("weight_init")
 
     def __init__(self, in_features, out_features, bias=True, weight_init="he", dtype=np.float32,
                  rng=None):
         super().__init__()
         owner = f"Dense({in_features!r}, {out_features!r})"
-        self.in_features = check_positive_int(in_features, "in_features", owner)
-        self.out_features = check_positive_int(out_features, "out_features", owner)
+        self._in_features = check_positive_int(in_features, "in_features", owner)
+        self._out_features = check_positive_int(out_features, "out_features", owner)
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"{owner}: bias must be True or False, got {bias!r}")
         if not isinstance(weight_init, str) or weight_init not in WEIGHT_INITS:
             raise ValueError(f"{owner}: weight_init must be one of {list(WEIGHT_INITS)}, got {weight_init!r}")
-        self.weight_init = weight_init
+        self._weight_init = weight_init
         self.dtype = check_dtype(dtype, owner)
         try:
             rng = get_rng(rng)
@@ -45,7 +47,9 @@ class Dense(Layer):
             raise TypeError(f"{owner}: {e}") from None
         self.params["weight"] = init_weight((self.out_features, self.in_features), self.in_features,
                                             self.out_features, weight_init, self.dtype, rng, owner)
-        self.grads["weight"] = np.zeros_like(self.params["weight"])
+        # np.zeros (calloc), not zeros_like (which writes every page): a model loaded from a
+        # checkpoint holds no memory for gradients until it trains
+        self.grads["weight"] = np.zeros(self.params["weight"].shape, self.dtype)
         if bias:
             self.params["bias"] = np.zeros(self.out_features, dtype=self.dtype)
             self.grads["bias"] = np.zeros_like(self.params["bias"])

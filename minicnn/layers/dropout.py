@@ -21,13 +21,22 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
+        self.p = p
+        self.rng = rng
+        self.mask = None
+
+    @property
+    def p(self):
+        return self._p
+
+    @p.setter
+    def p(self, p):
+        # checked whenever set: p >= 1 would divide by 1 - p <= 0
         if not isinstance(p, numbers.Real) or isinstance(p, bool):
             raise TypeError(f"Dropout: p must be a number in [0, 1), got {p!r}")
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be a number in [0, 1), got {p!r}")
-        self.p = float(p)
-        self.rng = rng
-        self.mask = None
+        self._p = float(p)
 
     @property
     def rng(self):
@@ -46,7 +55,10 @@ class Dropout(Layer):
 
     def forward(self, x, training=True):
         x = as_float_input(x, self)
-        if not training or self.p == 0:
+        if not training:
+            self.mask = None            # backward refuses, as after any layer's eval forward
+            return x
+        if self.p == 0:
             self.mask = np.ones((), dtype=x.dtype)  # backward passes dout through
             return x
         self.mask = F.dropout_mask(x.shape, self.p, x.dtype, get_rng(self.rng))

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import geometry
-from .base import Layer, as_float_input, as_tuples
+from .base import Layer, as_float_input, as_tuples, fixed
 
 
 class Pad(Layer):
@@ -17,11 +17,12 @@ class Pad(Layer):
     """
 
     defaults = {"mode": "zeros", "value": 0.0}
+    padding, mode, value = fixed("padding"), fixed("mode"), fixed("value")
 
     def __init__(self, padding, mode="zeros", value=0.0):
         super().__init__()
         owner = f"Pad({padding!r})"
-        self.padding = geometry.normalize_padding(padding, owner, allow_same=False)
+        self._padding = geometry.normalize_padding(padding, owner, allow_same=False)
         if mode not in geometry.PADDING_MODES:
             raise ValueError(f"{owner}: mode must be one of {list(geometry.PADDING_MODES)}, "
                              f"got mode={mode!r}")
@@ -29,8 +30,8 @@ class Pad(Layer):
             raise TypeError(f"{owner}: value must be a number, got {value!r}")
         if value != 0 and mode != "constant":
             raise ValueError(f"{owner}: value={value!r} needs mode='constant', got mode={mode!r}")
-        self.mode = mode
-        self.value = float(value)
+        self._mode = mode
+        self._value = float(value)
         self._padding_arg = as_tuples(padding)
         self.in_shape = self.in_dtype = None
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functional as F
-from .base import Layer, as_float_input, as_tuples
+from .base import Layer, as_float_input, as_tuples, fixed
 
 POOL_MODES = ("max", "avg")
 
@@ -33,6 +33,9 @@ class Pool2D(Layer):
 
     defaults = {"stride": None, "padding": 0, "mode": "max", "ceil_mode": False,
                 "count_include_pad": True}
+    kernel_size, stride, padding = fixed("kernel_size"), fixed("stride"), fixed("padding")
+    mode, ceil_mode = fixed("mode"), fixed("ceil_mode")
+    count_include_pad = fixed("count_include_pad")
 
     def __init__(self, kernel_size, stride=None, padding=0, mode="max", ceil_mode=False,
                  count_include_pad=True):
@@ -45,11 +48,11 @@ class Pool2D(Layer):
                 raise TypeError(f"{owner}: {name} must be True or False, got {v!r}")
         if mode == "max" and not count_include_pad:
             raise ValueError(f"{owner}: count_include_pad=False needs mode='avg', got mode='max'")
-        self.kernel_size, self.stride, self.padding = F.pool_args(kernel_size, stride, padding,
-                                                                  owner)
-        self.mode = mode
-        self.ceil_mode = bool(ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
+        self._kernel_size, self._stride, self._padding = F.pool_args(kernel_size, stride,
+                                                                     padding, owner)
+        self._mode = mode
+        self._ceil_mode = bool(ceil_mode)
+        self._count_include_pad = bool(count_include_pad)
         self._args = {"kernel_size": as_tuples(kernel_size), "stride": as_tuples(stride),
                       "padding": as_tuples(padding)}
         self.cache = None
