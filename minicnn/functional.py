@@ -5,8 +5,7 @@ a Cython kernel (``minicnn._kernels``); kernels run with bounds checks off, so
 nothing reaches them unchecked. Arrays are NCHW; padding is in the per-side form
 ``((top, bottom), (left, right))`` of ``minicnn.geometry``. ``owner`` names the caller
 in error messages: a string, or the calling layer itself, whose repr is only built when
-a message needs it (building it on every call cost 0.12 ms of a 0.85 ms batch-1 LeNet-5
-step).
+a message needs it (building it on every call was a noticeable part of a batch-1 step).
 """
 import functools
 
@@ -21,15 +20,12 @@ from ._kernels import conv as _conv
 from ._kernels import activation as _act
 from ._kernels import pad as _pad
 
-#: below this many values touched, a kernel runs on one thread: waking sleeping OpenMP
-#: threads costs 25-70 us, and even spinning ones ~1 us plus a cache miss per thread, more
-#: than the work (a 2-thread ReLU of 300,000 values took 74 us, one thread 24 us, with
-#: threads that slept at once). With threads that spin a while (minicnn/_config.py) 2**17
-#: beat 2**18 in two sweeps: LeNet-5's training step 3.15 -> 2.86 and 3.18 -> 2.79 ms, the
-#: others within the noise (python benchmarks/thread_settings.py --rounds 5 --only "spin 3000")
+#: below this many values touched, a kernel runs on one thread: handing work to another
+#: thread (waking it, a cache miss each) costs more than the work saves (measurements in
+#: benchmarks/README.md, "Why the thresholds are what they are")
 PARALLEL_MIN = 1 << 17
-#: and a convolution below this many multiply-adds: 2**18 rather than 2**16 keeps a batch-1
-#: LeNet-5 step on one thread (0.64 -> 0.57 ms, in a sweep where one floor served both)
+#: and a convolution below this many multiply-adds (a batch-1 LeNet-5 step stays on one
+#: thread)
 PARALLEL_MIN_MACS = 1 << 18
 
 
@@ -177,7 +173,7 @@ def _scratch(workspace, name, shape, dtype):
     has the right shape and dtype, else allocated (and kept there).
 
     Large temporaries (convnet's im2col matrix is 42 MB) freshly allocated every step
-    cost a page fault per 4 KB on first touch: ~9 ms of a 52 ms training step.
+    would cost a page fault per 4 KB on first touch.
     Outputs that leave the function are never scratch: only what dies inside it, or
     lives in the cache until the next forward replaces it.
     """
@@ -271,7 +267,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     else:
         # 1x1, stride 1, unpadded: the column matrix is the input itself, channel-major, so
         # a transpose replaces im2col (one GEMM over the batch beat NumPy's per-image
-        # stacked matmul: dwsep's 32->64 backward 2.2 -> 1.1 ms)
+        # stacked matmul)
         path = "pointwise" if kh == kw == 1 and stride == (1, 1) and not padded else "gemm"
         g = groups
         # inference uses no workspace: two threads may run one model's forward at once
@@ -289,9 +285,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
             path = "direct"
             # 3x3 with many channels: the same convolution from 1/2.25 the multiply-adds
             # (minicnn/winograd.py), forward and backward, only where the direct kernels
-            # would run (on smaller images the batch path beat it too: 4 x 4 outputs, 56 ->
-            # 256 channels, 10.7 vs 13.7 ms); an output that is not finite (an infinite
-            # input) is made again directly, whose infinities it keeps
+            # would run (on smaller images the batch path beat it too); an output that is
+            # not finite (an infinite input) is made again directly, whose infinities it keeps
             if (winograd.fits(w.dtype, g, n, w.shape, stride, dilation)
                     and winograd.forward(direct, w, xp, bias, out, relu, threads)):
                 path = "winograd"
@@ -635,7 +630,7 @@ def max_pool2d_2x2(x, owner="max_pool2d_2x2"):
     (0 top left, 1 top right, 2 bottom left, 3 bottom right), the pixel max_pool2d's
     argmax names (same NaN and tie rules). Half the memory of a flat index, and
     ``max_pool2d_2x2_backward`` writes whole windows, with no zeroing pass and no index to
-    check: LeNet-5's first pool at batch 64 0.15 -> 0.075 ms forward on one thread.
+    check (about twice as fast as the general kernel on LeNet-5's first pool).
     """
     _check_pool_input(x, owner)
     n, c, h, w = x.shape
@@ -946,7 +941,7 @@ def sgd_update(w, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
 
 def sgd_update_checked(w, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
     """``sgd_update`` for arrays the caller has checked with ``sgd_arrays_problem`` (as
-    optim.SGD does once per step: checking them twice cost 1.4 us a parameter). It still
+    optim.SGD does once per step: checking them twice cost time on every parameter). It still
     refuses, in O(1), what would make the kernel read or write outside the arrays: sizes
     that differ, or momentum without a buffer."""
     if (not all(isinstance(a, np.ndarray) for a in (w, g))
