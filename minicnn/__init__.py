@@ -25,7 +25,7 @@ from .losses import MSELoss, SoftmaxCrossEntropy
 
 # === model (owner: model) ===
 from .checkpoint import CheckpointError, load
-from .model import Sequential
+from .model import ConcurrentUseError, Sequential
 from . import architectures
 from .summary import receptive_field
 
