@@ -122,7 +122,19 @@ def blas_single_thread():
             if _blas_depth == 0:
                 for lib, n in _blas_saved:
                     lib.set_num_threads(n)
+                    _release(lib)
                 _blas_saved = ()
+
+
+def _release(lib):
+    """Give up the control threadpoolctl hands the first thread that sets OpenBLAS's count
+    (its pthreads pool is shared: later settings from other threads are ignored until the
+    controlling thread clears it, as threadpool_limits does on leaving). Without this, a
+    minicnn call in a worker thread would make threadpool_limits in the main thread a
+    silent no-op afterwards."""
+    clear = getattr(type(lib), "clear_controlling_thread", None)
+    if clear is not None:
+        clear()
 
 
 def numpy_matmul(a, b, out=None):

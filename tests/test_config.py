@@ -204,3 +204,31 @@ def test_sequential_holds_blas_to_one_thread_for_the_whole_pass():
     assert [s[0] for s in seen] == ["forward", "backward"]
     assert all(threads == [1] * len(libs) and depth == 1 for _, threads, depth in seen)
     assert [lib.num_threads for lib in libs] == before and runtime._blas_depth == 0
+
+
+def test_blas_control_is_given_back_after_a_worker_thread_call():
+    """threadpoolctl lets only the first thread that sets OpenBLAS's shared pool change it
+    until that thread clears control: minicnn, called from a worker thread, must give it
+    back, or the main thread's threadpool_limits would silently do nothing afterwards."""
+    import threading
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    libs = runtime.blas_libraries()
+    if not libs or all(lib.num_threads == 1 for lib in libs):
+        pytest.skip("needs a BLAS library on more than one thread")
+
+    def work():
+        runtime.numpy_matmul(np.ones((2, 2)), np.ones((2, 2)))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    keep_alive = threading.Event()
+    holder = threading.Thread(target=lambda: (work(), keep_alive.wait(10)))
+    holder.start()                      # a live thread that has used minicnn
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            assert all(lib.num_threads == 1 for lib in libs)
+    finally:
+        keep_alive.set()
+        holder.join()
