@@ -511,3 +511,35 @@ def test_matches_torch(k, s, p, ceil, inc):
     ref = torch.nn.functional.avg_pool2d(t, k, s if s is not None else k, p, ceil_mode=ceil,
                                          count_include_pad=inc)
     np.testing.assert_allclose(out, ref.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw", [(2, 2), (7, 9), (14, 14), (3, 2)])
+def test_avg_pool_2x2_fast_path_is_the_general_sum(dtype, hw):
+    """AvgPool2D(2)'s kernel takes a path without per-window clipping: the same four additions
+    in double in the same order, over 4 (forward), and each gradient over 4 added once
+    (backward), so the same bits as the definition, odd edges, NaN, inf and -0.0 included."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2) + hw).astype(dtype)
+    if x.size > 8:
+        x.flat[[0, 5, 8]] = [np.nan, np.inf, -0.0]
+    out = F.avg_pool2d(x, 2)
+    oh, ow = hw[0] // 2, hw[1] // 2
+    c = x[:, :, :2 * oh, :2 * ow].astype(np.float64)
+    want = ((c[:, :, 0::2, 0::2] + c[:, :, 0::2, 1::2]) + c[:, :, 1::2, 0::2]) + c[:, :, 1::2, 1::2]
+    np.testing.assert_array_equal(out, (want / 4).astype(dtype))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    if dout.size:
+        dout.flat[0] = -0.0
+    dx = F.avg_pool2d_backward(dout, x.shape, 2)
+    expect = np.zeros(x.shape, dtype)
+    g = dout / dtype(4)
+    for a in (0, 1):
+        for b in (0, 1):
+            expect[:, :, a:2 * oh:2, b:2 * ow:2] += g
+    np.testing.assert_array_equal(dx, expect)
+    assert not np.signbit(dx).any() or np.signbit(expect).any()
+    # the general kernel (a window that needs clipping elsewhere) still matches the reference
+    padded = F.avg_pool2d(x, 2, padding=1)
+    np.testing.assert_allclose(padded, R.avg_pool2d(x.astype(np.float64), 2, padding=1),
+                               rtol=1e-6, equal_nan=True)
