@@ -703,7 +703,7 @@ def avg_pool2d_backward(dout, input_shape, kernel_size, stride=None, padding=0, 
     oh, ow = pool_output_hw((h, w), kernel_size, stride, padding, bool(ceil_mode), owner)
     if dout.shape != (n, c, oh, ow):
         raise ValueError(f"{owner}: dout must be {(n, c, oh, ow)}, got {dout.shape}")
-    dx = np.zeros((n, c, h, w), dtype=dout.dtype)
+    dx = np.empty((n, c, h, w), dtype=dout.dtype)     # the kernel writes every cell
     if dx.size:
         (pt, pb), (pl, pr) = padding
         _pool.avg_pool_backward(np.ascontiguousarray(dout).reshape(n * c, oh, ow),

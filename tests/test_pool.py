@@ -543,3 +543,22 @@ def test_avg_pool_2x2_fast_path_is_the_general_sum(dtype, hw):
     padded = F.avg_pool2d(x, 2, padding=1)
     np.testing.assert_allclose(padded, R.avg_pool2d(x.astype(np.float64), 2, padding=1),
                                rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("hw", [(3, 3), (4, 7), (9, 8), (28, 28)])
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_max_pool_3x3_inside_windows_path(stride, padding, hw, ceil_mode):
+    """3x3 windows that lie inside the plane go through an unrolled kernel, the others
+    through the general one: outputs and argmax equal the reference's, with ties (small
+    integers), NaN and -inf in the data."""
+    rng = np.random.default_rng(hw[0] * 31 + hw[1] + stride)
+    for dtype in (np.float32, np.float64):
+        x = rng.integers(-3, 4, (2, 3) + hw).astype(dtype)
+        x.flat[rng.integers(0, x.size, 3)] = np.nan
+        x.flat[rng.integers(0, x.size, 2)] = -np.inf
+        out, argmax = F.max_pool2d(x, 3, stride, padding, ceil_mode)
+        ref_out, ref_argmax = R.max_pool2d(x, 3, stride, padding, ceil_mode)
+        np.testing.assert_array_equal(out, ref_out)
+        np.testing.assert_array_equal(argmax, ref_argmax)

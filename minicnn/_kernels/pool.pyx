@@ -31,9 +31,9 @@ ctypedef int code_t
 cdef inline void _max_row(const floating[:, :, ::1] x,     # IN  (P, H, W)
                           floating[:, :, ::1] out,          # OUT (P, OH, OW)
                           Py_ssize_t[:, :, ::1] argmax,     # OUT (P, OH, OW) flat h*W + w
-                          Py_ssize_t p, Py_ssize_t i, Py_ssize_t j0, int kh, int kw,
-                          int sh, int sw, int pt, int pl) noexcept nogil:
-    """Output row i of plane p from column j0 on, any window."""
+                          Py_ssize_t p, Py_ssize_t i, Py_ssize_t j0, Py_ssize_t j1,
+                          int kh, int kw, int sh, int sw, int pt, int pl) noexcept nogil:
+    """Output row i of plane p, columns j0 <= j < j1, any window."""
     cdef Py_ssize_t H = x.shape[1]
     cdef Py_ssize_t W = x.shape[2]
     cdef Py_ssize_t j, h, w, h0, h1, w0, w1, idx, best_at, nan_at
@@ -42,7 +42,7 @@ cdef inline void _max_row(const floating[:, :, ::1] x,     # IN  (P, H, W)
     h0 = i * sh - pt
     h1 = min(h0 + kh, H)
     h0 = max(h0, 0)
-    for j in range(j0, out.shape[2]):
+    for j in range(j0, j1):
         w0 = j * sw - pl
         w1 = min(w0 + kw, W)
         w0 = max(w0, 0)
@@ -155,9 +155,52 @@ cdef inline void _max_plane_2x2(const floating[:, :, ::1] x, floating[:, :, ::1]
                 am[j0 + j] = at + 2 * (j0 + j) + (k & 1) + (k >> 1) * W
             j0 = j0 + n
         if cols < out.shape[2]:
-            _max_row(x, out, argmax, p, i, cols, 2, 2, 2, 2, 0, 0)
+            _max_row(x, out, argmax, p, i, cols, out.shape[2], 2, 2, 2, 2, 0, 0)
     for i in range(rows, out.shape[1]):
-        _max_row(x, out, argmax, p, i, 0, 2, 2, 2, 2, 0, 0)
+        _max_row(x, out, argmax, p, i, 0, out.shape[2], 2, 2, 2, 2, 0, 0)
+
+
+cdef inline void _max_window_3x3(const floating* plane, Py_ssize_t W, Py_ssize_t h0,
+                                 Py_ssize_t w0, floating* out,
+                                 Py_ssize_t* argmax) noexcept nogil:
+    """_max_row's rule for one 3x3 window that lies inside the plane, its loops of constant
+    length so the compiler unrolls them: the same selects in the same row-major order."""
+    cdef Py_ssize_t h, w, idx
+    cdef Py_ssize_t best_at = h0 * W + w0
+    cdef Py_ssize_t nan_at = -1
+    cdef floating v, best = plane[best_at]
+    for h in range(3):
+        for w in range(3):
+            idx = (h0 + h) * W + w0 + w
+            v = plane[idx]
+            best_at = idx if v > best else best_at
+            best = v if v > best else best
+            nan_at = idx if (v != v) & (nan_at < 0) else nan_at
+    if nan_at >= 0:
+        best_at = nan_at
+        best = plane[nan_at]
+    out[0] = best
+    argmax[0] = best_at
+
+
+cdef inline void _max_row_3x3(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                              Py_ssize_t[:, :, ::1] argmax, Py_ssize_t p, Py_ssize_t i,
+                              int sh, int sw, int pt, int pl) noexcept nogil:
+    """Output row i of a 3x3 pooling: the windows inside the plane on _max_window_3x3, the
+    ones that reach into the padding (the row's ends, or all of a border row) on _max_row."""
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], OW = out.shape[2]
+    cdef Py_ssize_t h0 = i * sh - pt
+    cdef Py_ssize_t j, first, last
+    first = (pl + sw - 1) // sw                     # the first j with j*sw - pl >= 0
+    last = (W - 3 + pl) // sw + 1 if W >= 3 else 0  # past the last j with j*sw - pl + 3 <= W
+    last = min(last, OW)
+    if h0 < 0 or h0 + 3 > H or first >= last:
+        _max_row(x, out, argmax, p, i, 0, OW, 3, 3, sh, sw, pt, pl)
+        return
+    _max_row(x, out, argmax, p, i, 0, first, 3, 3, sh, sw, pt, pl)
+    for j in range(first, last):
+        _max_window_3x3(&x[p, 0, 0], W, h0, j * sw - pl, &out[p, i, j], &argmax[p, i, j])
+    _max_row(x, out, argmax, p, i, last, OW, 3, 3, sh, sw, pt, pl)
 
 
 def max_pool_forward(const floating[:, :, ::1] x,    # IN  (P, H, W)
@@ -167,13 +210,17 @@ def max_pool_forward(const floating[:, :, ::1] x,    # IN  (P, H, W)
     """out = the maximum of each window; argmax = its flat index h*W + w in the plane."""
     cdef Py_ssize_t p, i
     cdef bint two = kh == 2 and kw == 2 and sh == 2 and sw == 2 and pt == 0 and pl == 0
+    cdef bint three = kh == 3 and kw == 3
     with nogil:
         for p in prange(x.shape[0], schedule="static", num_threads=num_threads):
             if two:
                 _max_plane_2x2(x, out, argmax, p)
+            elif three:
+                for i in range(out.shape[1]):
+                    _max_row_3x3(x, out, argmax, p, i, sh, sw, pt, pl)
             else:
                 for i in range(out.shape[1]):
-                    _max_row(x, out, argmax, p, i, 0, kh, kw, sh, sw, pt, pl)
+                    _max_row(x, out, argmax, p, i, 0, out.shape[2], kh, kw, sh, sw, pt, pl)
 
 
 def max_pool_2x2_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
@@ -358,15 +405,18 @@ cdef inline void _avg_scatter_plane_2x2(const floating[:, :, ::1] dout,
 
 
 def avg_pool_backward(const floating[:, :, ::1] dout,   # IN  (P, OH, OW)
-                      floating[:, :, ::1] dx,            # OUT (P, H, W), zeroed by the caller
+                      floating[:, :, ::1] dx,            # OUT (P, H, W), every cell written
                       int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr,
                       bint count_include_pad, int num_threads):
-    """Each output gradient, over its divisor, is added to every input cell of its window."""
+    """Each output gradient, over its divisor, is added to every input cell of its window,
+    plane by plane: each plane zeroed first while it is in cache (no zeroing pass over dx)."""
     cdef Py_ssize_t p
     cdef bint plain = _is_plain_2x2(dx.shape[1], dx.shape[2], dout.shape[1], dout.shape[2],
                                     kh, kw, sh, sw, pt, pl, pb, pr)
     with nogil:
         for p in prange(dout.shape[0], schedule="static", num_threads=num_threads):
+            if dx.shape[1] * dx.shape[2]:
+                memset(&dx[p, 0, 0], 0, dx.shape[1] * dx.shape[2] * sizeof(floating))
             if plain:
                 _avg_scatter_plane_2x2(dout, dx, p)
             else:
