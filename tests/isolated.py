@@ -31,8 +31,10 @@ def run_script(name, *args, timeout=900, env=None):
 def _run(argv, timeout, env):
     full_env = dict(os.environ, PYTHONPATH=TESTS + os.pathsep + os.environ.get("PYTHONPATH", ""))
     full_env.update(env or {})
+    # run from tests/, not the checkout: '-c' puts the working folder first on sys.path,
+    # and the checkout's minicnn/ has no compiled kernels when the package was installed
     return subprocess.run([sys.executable, *argv], capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+                          timeout=timeout, env=full_env, cwd=TESTS)
 
 
 def check_alive(proc):

@@ -222,7 +222,8 @@ def test_a_crafted_padding_checkpoint_is_refused_before_it_allocates(files):
               "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
               "repr(p.stderr))")
     done = subprocess.run([sys.executable, "-c", script, files["huge_pad"], files["images"]],
-                          capture_output=True, text=True, env=child_env(), timeout=60)
+                          capture_output=True, text=True, env=child_env(), timeout=60,
+                          cwd=files["tmp"])     # not the checkout: its minicnn is unbuilt
     code, peak_kb, err = done.stdout.split(" ", 2)
     assert code == "2" and "--max-memory" in err
     assert int(peak_kb) < 300 * 1024, f"peak RSS {int(peak_kb) // 1024} MB"

@@ -118,7 +118,8 @@ def test_kill_9_in_the_middle_of_saves_leaves_a_loadable_checkpoint(tmp_path):
     rng = random.Random(0)
     for kill in range(3):
         child = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE,
-                                 text=True, env=dict(os.environ, PYTHONPATH=TESTS))
+                                 text=True, env=dict(os.environ, PYTHONPATH=TESTS),
+                                 cwd=tmp_path)     # not the checkout: its minicnn is unbuilt
         try:
             assert child.stdout.readline().strip() == "SAVED"
             time.sleep(rng.uniform(0.0, 0.3))
