@@ -660,7 +660,9 @@ def max_pool2d_2x2_backward(dout, code, input_shape, owner="max_pool2d_2x2_backw
     if code.dtype != np.int32:
         raise TypeError(f"{owner}: code must be int32 (from max_pool2d_2x2), got {code.dtype}")
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
-    if dx.size:
+    if dout.size == 0:          # no window fits (an input of one row or column): all zero
+        dx.fill(0)
+    elif dx.size:
         _pool.max_pool_2x2_backward(np.ascontiguousarray(dout).reshape(n * c, h // 2, w // 2),
                                     np.ascontiguousarray(code).reshape(n * c, h // 2, w // 2),
                                     dx.reshape(n * c, h, w), _threads(dx.size))

@@ -562,3 +562,14 @@ def test_max_pool_3x3_inside_windows_path(stride, padding, hw, ceil_mode):
         ref_out, ref_argmax = R.max_pool2d(x, 3, stride, padding, ceil_mode)
         np.testing.assert_array_equal(out, ref_out)
         np.testing.assert_array_equal(argmax, ref_argmax)
+
+
+def test_max_pool_2x2_backward_with_no_window_is_all_zero():
+    """An input of one column has no 2x2 window: the gradient is zero everywhere, and the
+    kernel (which took the address of a row of an empty dout; a bounds-checked build
+    raised) is not called. Found by the fuzz of the functional entry points."""
+    for shape in [(1, 1, 2, 1), (2, 3, 1, 5)]:
+        n, c, h, w = shape
+        empty = np.zeros((n, c, h // 2, w // 2), np.float32)
+        dx = F.max_pool2d_2x2_backward(empty, empty.astype(np.int32), shape)
+        assert dx.shape == shape and not dx.any()

@@ -347,7 +347,7 @@ cdef inline bint _is_plain_2x2(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssi
                                int pr) noexcept nogil:
     """2x2 windows at stride 2, unpadded, every window inside the input."""
     return (kh == 2 and kw == 2 and sh == 2 and sw == 2 and pt == 0 and pl == 0 and pb == 0
-            and pr == 0 and 2 * OH <= H and 2 * OW <= W)
+            and pr == 0 and OH > 0 and OW > 0 and 2 * OH <= H and 2 * OW <= W)
 
 
 def avg_pool_forward(const floating[:, :, ::1] x,    # IN  (P, H, W)
