@@ -38,6 +38,7 @@ def run(args):
     returns the exit code. ``args.command`` names the command in messages."""
     from ..checkpoint import CheckpointError
     from ..data import ChecksumError, IDXError
+    from ..distributed.comm import StoppedByMain
 
     try:
         code = args.run(args)
@@ -50,6 +51,8 @@ def run(args):
     except KeyboardInterrupt:
         print(f"minicnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except StoppedByMain:  # another rank of an mpiexec run; rank 0 said why
+        return 2
     except (UsageError, CheckpointError, ChecksumError, IDXError) as e:
         say(args.command, e)
         return 2
