@@ -12,6 +12,7 @@ MODE:
   kill      rank 1 kills itself (SIGKILL) in its fourth batch
   hang      rank 1 sleeps for ten minutes in its fourth batch
   mismatch  rank 1 is given one training image fewer
+  drift     rank 1 changes a weight of its own in its fourth batch
 """
 import hashlib
 import os
@@ -44,7 +45,7 @@ def build(trainer_class, init_seed):
                          minicnn.CosineAnnealingLR(sgd, T_max=EPOCHS))
 
 
-def failing_transform(mode):
+def failing_transform(mode, model):
     calls = [0]
 
     def transform(xb):
@@ -56,6 +57,8 @@ def failing_transform(mode):
                 os.kill(os.getpid(), signal.SIGKILL)
             if mode == "hang":
                 time.sleep(600)
+            if mode == "drift":
+                model.parameters()[0].value[0, 0, 0, 0] += 1e-3
         return normalize(xb)
 
     return transform
@@ -103,7 +106,7 @@ def failing(mode):
         x, y = x[:-1], y[:-1]
     trainer = build(DistributedTrainer, init_seed=0)
     trainer.fit(x, y, epochs=EPOCHS, batch_size=BATCH, seed=5, verbose=0,
-                transform=failing_transform(mode))
+                transform=failing_transform(mode, trainer.model))
     print(f"FINISHED {rank()}", flush=True)
 
 

@@ -186,6 +186,7 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path):
     ("kill", None),                     # the launcher sees the death and ends the other rank
     ("mismatch", "RankMismatchError: DistributedTrainer.fit: every rank must be given the same "
                  "data and arguments, but len(x)"),
+    ("drift", "RankMismatchError: DistributedTrainer: after epoch 1 the ranks' weights differ"),
 ])
 def test_a_rank_that_fails_ends_the_run_with_an_error_not_a_hang(mode, says, tmp_path):
     code, out, seconds = worker(mode, tmp_path, timeout=90, env={"MINICNN_MPI_TIMEOUT": "3"})

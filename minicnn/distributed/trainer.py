@@ -80,6 +80,18 @@ class _AgreedInterrupt(_InterruptFlag):
         signal.signal(signal.SIGINT, self._old)  # a second Ctrl-C behaves as usual
 
 
+class _CompareWeights(Callback):
+    """The first callback, on every rank: the ranks' weights must be equal (a checksum), or an
+    MPI library whose sums differed between ranks would make them drift apart unseen."""
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        table = trainer.comm.allgather([_checksum(trainer.model)], f"the weights after epoch {epoch}")
+        if len(set(table[:, 0])) > 1:
+            raise RankMismatchError(f"DistributedTrainer: after epoch {epoch} the ranks' weights "
+                                    f"differ (checksums {table[:, 0].tolist()}): the allreduce "
+                                    "gave the ranks different sums, or a rank changed its weights")
+
+
 class _ShareDecisions(Callback):
     """The last callback, on every rank: rank 0's callbacks alone run (they write files), and
     what they decide (EarlyStopping's stop, restored best weights) reaches the others."""
@@ -91,6 +103,13 @@ class _ShareDecisions(Callback):
 
     def on_train_end(self, trainer):
         trainer.sync()
+
+
+def _checksum(model):
+    crc = 0
+    for p in model.parameters():
+        crc = zlib.crc32(np.ascontiguousarray(p.value).view(np.uint8).reshape(-1), crc)
+    return crc
 
 
 class DistributedTrainer(Trainer):
@@ -128,7 +147,7 @@ class DistributedTrainer(Trainer):
                                         initial_epoch)
             if seed is None and self.seed is None:  # rank 0 draws it for every rank
                 seed = self.comm.bcast_object(int(get_rng().integers(2**31)), "the seed")
-            callbacks = (list(callbacks) if self.is_main else []) + [_ShareDecisions()]
+            callbacks = [_CompareWeights(), *(callbacks if self.is_main else ()), _ShareDecisions()]
             with warnings.catch_warnings():
                 if not self.is_main:  # said once, by rank 0
                     warnings.simplefilter("ignore")
