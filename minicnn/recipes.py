@@ -159,7 +159,7 @@ def _train(ranks, arch, epochs, batch_size, lr, seed, data_dir, out, kind, augme
     print_fn(f"minicnn {__version__}: {arch} on {kind}, {len(x_train):,} training images, "
              f"{epochs} epochs, batch {batch_size}, lr {run['lr']}"
              f"{', shifted images' if run['augment'] else ''}, {get_num_threads()} threads"
-             f"{f' in each of {ranks.size} processes' if ranks is not None else ''}"
+             f"{_processes(ranks)}"
              f"{f'; resuming after epoch {trainer.epoch}' if stored else ''}")
     print_fn(f"writes {paths.last} after every epoch and {paths.final} when the run finishes")
     model.summary(INPUT_SHAPE, print_fn=print_fn)
@@ -218,6 +218,14 @@ def _train(ranks, arch, epochs, batch_size, lr, seed, data_dir, out, kind, augme
     return {**result, "accuracy": accuracy, "checkpoint": paths.final if write else paths.last,
             "final_written": write, "per_class_accuracy": metrics.per_class_accuracy(matrix).tolist(),
             "confusion_matrix": matrix.tolist()}
+
+
+def _processes(ranks):
+    if ranks is None:
+        return ""
+    if ranks.size == 1:
+        return " in 1 process (mpiexec -n N minicnn train --distributed starts N)"
+    return f" in each of {ranks.size} processes"
 
 
 def _silent(*args, **kwargs):
