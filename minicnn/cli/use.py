@@ -60,7 +60,10 @@ def run_summary(args):
         model = build(args.arch or "lenet5")
         shape = args.input_shape or (1, 28, 28)
     try:
-        model.summary(shape)
+        model.summary(shape, print_fn=print)
+        if args.explain:
+            print()
+            print(model.explain(shape))
     except ValueError as e:
         raise A.UsageError(f"input shape {'x'.join(map(str, shape))}: {e}") from e
     return 0
@@ -98,6 +101,9 @@ def add_use_commands(sub):
                     help="a named network (default: lenet5)")
     sm.add_argument("--input-shape", type=A.input_shape, default=None,
                     help="C,H,W or CxHxW (default: the checkpoint's, else 1,28,28)")
+    sm.add_argument("--explain", action="store_true",
+                    help="then each layer's formulas with its numbers: output size, 'same' "
+                    "padding, parameters, MACs, receptive field")
     sm.set_defaults(run=run_summary)
 
     pr = sub.add_parser("predict", help="classify the images in a .npy file")
