@@ -178,3 +178,11 @@ def check_fits(owner, in_hw, kernel_size, padding, dilation=(1, 1)):
 def mac_count(out_hw, kernel_size, in_channels, out_channels, groups=1):
     """Multiply-accumulates of one image through a convolution: OH*OW*KH*KW*Cin*Cout/groups."""
     return out_hw[0] * out_hw[1] * kernel_size[0] * kernel_size[1] * in_channels * out_channels // groups
+
+
+def receptive_field_start_step(start, jump, pad_before):
+    """One layer of where the first output's receptive field starts, in input pixels:
+    start_l = start_{l-1} - pad_before_l * j_{l-1}, from start = 0. Output i of the layer
+    then sees input pixels [start + i * j, start + i * j + r); a negative start reaches into
+    the padding."""
+    return start - pad_before * jump
