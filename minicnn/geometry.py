@@ -10,6 +10,10 @@ Conventions: sizes are per axis; ``padding`` in normalised form is
 import math
 import numbers
 
+__all__ = ["PADDING_MODES", "MAX_EXTENT", "is_int", "pair", "normalize_padding",
+           "effective_kernel", "same_padding", "resolve_padding", "conv_output_size",
+           "pool_output_size", "receptive_field_step", "check_fits", "mac_count"]
+
 PADDING_MODES = ("zeros", "constant", "reflect", "symmetric", "replicate", "circular")
 #: the largest kernel size, stride, dilation or padding: the kernels take them as C ints
 #: (a larger Python int would not convert, and sums of them must not wrap)

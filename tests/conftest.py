@@ -15,7 +15,7 @@ def rng():
 
 @pytest.fixture(autouse=True)
 def _seed():
-    minicnn.random.seed(0)
+    minicnn.rng.seed(0)
     yield
 
 
