@@ -25,36 +25,11 @@ passes the padding counts only up to its end) or by the number of its input pixe
 import numpy as np
 
 from .. import geometry
+from ..geometry import pool_args, pool_output_hw
 
 __all__ = ["pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward",
            "max_pool2d_2x2", "max_pool2d_2x2_backward", "avg_pool2d", "avg_pool2d_backward",
            "global_avg_pool2d", "global_avg_pool2d_backward"]
-
-
-def pool_args(kernel_size, stride=None, padding=0, owner="pool2d"):
-    """((KH, KW), (sh, sw), ((top, bottom), (left, right))) from the argument forms.
-
-    kernel_size, stride: an int or (h, w); stride None means kernel_size. padding: an int,
-    (h, w), ((top, bottom), (left, right)) or 'valid', each side at most kernel // 2.
-    """
-    kernel_size = geometry.pair(kernel_size, "kernel_size", owner)
-    stride = kernel_size if stride is None else geometry.pair(stride, "stride", owner)
-    padding = geometry.normalize_padding(padding, owner, allow_same=False)
-    for axis, k, sides in zip("HW", kernel_size, padding):
-        if max(sides) > k // 2:
-            raise ValueError(f"{owner}: padding along {axis} must be at most half the kernel "
-                             f"size ({k} // 2 = {k // 2}) on each side, got {sides}")
-    return kernel_size, stride, padding
-
-
-def pool_output_hw(in_hw, kernel_size, stride, padding, ceil_mode=False, owner="pool2d"):
-    """(OH, OW) for the normalised arguments of ``pool_args``."""
-    if min(in_hw) < 1:
-        raise ValueError(f"{owner}: expected an input with H >= 1 and W >= 1, got H, W = "
-                         f"{tuple(in_hw)}")
-    geometry.check_fits(owner, in_hw, kernel_size, padding)
-    return tuple(geometry.pool_output_size(n, k, s, before, after, ceil_mode)
-                 for n, k, s, (before, after) in zip(in_hw, kernel_size, stride, padding))
 
 
 def _span(i, k, s, before, n, after):
