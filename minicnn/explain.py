@@ -13,6 +13,8 @@ from . import geometry
 from .layers import Conv2D, Dense, Flatten, GlobalAvgPool2D, Pad, Pool2D
 from .summary import summarize
 
+__all__ = ["Explanation", "explain"]
+
 SIZE = "floor((X + P_before + P_after - D*(K-1) - 1) / S) + 1"
 SAME = ("'same' padding: total = max((ceil(X/S) - 1)*S + D*(K-1) + 1 - X, 0),\n"
         "                before = floor(total/2), after = total - before")

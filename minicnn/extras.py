@@ -1,6 +1,8 @@
 """Optional packages: import one, or say in one line which extra of minicnn brings it."""
 import importlib
 
+__all__ = ["EXTRAS", "MissingExtraError", "require"]
+
 #: module -> (the package pip installs, the extra of minicnn that lists it)
 EXTRAS = {"matplotlib": ("matplotlib", "plot"), "PIL": ("Pillow", "images")}
 

@@ -7,6 +7,8 @@ themselves: the table appears exactly once either way.
 import html
 import sys
 
+__all__ = ["session_shows_values", "summary_html", "model_html"]
+
 
 def session_shows_values():
     """True where the value of an expression statement is shown by the session itself: the

@@ -13,6 +13,9 @@ from . import geometry
 from .extras import require
 from .layers import Conv2D, GlobalAvgPool2D, Pad, Pool2D
 
+__all__ = ["conv_layer", "filters", "feature_maps", "receptive_field_region", "training_curves",
+           "plot_filters", "plot_feature_maps", "plot_receptive_field", "plot_training_curves"]
+
 
 # --- what is drawn (NumPy only) --------------------------------------------------------
 def conv_layer(model, layer=None, who="viz"):

@@ -10,6 +10,9 @@ import numpy as np
 
 from ..extras import require
 
+__all__ = ["IMAGE_EXTENSIONS", "GRAY_MODES", "ImageError", "open_image", "is_gray", "pixels",
+           "load_image", "ImageFolder"]
+
 #: the file names ImageFolder reads (case-insensitive); other files are left alone
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Pillow modes with one channel of grey levels
