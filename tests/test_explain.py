@@ -215,3 +215,12 @@ def test_summary_explain_on_the_command_line(capsys):
     assert out.rstrip().endswith("receptive field 16 x 16 input pixels (jump 4)")
     assert cli.main(["summary", "--arch", "lenet5"]) == 0
     assert "floor(" not in capsys.readouterr().out
+
+
+def test_the_readme_shows_what_explain_prints():
+    import os
+
+    with open(os.path.join(os.path.dirname(__file__), os.pardir, "README.md")) as f:
+        readme = f.read()
+    block = readme.split("### Explain mode", 1)[1].split("```\n", 2)[1]
+    assert block.startswith("layer 0: Conv2D(1->6") and block in lenet5().explain((1, 28, 28))
