@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import trainer_checks as checks
 from ..callbacks import Callback
-from ..random import get_rng
+from ..rng import get_rng
 from ..trainer import History, Trainer, TrainingDivergedError, _InterruptFlag
 from .comm import Communicator, RankMismatchError, stop_all_on_error
 
