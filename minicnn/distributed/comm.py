@@ -16,12 +16,18 @@ from contextlib import contextmanager
 
 import numpy as np
 
+__all__ = ["DEFAULT_TIMEOUT", "INSTALL_HINT", "RAISED_ON_EVERY_RANK", "Communicator",
+           "DistributedError", "DistributedTimeoutError", "RankMismatchError", "StoppedByMain",
+           "mpi", "stop_all_on_error", "timeout_from"]
+
 #: seconds a collective waits for every rank before the run is stopped
 DEFAULT_TIMEOUT = 120.0
-#: a collective is polled without sleeping for this long (a training step's allreduce is
-#: usually done by then), then with sleeps growing to POLL_MAX_SLEEP
-SPIN_SECONDS = 0.002
-POLL_MAX_SLEEP = 0.005
+#: a collective is polled without sleeping for this long, then with sleeps growing to
+#: POLL_MAX_SLEEP. MPI moves a non-blocking collective's data only while it is polled (MPICH
+#: has no progress thread by default), so sleeping early stretches a large allreduce: see
+#: benchmarks/README.md, "Data-parallel training over MPI".
+SPIN_SECONDS = 0.05
+POLL_MAX_SLEEP = 0.001
 #: how to install what is missing, for every error that says it
 INSTALL_HINT = "pip install 'minicnn[mpi]' (mpi4py and MPICH)"
 

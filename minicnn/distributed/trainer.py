@@ -30,6 +30,8 @@ from ..rng import get_rng
 from ..trainer import History, Trainer, TrainingDivergedError, _InterruptFlag
 from .comm import Communicator, RankMismatchError, stop_all_on_error
 
+__all__ = ["DistributedTrainer", "GradientBuffer"]
+
 
 class GradientBuffer:
     """One float64 array: every parameter's gradient, then EXTRA slots (loss sum, images
