@@ -234,3 +234,59 @@ def test_cli_distributed_user_mistake_is_one_line_from_rank_0(tmp_path):
     # one line from minicnn (Open MPI's launcher adds a box of its own about the exit code)
     assert out.count("minicnn train: error: nothing to resume") == 1, out
     assert out.count("minicnn") == 1 and "Traceback" not in out, out
+
+
+def _rank_pid(rank, out):
+    """The pid of the process of rank ``rank`` whose command line names ``out``."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if out in cmdline and (f"PMI_RANK={rank}" in environ or f"PMIX_RANK={rank}" in environ):
+            return int(pid)
+    raise AssertionError(f"no process of rank {rank} for {out}")
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step(tmp_path, monkeypatch):
+    """Ctrl-C reaches the ranks at different steps (here: rank 1 alone gets it); they agree
+    through the next allreduce and stop together (exit 130), rank 0 writes the run's files,
+    and --resume ends on the weights of a run never interrupted."""
+    data = tmp_path / "data"
+    fake_dataset(monkeypatch, n=90, root=data)
+    child = os.path.join(TESTS, "cli_child.py")
+    common = [child, "train", "--distributed", "--epochs", "3", "--batch-size", "10", "--quiet",
+              "--data-dir", str(data)]
+    env = {"CHILD_FAKE_DATA": str(data)}
+    code, out, _ = launch(*common, "--out", str(tmp_path / "whole"), timeout=180, env=env)
+    assert code == 0, out[-4000:]
+
+    launcher, launcher_env = _mpiexec()
+    proc = subprocess.Popen([*launcher, sys.executable, *common, "--out", str(tmp_path / "cut")],
+                            cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env=_child_env({
+                                **launcher_env, **env, "CHILD_STEPS": "1",
+                                "CHILD_PAUSE_AT": "STEP 12", "CHILD_PAUSE": "1"}))
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "STEP 12" in line:
+                os.kill(_rank_pid(1, str(tmp_path / "cut")), signal.SIGINT)
+                break
+        out = "".join(lines) + proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out[-4000:]
+    assert out.count("interrupted in epoch 2") == 1, out[-4000:]
+    assert max(int(n) for n in re.findall(r"STEP (\d+)", out)) <= 14   # both ranks stopped
+    code, out, _ = launch(*common, "--out", str(tmp_path / "cut"), "--resume", timeout=180, env=env)
+    assert code == 0 and "resuming after epoch 1" in out, out[-4000:]
+    whole = minicnn.load(tmp_path / "whole" / "lenet5.npz")
+    resumed = minicnn.load(tmp_path / "cut" / "lenet5.npz")
+    for p, q in zip(whole.parameters(), resumed.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
