@@ -23,6 +23,9 @@ from .layers import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
 from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 
+# === norm (owner: norm) ===
+from .layers import BatchNorm1D, BatchNorm2D
+
 # === model (owner: model) ===
 from .checkpoint import CheckpointError, load
 from .model import ConcurrentUseError, Sequential

@@ -1,5 +1,5 @@
 """Layers, one file per family. ``LAYERS`` maps class names to classes (for checkpoints)."""
-from .base import Layer, Parameter
+from .base import Buffer, Layer, Parameter
 
 # === engine (owner: conv, pad, pool) ===
 from .conv import Conv2D
@@ -11,6 +11,9 @@ from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .dense import Dense
 from .dropout import Dropout
 from .shape import Flatten
+
+# === norm (owner: norm) ===
+from .norm import BatchNorm1D, BatchNorm2D
 
 LAYERS = {
     cls.__name__: cls
