@@ -24,7 +24,7 @@ from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 
 # === norm (owner: norm) ===
-from .layers import BatchNorm1D, BatchNorm2D
+from .layers import BatchNorm1D, BatchNorm2D, ConvTranspose2D, Upsample
 
 # === model (owner: model) ===
 from .checkpoint import CheckpointError, load

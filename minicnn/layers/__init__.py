@@ -14,6 +14,7 @@ from .shape import Flatten
 
 # === norm (owner: norm) ===
 from .norm import BatchNorm1D, BatchNorm2D
+from .upsampling import ConvTranspose2D, Upsample
 
 LAYERS = {
     cls.__name__: cls
