@@ -3,7 +3,8 @@ import numpy as np
 
 from .. import functional as F
 from .. import geometry
-from ..init import WEIGHT_INITS, init_weight
+from ..backend import ops
+from ..initializers import WEIGHT_INITS, init_weight
 from .base import Layer, as_float_input, as_tuples, check_dtype, fixed
 
 
@@ -83,7 +84,7 @@ class ConvTranspose2D(Layer):
 
     def forward(self, x, training=True):
         x = as_float_input(x, self, self.dtype, ndim=4)
-        out, self.cache = F.conv_transpose2d_forward(
+        out, self.cache = ops.conv_transpose2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride, self.padding,
             self.output_padding, self.groups, self.dilation, training, owner=self)
         return out
@@ -91,7 +92,7 @@ class ConvTranspose2D(Layer):
     def backward(self, dout, need_dx=True):
         """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check()
-        dx, dw, db = F.conv_transpose2d_backward(dout, self.cache, need_dx)
+        dx, dw, db = ops.conv_transpose2d_backward(dout, self.cache, need_dx)
         self.grads["weight"][...] = dw
         if db is not None:
             self.grads["bias"][...] = db
@@ -145,11 +146,11 @@ class Upsample(Layer):
     def forward(self, x, training=True):
         x = as_float_input(x, self, None, ndim=4)
         self.cache = (x.shape, x.dtype) if training else None
-        return F.upsample_nearest(x, self.scale_factor, owner=self)
+        return ops.upsample_nearest(x, self.scale_factor, owner=self)
 
     def backward(self, dout):
         self._backward_check()
-        return F.upsample_nearest_backward(dout, self.scale_factor, *self.cache, owner=self)
+        return ops.upsample_nearest_backward(dout, self.scale_factor, *self.cache, owner=self)
 
     def output_shape(self, input_shape):
         c, h, w = input_shape

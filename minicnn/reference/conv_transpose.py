@@ -78,13 +78,13 @@ def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0), output
     """x (N, C, H, W), w (C, O/groups, KH, KW) -> (out, cache)."""
     stride, padding = _pair(stride), _pair(padding)
     output_padding, dilation = _pair(output_padding), _pair(dilation)
+    if x.ndim != 4 or x.shape[1] != w.shape[0]:
+        raise ValueError(f"{owner}: expected input (N, {w.shape[0]}, H, W), got {x.shape}")
     n, c, h, wd = x.shape
     og = w.shape[1]
     cg = c // groups
-    oh, ow = ((h - 1) * stride[0] - 2 * padding[0] + dilation[0] * (w.shape[2] - 1)
-              + output_padding[0] + 1,
-              (wd - 1) * stride[1] - 2 * padding[1] + dilation[1] * (w.shape[3] - 1)
-              + output_padding[1] + 1)
+    oh, ow = conv_transpose2d_output_hw((h, wd), w.shape[2:], stride, padding, output_padding,
+                                        dilation, owner)
     full = np.zeros((n, og * groups, oh + 2 * padding[0], ow + 2 * padding[1]),
                     np.result_type(x, w))
     for g in range(groups):
@@ -96,7 +96,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0), output
     if b is not None:
         out = out + b.reshape(1, -1, 1, 1)
     cache = {"x": x, "w": w, "has_bias": b is not None, "stride": stride, "padding": padding,
-             "dilation": dilation, "groups": groups}
+             "dilation": dilation, "groups": groups, "out_shape": out.shape, "owner": owner}
     return np.ascontiguousarray(out), cache if training else None
 
 
@@ -112,6 +112,9 @@ def conv_transpose2d_backward(dout, cache, need_dx=True):
     n, c, h, wd = x.shape
     og, cg = w.shape[1], c // groups
     dout = np.asarray(dout, dtype=w.dtype)
+    if dout.shape != cache["out_shape"]:
+        raise ValueError(f"{cache['owner']}: dout must have shape {cache['out_shape']}, got "
+                         f"{dout.shape}")
     dfull = np.pad(dout, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     dx, dw = np.zeros_like(x), np.zeros_like(w)
     for g in range(groups):

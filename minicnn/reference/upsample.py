@@ -22,12 +22,10 @@ def upsample_args(scale_factor, owner="upsample_nearest"):
     return geometry.pair(scale_factor, "scale_factor", owner)
 
 
-def _pair(v):
-    return (int(v), int(v)) if np.isscalar(v) else tuple(int(u) for u in v)
-
-
 def upsample_nearest(x, scale_factor, owner="upsample_nearest"):
-    sh, sw = _pair(scale_factor)
+    sh, sw = upsample_args(scale_factor, owner)
+    if x.ndim != 4:
+        raise ValueError(f"{owner}: expected an input (N, C, H, W), got shape {x.shape}")
     n, c, h, w = x.shape
     out = np.empty((n, c, h * sh, w * sw), x.dtype)
     for i in range(h * sh):
@@ -38,7 +36,11 @@ def upsample_nearest(x, scale_factor, owner="upsample_nearest"):
 
 def upsample_nearest_backward(dout, scale_factor, x_shape, dtype=None,
                               owner="upsample_nearest"):
-    sh, sw = _pair(scale_factor)
+    sh, sw = upsample_args(scale_factor, owner)
+    n, c, h, w = x_shape
+    if dout.shape != (n, c, h * sh, w * sw):
+        raise ValueError(f"{owner}: dout must have shape {(n, c, h * sh, w * sw)}, got "
+                         f"{dout.shape}")
     dx = np.zeros(x_shape, dtype or dout.dtype)
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
