@@ -6,6 +6,8 @@ import numpy as np
 from ..backend import ops
 from .base import Layer, as_float_input, check_dtype, fixed
 
+__all__ = ["BatchNorm1D", "BatchNorm2D"]
+
 
 class _BatchNorm(Layer):
     """Normalise each channel with the batch's mean and variance (training) or running

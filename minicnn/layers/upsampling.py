@@ -7,6 +7,8 @@ from ..backend import ops
 from ..initializers import WEIGHT_INITS, init_weight
 from .base import Layer, as_float_input, as_tuples, check_dtype, fixed
 
+__all__ = ["ConvTranspose2D", "Upsample", "UPSAMPLE_MODES"]
+
 
 class ConvTranspose2D(Layer):
     """2-d transposed convolution: the input gradient of the Conv2D with the same arguments,
