@@ -199,7 +199,8 @@ def task_prepare(job):
 
 def task_ops(job):
     """Forward and backward of every distinct convolution and pooling layer of the networks
-    at batch 64 (and the padding of each padded convolution), this framework alone."""
+    at batch 64 (and the padding of each padded convolution), then of compare_ops.EXTRA's
+    operations (BatchNorm2D, ConvTranspose2D), this framework alone."""
     build = BUILDERS[job["framework"]]
     x0 = batches(64, 1, 2)[0][0]
     rows, seen = [], set()
@@ -217,15 +218,22 @@ def task_ops(job):
                 pads, mode = tuple(map(tuple, d["padding"])), d["padding_mode"]
                 name = f"{net}[{i}] pad {','.join(str(v) for p in pads for v in p)} {mode}"
                 todo.append((name, lambda: ops.pad(pads, mode, x)))
-            for name, make in todo:
-                try:
-                    pair = make()
-                except Exception as e:          # a framework without this op: a "-" cell
-                    rows.append({"op": name, "error": f"{type(e).__name__}: {e}"})
-                    continue
-                for what, fn in zip(("forward", "backward"), pair):
-                    rows.append({"op": f"{name} {what}", "times_ms": timed_steps(fn, [()], job)})
+            time_ops(todo, rows, job)
+    adapter = build(job, job["nets"][0], LR).layer_ops()     # and the operations of EXTRA
+    time_ops([(name, lambda d=d: adapter.extra(d)) for name, d in compare_ops.EXTRA], rows, job)
     return {"ops": rows}
+
+
+def time_ops(todo, rows, job):
+    """Time each (name, make) of ``todo`` (make() gives the forward and backward callables)."""
+    for name, make in todo:
+        try:
+            pair = make()
+        except Exception as e:          # a framework without this op: a "-" cell
+            rows.append({"op": name, "error": f"{type(e).__name__}: {e}"})
+            continue
+        for what, fn in zip(("forward", "backward"), pair):
+            rows.append({"op": f"{name} {what}", "times_ms": timed_steps(fn, [()], job)})
 
 
 def peak_rss_mb():
