@@ -241,3 +241,22 @@ def test_against_pytorch(shape, training, affine, track, momentum):
     assert list(ours) == list(theirs)
     for k in ours:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_trainer_evaluates_on_running_statistics_without_moving_them():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    model = minicnn.Sequential(minicnn.Dense(4, 3), BatchNorm1D(3))
+    trainer = minicnn.Trainer(model, minicnn.SoftmaxCrossEntropy(),
+                              minicnn.SGD(model.parameters(), lr=0.1))
+    trainer.fit(x, y, epochs=2, batch_size=16, validation_data=(x[:8], y[:8]), verbose=0)
+    assert model.state_dict()["1.num_batches_tracked"] == 4        # training batches only
+    before = model.state_dict()
+    logits = model.forward(x[:8], training=False)
+    hidden = model[0].forward(x[:8], training=False)
+    rm, rv = before["1.running_mean"], before["1.running_var"]
+    expected = (hidden - rm) / np.sqrt(rv + 1e-5) * before["1.weight"] + before["1.bias"]
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
