@@ -135,6 +135,15 @@ def test_astype_converts_statistics_not_the_counter():
     assert bn.buffers["num_batches_tracked"].dtype == np.int64
 
 
+@pytest.mark.parametrize("track", [True, False])
+def test_astype_without_affine_computes_in_the_new_dtype(track):
+    bn = BatchNorm2D(2, affine=False, track_running_stats=track).astype(np.float64)
+    x = np.random.default_rng(3).standard_normal((2, 2, 3, 3)) * 1e-4 + 1
+    out = bn.forward(x)
+    assert out.dtype == np.float64 and bn.get_config()["dtype"] == "float64"
+    np.testing.assert_allclose(out, R.batch_norm(x, None, None, training=True), rtol=1e-9)
+
+
 def test_config_repr_summary_and_fixed_arguments():
     bn = BatchNorm2D(4, momentum=None, affine=False)
     assert repr(bn) == "BatchNorm2D(4, momentum=None, affine=False)"
