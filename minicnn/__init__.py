@@ -37,6 +37,9 @@ from .optim import SGD, Adam
 from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
 from .trainer import Trainer, TrainingDivergedError
 
+# === exchange (owner: interop): PyTorch and ONNX stay optional, imported when used ===
+from . import interop
+
 # === data (owner: data) ===
 from . import data
 from .info import show_config
