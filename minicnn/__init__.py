@@ -39,6 +39,7 @@ from .trainer import Trainer, TrainingDivergedError
 
 # === exchange (owner: interop): PyTorch and ONNX stay optional, imported when used ===
 from . import interop
+from .onnx_export import export_onnx
 
 # === data (owner: data) ===
 from . import data
