@@ -39,6 +39,8 @@ from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D
 from .layers.base import Layer
 from .model import Sequential
 
+__all__ = ["TORCH_MISSING", "TO_TORCH", "to_torch", "from_torch"]
+
 TORCH_MISSING = "minicnn.interop needs PyTorch, which is not installed: pip install torch"
 _TORCH_PAD_MODES = ("zeros", "reflect", "replicate", "circular")
 

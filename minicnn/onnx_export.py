@@ -32,6 +32,8 @@ from . import geometry
 from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
                      MaxPool2D, Pad, Pool2D, ReLU, Sigmoid, Tanh)
 
+__all__ = ["OPSET", "ONNX_MISSING", "EXPORTERS", "Graph", "pad", "to_onnx", "export_onnx"]
+
 OPSET = 17
 ONNX_MISSING = "ONNX export needs the onnx package, which is not installed: " \
                "pip install 'minicnn[onnx]'"
@@ -254,7 +256,7 @@ def export_onnx(model, path, input_shape=None, metadata=None):
     """Write ``model`` to ``path`` as ONNX (see the module docstring), atomically; returns
     ``path``. ``input_shape`` is one sample's (C, H, W); N stays free in the file.
     ``metadata`` ({name: value}, e.g. the input's normalisation) is stored as text."""
-    from ._io import atomic_write
+    from ._atomic import atomic_write
 
     proto = to_onnx(model, input_shape, metadata)
     data = proto.SerializeToString()

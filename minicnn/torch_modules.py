@@ -13,13 +13,20 @@ layer computes, in PyTorch, differentiably:
 - ``PerSidePool2d(kernel_size, stride, padding, mode, ceil_mode, count_include_pad)``: max or
   average pooling with ``((top, bottom), (left, right))`` padding, by minicnn's rules.
 
-This module imports torch at its top: only ``minicnn.interop`` imports it, when asked to.
+Only ``minicnn.interop`` imports this module, when asked for PyTorch. Without PyTorch the
+module still imports (its classes are then plain, unused objects).
 """
-import torch
-import torch.nn.functional as TF
-from torch import nn
-
 from . import geometry
+
+try:
+    import torch
+    import torch.nn.functional as TF
+    _Module = torch.nn.Module
+except ImportError:                    # PyTorch is optional; minicnn.interop says what to install
+    torch = TF = None
+    _Module = object
+
+__all__ = ["SymmetricPad2d", "SamePad2d", "PerSidePool2d", "symmetric_pad", "pad2d"]
 
 _TORCH_MODES = {"zeros": "constant", "constant": "constant", "reflect": "reflect",
                 "replicate": "replicate", "circular": "circular"}
@@ -47,7 +54,7 @@ def pad2d(x, sides, mode, value=0.0):
     return TF.pad(x, sides, mode=_TORCH_MODES[mode])
 
 
-class SymmetricPad2d(nn.Module):
+class SymmetricPad2d(_Module):
     """``Pad(padding, mode='symmetric')``: padding = (left, right, top, bottom), as PyTorch's
     padding modules take it."""
 
@@ -62,7 +69,7 @@ class SymmetricPad2d(nn.Module):
         return repr(self.padding)
 
 
-class SamePad2d(nn.Module):
+class SamePad2d(_Module):
     """The padding ``Conv2D(padding='same', padding_mode=mode)`` adds for each input size."""
 
     def __init__(self, kernel_size, stride=(1, 1), dilation=(1, 1), mode="zeros"):
@@ -80,7 +87,7 @@ class SamePad2d(nn.Module):
                 f"dilation={self.dilation}, mode={self.mode!r}")
 
 
-class PerSidePool2d(nn.Module):
+class PerSidePool2d(_Module):
     """``Pool2D`` with padding ((top, bottom), (left, right)) that differs between the sides.
 
     The input is padded explicitly (minus infinity for max, zeros for average) and pooled

@@ -73,7 +73,7 @@ def test_a_wrong_count_of_numbers_names_the_forms(padding, count):
     message = str(e.value)
     assert message.startswith("Pad: padding must be an int, (h, w), ((top, bottom), (left, right)), "
                               "(left, right, top, bottom) as torch.nn.functional.pad orders it")
-    assert f"({count} numbers: give 1, 2 (h, w) or 4 (left, right, top, bottom))" in message
+    assert f"({count} numbers: give one int, 2 (h, w) or 4 (left, right, top, bottom))" in message
 
 
 def test_layers_take_the_flat_form_and_save_it():

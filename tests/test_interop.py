@@ -106,10 +106,10 @@ def test_one_layer_weights_are_copies_and_modes_follow():
 def test_neither_direction_draws_from_a_random_generator():
     model = ARCHITECTURES["lenet5"](rng=np.random.default_rng(0))
     torch_state = torch.random.get_rng_state()
-    ours = minicnn.random.get_rng().bit_generator.state
+    ours = minicnn.rng.get_rng().bit_generator.state
     interop.from_torch(interop.to_torch(model))
     assert torch.equal(torch.random.get_rng_state(), torch_state)
-    assert minicnn.random.get_rng().bit_generator.state == ours
+    assert minicnn.rng.get_rng().bit_generator.state == ours
 
 
 def test_pytorch_written_stacks_are_read():

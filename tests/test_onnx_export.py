@@ -119,7 +119,7 @@ def test_a_failed_export_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
     def broken_fsync(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(minicnn._io.os, "fsync", broken_fsync)
+    monkeypatch.setattr(minicnn._atomic.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="No space left"):
         export_onnx(Sequential(ReLU()), path, (1, 2, 2))
     assert path.read_bytes() == b"the earlier export" and os.listdir(tmp_path) == ["model.onnx"]

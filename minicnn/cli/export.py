@@ -12,6 +12,8 @@ from . import args as A
 from . import files
 from .use import _is_shape
 
+__all__ = ["output_file", "run_export", "add_export_command"]
+
 
 def output_file(text):
     """A file to write: its folder exists, and it is not a folder itself."""
