@@ -238,9 +238,13 @@ def _read_pool(m, mode):
 
 
 def _pool_kwargs(kernel_size, stride, padding, ceil_mode):
+    """Pooling arguments, stride left out when it is the kernel size (PyTorch's default too)."""
+    if stride is None or (isinstance(stride, (tuple, list)) and not stride):
+        stride = kernel_size
     kernel_size, stride = _short(kernel_size), _short(stride)
     kwargs = dict(kernel_size=kernel_size, padding=padding, ceil_mode=bool(ceil_mode))
-    if geometry.pair(stride, "stride", "from_torch") != geometry.pair(kernel_size, "k", "."):
+    if (geometry.pair(stride, "stride", "from_torch")
+            != geometry.pair(kernel_size, "kernel_size", "from_torch")):
         kwargs["stride"] = stride
     return kwargs
 

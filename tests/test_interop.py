@@ -128,6 +128,7 @@ def test_pytorch_written_stacks_are_read():
         "Dropout", "Dense", "Tanh", "Dense", "Sigmoid"]
     assert model[0].padding == ((2, 1), (1, 0)) and model[0].padding_mode == "reflect"
     assert model[0].activation == "relu" and model[2].value == 0.5
+    assert repr(model[1]) == "AvgPool2D(kernel_size=2, ceil_mode=True, count_include_pad=False)"
     x = inputs((2, 9, 8), np.float64)
     np.testing.assert_allclose(run_minicnn(model, x), run_torch(module, x), rtol=1e-9, atol=1e-9)
     assert model.summary(print_fn=None).rows[-1]["output_shape"] == (2,)
@@ -161,6 +162,8 @@ def test_training_matches_after_the_exchange():
     (nn.Sequential(nn.Linear(3, 2).half()), r"module 0 .*: its weight is torch.float16; minicnn "
                                             r"keeps float32 or float64 \(call module.float\(\)"),
     (nn.Sequential(nn.AdaptiveAvgPool2d(2)), "GlobalAvgPool2D is output_size=1, not 2"),
+    (nn.Sequential(nn.ReLU(), nn.MaxPool2d(3, padding=2)),
+     r"from_torch: module 1: MaxPool2D\(kernel_size=3\): padding along H must be at most half"),
     (nn.Sequential(nn.ConstantPad2d((1, -1, 0, 0), 0.0)),
      r"from_torch: module 0: Pad\(.*\): padding must be >= 0 on every side"),
     (nn.Sequential(nn.Conv2d(2, 2, 3), nn.ReLU(), nn.Dropout(1.0)),
