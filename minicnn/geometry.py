@@ -13,7 +13,7 @@ import numbers
 __all__ = ["PADDING_MODES", "MAX_EXTENT", "is_int", "pair", "normalize_padding",
            "effective_kernel", "same_padding", "resolve_padding", "conv_output_size",
            "pool_output_size", "receptive_field_step", "check_fits", "mac_count", "pool_args",
-           "pool_output_hw"]
+           "pool_output_hw", "receptive_field_start_step"]
 
 PADDING_MODES = ("zeros", "constant", "reflect", "symmetric", "replicate", "circular")
 #: the largest kernel size, stride, dilation or padding: the kernels take them as C ints
@@ -224,3 +224,11 @@ def pool_output_hw(in_hw, kernel_size, stride, padding, ceil_mode=False, owner="
     check_fits(owner, in_hw, kernel_size, padding)
     return tuple(pool_output_size(n, k, s, before, after, ceil_mode)
                  for n, k, s, (before, after) in zip(in_hw, kernel_size, stride, padding))
+
+
+def receptive_field_start_step(start, jump, pad_before):
+    """One layer of where the first output's receptive field starts, in input pixels:
+    start_l = start_{l-1} - pad_before_l * j_{l-1}, from start = 0. Output i of the layer
+    then sees input pixels [start + i * j, start + i * j + r); a negative start reaches into
+    the padding."""
+    return start - pad_before * jump

@@ -29,8 +29,6 @@ before an ``nn.Conv2d`` without padding becomes that Conv2D's padding, and an ``
 right after an ``nn.Conv2d`` its ``activation='relu'``, so ``from_torch(to_torch(model))``
 has the model's layers (a flipped kernel comes back as plain weights, rotated).
 """
-import importlib.util
-
 import numpy as np
 
 from . import geometry
@@ -41,16 +39,17 @@ from .model import Sequential
 
 __all__ = ["TORCH_MISSING", "TO_TORCH", "to_torch", "from_torch"]
 
-TORCH_MISSING = "minicnn.interop needs PyTorch, which is not installed: pip install torch"
+#: the one line a missing PyTorch gives (PyTorch is no extra of minicnn's: pick its build)
+TORCH_MISSING = "{who} needs PyTorch, which is not installed: pip install torch"
 _TORCH_PAD_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _torch():
+def _torch(who):
     """(torch, minicnn.torch_modules), or the one-line ImportError naming what to install."""
-    if importlib.util.find_spec("torch") is None:
-        raise ImportError(TORCH_MISSING)
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(TORCH_MISSING.format(who=who)) from None
     from . import torch_modules
     return torch, torch_modules
 
@@ -159,7 +158,7 @@ def to_torch(model, per_layer=False):
     ``nn.Sequential`` where a layer needs several modules); otherwise the modules are flat.
     See the module's docstring for what each layer becomes.
     """
-    torch, modules = _torch()
+    torch, modules = _torch("to_torch")
     layers = [model] if isinstance(model, Layer) else list(model)
     dtypes = {np.dtype(p.dtype) for layer in layers for p in layer.params.values()}
     if len(dtypes) > 1:
@@ -358,7 +357,7 @@ def from_torch(module, input_shape=None):
     ``summary()``. A module with no minicnn layer raises ValueError naming it and its index
     (dotted inside nested Sequentials). See the module's docstring for what each becomes.
     """
-    torch, tm = _torch()
+    torch, tm = _torch("from_torch")
     nn = torch.nn
     if not isinstance(module, nn.Sequential):
         raise TypeError(f"from_torch: expected a torch.nn.Sequential, got "

@@ -5,7 +5,8 @@ float32), from input ``input`` of shape (N, C, H, W), N left free, to output ``o
 model's forward in evaluation mode (its logits; ``model.predict`` adds the softmax). It is
 checked with ``onnx.checker`` (full check, with shape inference) before it is written, and
 written atomically: a failure leaves any earlier file whole. The ``onnx`` package is
-optional (``pip install 'minicnn[onnx]'``, which brings onnxruntime to run the file too).
+optional (``pip install 'minicnn[onnx]'``, which brings onnxruntime to run the file too);
+without it, ``minicnn.extras.MissingExtraError`` says so in one line.
 
 What each layer becomes (``EXPORTERS``, a table from layer class to exporter, so a new
 layer needs one function):
@@ -24,29 +25,18 @@ layer needs one function):
 - ReLU, LeakyReLU, Sigmoid, Tanh: Relu, LeakyRelu, Sigmoid, Tanh. Dropout: nothing (the
   identity, as in evaluation).
 """
-import importlib.util
-
 import numpy as np
 
 from . import geometry
+from .extras import require
 from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
                      MaxPool2D, Pad, Pool2D, ReLU, Sigmoid, Tanh)
 
-__all__ = ["OPSET", "ONNX_MISSING", "EXPORTERS", "Graph", "pad", "to_onnx", "export_onnx"]
+__all__ = ["OPSET", "EXPORTERS", "Graph", "pad", "to_onnx", "export_onnx"]
 
 OPSET = 17
-ONNX_MISSING = "ONNX export needs the onnx package, which is not installed: " \
-               "pip install 'minicnn[onnx]'"
 #: Slice's end for "through index 0" when stepping backwards
 _BEFORE_START = -(2**63)
-
-
-def _onnx():
-    if importlib.util.find_spec("onnx") is None:
-        raise ImportError(ONNX_MISSING)
-    import onnx
-
-    return onnx
 
 
 class Graph:
@@ -219,7 +209,7 @@ def to_onnx(model, input_shape=None, metadata=None):
     ``metadata`` ({name: value}) goes into the file's metadata_props, values as text."""
     from . import __version__
 
-    onnx = _onnx()
+    onnx = require("onnx", "export_onnx")      # with onnx.helper, numpy_helper and checker
     helper = onnx.helper
     table = model.summary(input_shape, print_fn=None)     # checks every layer fits its input
     g = Graph(onnx)

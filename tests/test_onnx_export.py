@@ -1,6 +1,6 @@
 """minicnn.export_onnx: the file passes onnx.checker and onnxruntime computes the model (1e-5)."""
-import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -126,19 +126,17 @@ def test_a_failed_export_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
 
 
 def test_a_missing_onnx_is_one_line_naming_the_extra(monkeypatch, tmp_path, capsys):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "onnx" else real(name, *a))
-    with pytest.raises(ImportError) as e:
+    monkeypatch.setitem(sys.modules, "onnx", None)        # as if it were not installed
+    with pytest.raises(minicnn.extras.MissingExtraError) as e:
         export_onnx(Sequential(ReLU()), tmp_path / "x.onnx", (1, 2, 2))
-    assert str(e.value) == ("ONNX export needs the onnx package, which is not installed: "
+    assert str(e.value) == ("export_onnx needs onnx, which is not installed: "
                             "pip install 'minicnn[onnx]'")
     ckpt = tmp_path / "m.npz"
     Sequential(Flatten(), Dense(784, 10, rng=0)).save(ckpt)
     assert cli.main(["export", str(ckpt), "--onnx", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
-    assert err == ("minicnn export: error: ONNX export needs the onnx package, which is not "
-                   "installed: pip install 'minicnn[onnx]'\n")
+    assert err == ("minicnn export: error: export needs onnx, which is not installed: "
+                   "pip install 'minicnn[onnx]'\n")
     assert not (tmp_path / "m.onnx").exists()
 
 

@@ -5,7 +5,6 @@ OUT.onnx is not a checkpoint (the command never overwrites a model), then that t
 package is installed. The file is written atomically (minicnn.onnx_export).
 """
 import argparse
-import importlib.util
 import os
 
 from . import args as A
@@ -26,7 +25,8 @@ def output_file(text):
 
 
 def run_export(args):
-    from ..onnx_export import ONNX_MISSING, OPSET, export_onnx
+    from ..extras import MissingExtraError, require
+    from ..onnx_export import OPSET, export_onnx
 
     model, kind, mean, std = files.load_checkpoint(args.checkpoint)
     if os.path.exists(args.onnx):
@@ -42,8 +42,10 @@ def run_export(args):
         table = model.summary(shape, print_fn=None)
     except (ValueError, TypeError) as e:
         raise A.UsageError(f"input shape {'x'.join(map(str, shape))}: {e}") from e
-    if importlib.util.find_spec("onnx") is None:
-        raise A.UsageError(ONNX_MISSING)
+    try:
+        require("onnx", "export")
+    except MissingExtraError as e:
+        raise A.UsageError(str(e)) from e
     try:
         export_onnx(model, args.onnx, shape, metadata={"minicnn.kind": kind, "minicnn.mean": mean,
                                                         "minicnn.std": std})
