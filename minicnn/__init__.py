@@ -41,6 +41,10 @@ from .optim import SGD, Adam
 from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
 from .trainer import Trainer, TrainingDivergedError
 
+# === exchange (owner: interop): PyTorch and ONNX stay optional, imported when used ===
+from . import interop
+from .onnx_export import export_onnx
+
 # === data (owner: data) ===
 from . import data
 from .info import show_config
@@ -55,4 +59,4 @@ __all__ = ["__version__", "get_num_threads", "set_num_threads", "GradcheckError"
            "metrics", "schedules", "Callback", "CSVLogger", "EarlyStopping", "JSONLinesLogger",
            "ModelCheckpoint", "confusion_matrix", "SGD", "Adam", "CosineAnnealingLR",
            "LinearWarmup", "OneCycleLR", "StepLR", "Trainer", "TrainingDivergedError", "data",
-           "show_config"]
+           "show_config", "interop", "export_onnx"]
