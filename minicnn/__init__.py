@@ -24,6 +24,9 @@ from .layers import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
 from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 
+# === norm (owner: norm) ===
+from .layers import BatchNorm1D, BatchNorm2D, ConvTranspose2D, Upsample
+
 # === model (owner: model) ===
 from .checkpoint import CheckpointError, load
 from .model import ConcurrentUseError, Sequential
@@ -38,12 +41,17 @@ from .optim import SGD, Adam
 from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
 from .trainer import Trainer, TrainingDivergedError
 
+# === exchange (owner: interop): PyTorch and ONNX stay optional, imported when used ===
+from . import interop
+from .onnx_export import export_onnx
+
 # === data (owner: data) ===
 from . import data
 from .info import show_config
 
 __all__ = ["__version__", "get_num_threads", "set_num_threads", "GradcheckError", "gradcheck",
            "gradcheck_loss", "rng", "seed", "functional", "geometry", "layers", "reference",
+           "BatchNorm1D", "BatchNorm2D", "ConvTranspose2D", "Upsample",
            "get_backend", "register_op", "use_backend", "Conv2D", "Pad", "AvgPool2D",
            "GlobalAvgPool2D", "MaxPool2D", "Pool2D", "Dense", "Dropout", "Flatten", "LeakyReLU",
            "ReLU", "Sigmoid", "Tanh", "MSELoss", "SoftmaxCrossEntropy", "CheckpointError", "load",
@@ -51,4 +59,4 @@ __all__ = ["__version__", "get_num_threads", "set_num_threads", "GradcheckError"
            "metrics", "schedules", "Callback", "CSVLogger", "EarlyStopping", "JSONLinesLogger",
            "ModelCheckpoint", "confusion_matrix", "SGD", "Adam", "CosineAnnealingLR",
            "LinearWarmup", "OneCycleLR", "StepLR", "Trainer", "TrainingDivergedError", "data",
-           "show_config"]
+           "show_config", "interop", "export_onnx"]

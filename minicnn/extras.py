@@ -4,7 +4,8 @@ import importlib
 __all__ = ["EXTRAS", "MissingExtraError", "require"]
 
 #: module -> (the package pip installs, the extra of minicnn that lists it)
-EXTRAS = {"matplotlib": ("matplotlib", "plot"), "PIL": ("Pillow", "images")}
+EXTRAS = {"matplotlib": ("matplotlib", "plot"), "PIL": ("Pillow", "images"),
+          "onnx": ("onnx", "onnx")}
 
 
 class MissingExtraError(ImportError):

@@ -1,5 +1,5 @@
 """Layers, one file per family. ``LAYERS`` maps class names to classes (for checkpoints)."""
-from .base import Layer, Parameter
+from .base import Buffer, Layer, Parameter
 
 # === engine (owner: conv, pad, pool) ===
 from .conv import Conv2D
@@ -12,8 +12,14 @@ from .dense import Dense
 from .dropout import Dropout
 from .shape import Flatten
 
-__all__ = ["LAYERS", "CONTAINERS", "register_container", "Layer", "Parameter", "Conv2D", "Pad",
-           "AvgPool2D", "GlobalAvgPool2D", "MaxPool2D", "Pool2D", "LeakyReLU", "ReLU", "Sigmoid", "Tanh", "Dense", "Dropout", "Flatten"]
+# === norm (owner: norm) ===
+from .norm import BatchNorm1D, BatchNorm2D
+from .upsampling import ConvTranspose2D, Upsample
+
+__all__ = ["LAYERS", "CONTAINERS", "register_container", "Layer", "Parameter", "Buffer", "Conv2D",
+           "Pad", "AvgPool2D", "GlobalAvgPool2D", "MaxPool2D", "Pool2D", "LeakyReLU", "ReLU",
+           "Sigmoid", "Tanh", "Dense", "Dropout", "Flatten", "BatchNorm1D", "BatchNorm2D",
+           "ConvTranspose2D", "Upsample"]
 
 LAYERS = {
     cls.__name__: cls
