@@ -8,6 +8,9 @@ MODE:
             network alone on the same global batches and prints the largest weight and
             history differences, as ``MAXDIFF weights history``; and each rank's weights and
             optimizer state digest as ``DIGEST rank hex``
+  batchnorm a network with BatchNorm2D, one epoch with validation: each rank prints the
+            digest of its whole state (buffers too) and its first running mean, as
+            ``BN rank hex value``
   raise     rank 1 raises ValueError in its fourth batch
   kill      rank 1 kills itself (SIGKILL) in its fourth batch
   hang      rank 1 sleeps for ten minutes in its fourth batch
@@ -100,6 +103,22 @@ def equal(folder):
           f"{second.optimizer.steps}", flush=True)
 
 
+def batchnorm():
+    x, y, vx, vy = dataset()
+    minicnn.seed(0)
+    model = minicnn.Sequential(minicnn.Conv2D(1, 4, 3), minicnn.BatchNorm2D(4), minicnn.ReLU(),
+                               minicnn.MaxPool2D(2), minicnn.Flatten(), minicnn.Dense(676, 10))
+    sgd = minicnn.SGD(model.parameters(), lr=0.05)
+    trainer = DistributedTrainer(model, minicnn.SoftmaxCrossEntropy(), sgd)
+    trainer.fit(x, y, epochs=1, batch_size=BATCH, seed=5, verbose=0, transform=normalize,
+                validation_data=(vx, vy))
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode() + np.ascontiguousarray(value).tobytes())
+    print(f"BN {rank()} {h.hexdigest()[:16]} {model.layers[1].buffers['running_mean'][0]:.6f}",
+          flush=True)
+
+
 def failing(mode):
     x, y, _, _ = dataset()
     if mode == "mismatch" and rank() == 1:
@@ -114,5 +133,7 @@ if __name__ == "__main__":
     mode, folder = sys.argv[1], sys.argv[2]
     if mode == "equal":
         equal(folder)
+    elif mode == "batchnorm":
+        batchnorm()
     else:
         failing(mode)

@@ -186,6 +186,15 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path):
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], out[-2000:]
 
 
+def test_batchnorm_running_statistics_are_the_same_on_every_rank(tmp_path):
+    code, out, _ = worker("batchnorm", tmp_path)
+    assert code == 0, out[-4000:]
+    found = dict((r, (digest, float(v))) for r, digest, v in
+                 re.findall(r"BN (\d) ([0-9a-f]{16}) (-?\d+\.\d{6})", out))
+    assert set(found) == {"0", "1"} and found["0"] == found["1"], out[-2000:]
+    assert found["0"][1] != 0.0         # trained: the running mean moved
+
+
 @pytest.mark.parametrize("mode, says", [
     ("raise", "rank 1 of 2 stops every rank after ValueError: worker: rank 1 fails on purpose"),
     ("hang", "rank 0 of 2 waited 3 s for the gradients of epoch 1, batch 4"),

@@ -17,6 +17,11 @@ The sum's order: MPICH and Open MPI pick a reduction algorithm from the number o
 the message size, never from which rank arrives first, so a run repeats bit for bit; with two
 ranks the sum is a + b on both, equal by commutativity. Each rank's gradient enters the sum in
 float64, whatever the parameters' dtype, and the result is rounded once into it.
+
+BatchNorm in training normalises each rank's share with that share's own statistics (as
+PyTorch's DistributedDataParallel does without SyncBatchNorm), so with it a step is not one
+process's step on the whole batch; its running statistics are averaged over the ranks after
+every epoch and before every evaluation (``average_buffers``).
 """
 import signal
 import warnings
@@ -87,6 +92,7 @@ class _CompareWeights(Callback):
     MPI library whose sums differed between ranks would make them drift apart unseen."""
 
     def on_epoch_end(self, trainer, epoch, logs):
+        trainer.average_buffers(f"the running statistics after epoch {epoch}")
         table = trainer.comm.allgather([_checksum(trainer.model)], f"the weights after epoch {epoch}")
         if len(set(table[:, 0])) > 1:
             raise RankMismatchError(f"DistributedTrainer: after epoch {epoch} the ranks' weights "
@@ -108,9 +114,13 @@ class _ShareDecisions(Callback):
 
 
 def _checksum(model):
+    """CRC-32 of the parameters and float buffers (a rank without an image in a short last
+    batch skips one update of BatchNorm's batch counter, so integer buffers may differ)."""
     crc = 0
-    for p in model.parameters():
-        crc = zlib.crc32(np.ascontiguousarray(p.value).view(np.uint8).reshape(-1), crc)
+    arrays = [p.value for p in model.parameters()] + [
+        b.value for b in getattr(model, "buffers", list)() if np.asarray(b.value).dtype.kind == "f"]
+    for a in arrays:
+        crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1), crc)
     return crc
 
 
@@ -177,6 +187,23 @@ class DistributedTrainer(Trainer):
         self.epoch, self.seed = state["epoch"], state["seed"]
         self.history = History(state["history"])
 
+    def average_buffers(self, what="the running statistics"):
+        """Make every rank's float buffers (BatchNorm's running mean and variance) their mean
+        over the ranks. Each rank updates them from its own share of each batch; the running
+        mean of the shares' means is the running mean of the batches' means (the update is
+        linear), and the running variance comes close to the batches' running variance."""
+        buffers = [b for b in getattr(self.model, "buffers", list)()
+                   if np.asarray(b.value).dtype.kind == "f"]
+        if not buffers or self.world_size == 1:
+            return
+        flat = np.concatenate([np.asarray(b.value, dtype=np.float64).reshape(-1) for b in buffers])
+        self.comm.allreduce_sum(flat, what)
+        flat /= self.world_size
+        start = 0
+        for b in buffers:
+            b.value[...] = flat[start:start + b.value.size].reshape(b.value.shape)
+            start += b.value.size
+
     def save_state(self, path):
         """Trainer.save_state on rank 0; the other ranks hold the same state and write nothing."""
         if self.is_main:
@@ -186,6 +213,8 @@ class DistributedTrainer(Trainer):
         """(mean loss, accuracy) on ``x``, ``y``: each rank evaluates a contiguous block of it,
         and the sums are reduced; accuracy is None for non-classifiers."""
         with stop_all_on_error(self.comm):
+            self.average_buffers(f"the running statistics before the evaluation after epoch "
+                                 f"{self.epoch}")
             n = len(x)
             block = slice(self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size)
             xs, ys = x[block], y[block]
