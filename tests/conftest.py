@@ -134,3 +134,7 @@ def fake_dataset(monkeypatch, n=5, root=None):
 #: backend, and on the readable one (MINICNN_BACKEND=reference) it would take minutes
 long_training = pytest.mark.skipif(minicnn.get_backend() == "reference",
                                    reason="long training; run on the fast backend")
+#: a test of the fast kernels' own behaviour (the path a convolution takes, bit-exact results
+#: across strides, BLAS threads): it does not apply to the reference backend
+fast_kernels_only = pytest.mark.skipif(minicnn.get_backend() == "reference",
+                                       reason="tests the fast kernels themselves")

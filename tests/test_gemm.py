@@ -12,7 +12,7 @@ from minicnn import functional as F
 from minicnn import gemm
 from minicnn.functional import conv_direct, conv_image, conv_paths, thresholds
 
-from conftest import always_parallel, set_rule
+from conftest import fast_kernels_only, always_parallel, set_rule
 
 KERNELS = list(gemm.available())
 needs_kernel = pytest.mark.skipif(not KERNELS, reason="no own GEMM kernel for this CPU or build")
@@ -300,6 +300,7 @@ def test_image_by_image_large_images(kernel, rng, monkeypatch, hw):
         np.testing.assert_allclose(a, b, rtol=3e-5, atol=3e-5)
 
 
+@fast_kernels_only
 @pytest.mark.parametrize("rule", ["image", "direct"])
 def test_kernel_path_cache_deep_copies_and_survives_a_kernel_switch(kernel, rng, monkeypatch,
                                                                      rule):

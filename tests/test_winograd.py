@@ -15,7 +15,7 @@ from minicnn import reference as R
 from minicnn.functional import conv_winograd as W
 from minicnn.functional import thresholds
 
-from conftest import always_parallel, assert_same_arrays, on_thread_counts
+from conftest import fast_kernels_only, always_parallel, assert_same_arrays, on_thread_counts
 
 # batch, in, out, (h, w), padding ((top, bottom), (left, right)), mode
 CASES = {
@@ -245,6 +245,7 @@ def test_the_rule(kernel, monkeypatch):
     assert path_of((8, 32, 10, 10), (32, 32, 3, 3)) == "direct"
 
 
+@fast_kernels_only
 def test_conv2d_layer_trains_on_it(kernel):
     """A Conv2D layer in float32 with Winograd against its float64 copy: output, input and
     parameter gradients."""

@@ -138,6 +138,9 @@ def conv2d_backward(dout, cache, need_dx=True):
     O, C_g, KH, KW = w.shape
     O_g = O // groups
     dout = np.asarray(dout)
+    if dout.dtype.kind not in "fiu":      # a complex gradient would lose its imaginary part
+        raise TypeError(f"conv2d_backward: expected a real (float or integer) dout, got "
+                        f"{dout.dtype}")
     OH = geometry.conv_output_size(H, KH, stride[0], *cache["padding"][0], dilation=dilation[0])
     OW = geometry.conv_output_size(W, KW, stride[1], *cache["padding"][1], dilation=dilation[1])
     if dout.shape != (N, O, OH, OW):
