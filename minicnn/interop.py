@@ -31,9 +31,10 @@ has the model's layers (a flipped kernel comes back as plain weights, rotated).
 """
 import numpy as np
 
-from . import geometry
-from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
-                     MaxPool2D, Pad, Pool2D, ReLU, Sigmoid, Tanh)
+from . import geometry, torch_readers
+from .layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, ConvTranspose2D, Dense, Dropout,
+                     Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool2D, Pad, Pool2D, ReLU, Sigmoid,
+                     Tanh, Upsample)
 from .layers.base import Layer
 from .model import Sequential
 
@@ -131,6 +132,31 @@ def _pad_to_torch(layer, make):
     return [make.pad((left, right, top, bottom), layer.mode, layer.value)]
 
 
+def _batch_norm_to_torch(layer, make):
+    cls = make.nn.BatchNorm2d if isinstance(layer, BatchNorm2D) else make.nn.BatchNorm1d
+    module = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum,
+                 affine=layer.affine, track_running_stats=layer.track_running_stats,
+                 dtype=make.dtype)
+    with make.torch.no_grad():
+        for name, value in list(layer.params.items()) + list(layer.buffers.items()):
+            getattr(module, name).copy_(make.torch.from_numpy(np.array(value)))
+    return [module]
+
+
+def _conv_transpose_to_torch(layer, make):
+    return [make.with_weights(make.nn.ConvTranspose2d, layer, layer.in_channels,
+                              layer.out_channels, layer.kernel_size, stride=layer.stride,
+                              padding=layer.padding, output_padding=layer.output_padding,
+                              groups=layer.groups, bias="bias" in layer.params,
+                              dilation=layer.dilation)]
+
+
+def _upsample_to_torch(layer, make):
+    scale = tuple(float(v) for v in layer.scale_factor)
+    return [make.nn.Upsample(scale_factor=scale, mode=layer.mode,
+                             align_corners=layer.align_corners)]
+
+
 #: minicnn layer class -> the function returning the PyTorch modules that compute it
 TO_TORCH = {
     Conv2D: _conv_to_torch,
@@ -146,6 +172,9 @@ TO_TORCH = {
     Sigmoid: lambda layer, make: [make.nn.Sigmoid()],
     Tanh: lambda layer, make: [make.nn.Tanh()],
     Dropout: lambda layer, make: [make.nn.Dropout(layer.p)],
+    BatchNorm2D: _batch_norm_to_torch, BatchNorm1D: _batch_norm_to_torch,
+    ConvTranspose2D: _conv_transpose_to_torch,
+    Upsample: _upsample_to_torch,
 }
 
 
@@ -183,132 +212,6 @@ def to_torch(model, per_layer=False):
 
 
 # --- PyTorch -> minicnn ------------------------------------------------------------------
-def _simplest(sides):
-    """Per-side padding ((top, bottom), (left, right)) in its shortest equivalent form."""
-    (top, bottom), (left, right) = sides
-    if top == bottom and left == right:
-        return top if top == left else (top, left)
-    return ((top, bottom), (left, right))
-
-
-def _short(value):
-    """An (h, w) pair as one int when h == w, as minicnn's constructors take it."""
-    if isinstance(value, int):
-        return value
-    return value[0] if value[0] == value[1] else tuple(value)
-
-
-def _weights(torch, module):
-    """{'weight': array, 'bias': array} copies, and the minicnn dtype name."""
-    params = {name: getattr(module, name) for name in ("weight", "bias")
-              if getattr(module, name, None) is not None}
-    for name, value in params.items():
-        if value.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"its {name} is {value.dtype}; minicnn keeps float32 or float64 "
-                            "(call module.float() or module.double() first)")
-    arrays = {name: value.detach().cpu().numpy().copy() for name, value in params.items()}
-    return arrays, arrays["weight"].dtype.name
-
-
-def _read_conv(m, torch):
-    params, dtype = _weights(torch, m)
-    if m.padding == "same":
-        padding = "same"
-    elif m.padding == "valid":
-        padding = 0
-    else:
-        padding = _short(m.padding)
-    kwargs = dict(in_channels=m.in_channels, out_channels=m.out_channels,
-                  kernel_size=_short(m.kernel_size), stride=_short(m.stride), padding=padding,
-                  dilation=_short(m.dilation), groups=m.groups, bias=m.bias is not None,
-                  padding_mode=m.padding_mode, dtype=dtype)
-    return Conv2D, kwargs, params
-
-
-def _read_pool(m, mode):
-    if mode == "max" and (m.dilation not in (1, (1, 1)) or m.return_indices):
-        raise ValueError("minicnn's max pooling has no dilation and returns no indices")
-    if mode == "avg" and m.divisor_override is not None:
-        raise ValueError("minicnn's average pooling has no divisor_override")
-    kwargs = _pool_kwargs(m.kernel_size, m.stride, _short(m.padding), m.ceil_mode)
-    if mode == "max":
-        return MaxPool2D, kwargs, {}
-    return AvgPool2D, dict(kwargs, count_include_pad=bool(m.count_include_pad)), {}
-
-
-def _pool_kwargs(kernel_size, stride, padding, ceil_mode):
-    """Pooling arguments, stride left out when it is the kernel size (PyTorch's default too)."""
-    if stride is None or (isinstance(stride, (tuple, list)) and not stride):
-        stride = kernel_size
-    kernel_size, stride = _short(kernel_size), _short(stride)
-    kwargs = dict(kernel_size=kernel_size, padding=padding, ceil_mode=bool(ceil_mode))
-    if (geometry.pair(stride, "stride", "from_torch")
-            != geometry.pair(kernel_size, "kernel_size", "from_torch")):
-        kwargs["stride"] = stride
-    return kwargs
-
-
-def _read_per_side_pool(m):
-    kwargs = _pool_kwargs(m.kernel_size, m.stride, _simplest(m.padding), m.ceil_mode)
-    if m.mode == "max":
-        return MaxPool2D, kwargs, {}
-    return AvgPool2D, dict(kwargs, count_include_pad=m.count_include_pad), {}
-
-
-def _read_pad(m, mode):
-    left, right, top, bottom = m.padding
-    kwargs = dict(padding=_simplest(((top, bottom), (left, right))), mode=mode)
-    if mode == "constant":
-        kwargs["value"] = float(m.value)
-    return Pad, kwargs, {}
-
-
-def _read_flatten(m):
-    if (m.start_dim, m.end_dim) != (1, -1):
-        raise ValueError(f"minicnn's Flatten keeps axis 0 and flattens the rest (start_dim=1, "
-                         f"end_dim=-1), not start_dim={m.start_dim}, end_dim={m.end_dim}")
-    return Flatten, {}, {}
-
-
-def _read_adaptive(m):
-    if m.output_size not in (1, (1, 1)):
-        raise ValueError(f"minicnn's GlobalAvgPool2D is output_size=1, not {m.output_size!r}")
-    return GlobalAvgPool2D, {}, {}
-
-
-def _readers(torch, tm):
-    """torch module class -> function(module) returning (minicnn class, kwargs, params)."""
-    nn = torch.nn
-
-    def linear(m):
-        params, dtype = _weights(torch, m)
-        return Dense, dict(in_features=m.in_features, out_features=m.out_features,
-                           bias=m.bias is not None, dtype=dtype), params
-
-    return {
-        nn.Conv2d: lambda m: _read_conv(m, torch),
-        nn.Linear: linear,
-        nn.MaxPool2d: lambda m: _read_pool(m, "max"),
-        nn.AvgPool2d: lambda m: _read_pool(m, "avg"),
-        tm.PerSidePool2d: _read_per_side_pool,
-        nn.AdaptiveAvgPool2d: _read_adaptive,
-        nn.ZeroPad2d: lambda m: _read_pad(m, "zeros"),
-        nn.ConstantPad2d: lambda m: _read_pad(m, "constant"),
-        nn.ReflectionPad2d: lambda m: _read_pad(m, "reflect"),
-        nn.ReplicationPad2d: lambda m: _read_pad(m, "replicate"),
-        nn.CircularPad2d: lambda m: _read_pad(m, "circular"),
-        tm.SymmetricPad2d: lambda m: _read_pad(m, "symmetric"),
-        tm.SamePad2d: lambda m: ("same", dict(kernel_size=m.kernel_size, stride=m.stride,
-                                              dilation=m.dilation, padding_mode=m.mode), {}),
-        nn.Flatten: _read_flatten,
-        nn.ReLU: lambda m: (ReLU, {}, {}),
-        nn.LeakyReLU: lambda m: (LeakyReLU, dict(negative_slope=m.negative_slope), {}),
-        nn.Sigmoid: lambda m: (Sigmoid, {}, {}),
-        nn.Tanh: lambda m: (Tanh, {}, {}),
-        nn.Dropout: lambda m: (Dropout, dict(p=m.p), {}),
-    }
-
-
 def _leaves(module, nn, prefix=""):
     """(dotted name, module) of every module in nested nn.Sequentials, in order."""
     for name, child in module.named_children():
@@ -362,7 +265,7 @@ def from_torch(module, input_shape=None):
     if not isinstance(module, nn.Sequential):
         raise TypeError(f"from_torch: expected a torch.nn.Sequential, got "
                         f"{type(module).__name__}; put the modules in an nn.Sequential")
-    readers = _readers(torch, tm)
+    readers = torch_readers.readers(torch, tm)
     pieces = []
     for name, m in _leaves(module, nn):
         read = readers.get(type(m))
@@ -396,9 +299,9 @@ def _build(piece):
     """The minicnn layer of a piece, holding its weights."""
     cls, kwargs, params = piece["cls"], piece["kwargs"], piece["params"]
     try:
-        layer = cls(**kwargs, rng=0) if cls in (Conv2D, Dense) else cls(**kwargs)
+        layer = cls(**kwargs, rng=0) if cls in (Conv2D, ConvTranspose2D, Dense) else cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise type(e)(f"from_torch: {_where(piece)}: {e}") from None
-    for key, value in params.items():
-        layer.params[key][...] = value
+    for key, value in params.items():          # weights, and BatchNorm's statistics
+        (layer.params if key in layer.params else layer.buffers)[key][...] = value
     return layer

@@ -113,7 +113,8 @@ def test_a_failed_export_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
         pass
 
     with pytest.raises(ValueError, match=r"export_onnx: layer 1 Custom\(\) has no ONNX exporter; "
-                                         "export_onnx knows AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D"):
+                                         "export_onnx knows AvgPool2D, BatchNorm1D, "
+                                         "BatchNorm2D, Conv2D"):
         export_onnx(Sequential(ReLU(), Custom()), path, (1, 2, 2))
 
     def broken_fsync(fd):
