@@ -20,6 +20,9 @@ Pad                                        nn.ZeroPad2d, ConstantPad2d, Reflecti
                                            ReplicationPad2d, CircularPad2d, SymmetricPad2d
 Dense, Flatten, ReLU, LeakyReLU,           nn.Linear, nn.Flatten, nn.ReLU, nn.LeakyReLU,
 Sigmoid, Tanh, Dropout                     nn.Sigmoid, nn.Tanh, nn.Dropout
+BatchNorm2D, BatchNorm1D                   nn.BatchNorm2d, nn.BatchNorm1d, with copies of the
+                                           running statistics and num_batches_tracked
+ConvTranspose2D, Upsample                  nn.ConvTranspose2d, nn.Upsample (an int scale)
 =========================================  =================================================
 
 SymmetricPad2d, SamePad2d and PerSidePool2d are minicnn's (``minicnn.torch_modules``), for
@@ -189,7 +192,9 @@ def to_torch(model, per_layer=False):
     """
     torch, modules = _torch("to_torch")
     layers = [model] if isinstance(model, Layer) else list(model)
+    # the parameters' dtypes, and the dtype of layers without any (BatchNorm(affine=False))
     dtypes = {np.dtype(p.dtype) for layer in layers for p in layer.params.values()}
+    dtypes |= {np.dtype(layer.dtype) for layer in layers if getattr(layer, "dtype", None)}
     if len(dtypes) > 1:
         raise ValueError(f"to_torch: the model's parameters are {sorted(d.name for d in dtypes)}; "
                          "a PyTorch module computes in one dtype (call model.astype(np.float32) "
