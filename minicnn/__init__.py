@@ -33,8 +33,8 @@ from .summary import receptive_field
 from . import callbacks, metrics, schedules
 from .callbacks import Callback, CSVLogger, EarlyStopping, JSONLinesLogger, ModelCheckpoint
 from .metrics import confusion_matrix
-from .optim import SGD, Adam
-from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
+from .optim import SGD, Adam, AdamW, RMSprop
+from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, ReduceLROnPlateau, StepLR
 from .trainer import Trainer, TrainingDivergedError
 
 # === data (owner: data) ===
