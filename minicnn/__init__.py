@@ -17,10 +17,11 @@ from .random import seed
 # === engine (owner: conv, pad, pool) ===
 from . import functional, geometry, layers
 from .layers import Conv2D, Pad
-from .layers import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
+from .layers import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Pool2D
 
 # === compose (owner: compose) ===
 from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
+from .layers import Concat, Identity, LogSoftmax, Residual, Softmax
 from .losses import MSELoss, SoftmaxCrossEntropy
 
 # === model (owner: model) ===

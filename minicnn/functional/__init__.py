@@ -17,22 +17,25 @@ from .activation import (dropout_mask, leaky_relu, leaky_relu_backward, relu, re
                          sigmoid, sigmoid_backward, tanh, tanh_backward)
 from .conv import CONV_ACTIVATIONS, conv2d, conv2d_backward, conv2d_forward
 from .dense import dense, dense_backward
-from .loss import (log_softmax, mse, mse_backward, softmax, softmax_cross_entropy,
-                   softmax_cross_entropy_backward)
+from .loss import (log_softmax, log_softmax_backward, mse, mse_backward, softmax,
+                   softmax_backward, softmax_cross_entropy, softmax_cross_entropy_backward)
 from .optim import sgd_arrays_problem, sgd_update, sgd_update_checked
 from .pad import check_pad_mode, pad, pad_backward, pad_index
 from .pool import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
-                   global_avg_pool2d_backward, max_pool2d, max_pool2d_2x2,
+                   global_avg_pool2d_backward, global_max_pool2d, global_max_pool2d_backward,
+                   max_pool2d, max_pool2d_2x2,
                    max_pool2d_2x2_backward, max_pool2d_backward, pool_args, pool_output_hw)
 
 __all__ = ["thresholds", "CONV_ACTIVATIONS", "conv2d", "conv2d_backward", "conv2d_forward",
            "pad", "pad_backward", "pad_index", "check_pad_mode",
            "max_pool2d", "max_pool2d_backward", "max_pool2d_2x2", "max_pool2d_2x2_backward",
            "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d",
-           "global_avg_pool2d_backward", "pool_args", "pool_output_hw",
+           "global_avg_pool2d_backward", "global_max_pool2d", "global_max_pool2d_backward",
+           "pool_args", "pool_output_hw",
            "dense", "dense_backward",
            "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid",
            "sigmoid_backward", "tanh", "tanh_backward", "dropout_mask",
-           "log_softmax", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_backward",
+           "log_softmax", "log_softmax_backward", "softmax", "softmax_backward",
+           "softmax_cross_entropy", "softmax_cross_entropy_backward",
            "mse", "mse_backward",
            "sgd_arrays_problem", "sgd_update", "sgd_update_checked"]

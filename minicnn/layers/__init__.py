@@ -4,13 +4,16 @@ from .base import Layer, Parameter
 # === engine (owner: conv, pad, pool) ===
 from .conv import Conv2D
 from .pad import Pad
-from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
+from .pool import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Pool2D
 
 # === compose (owner: compose) ===
-from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .dense import Dense
 from .dropout import Dropout
-from .shape import Flatten
+from .shape import Flatten, Identity
+
+# === blocks (owner: blocks) ===
+from .containers import Concat, Residual
 
 LAYERS = {
     cls.__name__: cls

@@ -110,6 +110,10 @@ class Layer:
         """receptive_params() for an input of ``input_shape`` (C, H, W); global layers need it."""
         return self.receptive_params()
 
+    def children(self):
+        """[(name, child)] of a container (Residual, Concat); a plain layer has none."""
+        return []
+
     # --- conveniences ------------------------------------------------------
     def parameters(self, prefix=""):
         """The layer's parameters as a list of Parameter, named ``prefix + key``."""
@@ -159,6 +163,21 @@ class Layer:
 
     def __repr__(self):
         return f"{self.name}({self.extra_repr()})"
+
+
+def modules(module):
+    """``module`` and everything nested in it (layers, containers, Sequentials), depth first."""
+    yield module
+    for _, child in module.children():
+        yield from modules(child)
+
+
+def one_line(module, limit=120):
+    """A module's repr on one line (containers and Sequentials written inline), cut at
+    ``limit`` characters: for error messages, where the printed tree would not fit."""
+    text = " ".join(part.strip() for part in repr(module).split("\n"))
+    text = text.replace("( ", "(").replace(" )", ")")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def as_tuples(v):
