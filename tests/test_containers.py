@@ -309,3 +309,23 @@ def test_five_sgd_steps_beside_the_pytorch_twin():
     theirs = twin.state_dict()
     for name, value in ours.state_dict().items():
         np.testing.assert_allclose(value, theirs[name].numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_trainer_state_of_a_nested_model_resumes_exactly(tmp_path):
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((24, 1, 6, 6)), rng.integers(0, 3, 24)
+
+    def trainer():
+        net = small_net().astype(np.float64)
+        return m.Trainer(net, m.SoftmaxCrossEntropy(), m.SGD(net.parameters(), lr=0.05,
+                                                            momentum=0.9))
+    full = trainer()
+    full.fit(x, y, epochs=2, batch_size=8, seed=3, verbose=0)
+    half = trainer()
+    half.fit(x, y, epochs=1, batch_size=8, seed=3, verbose=0)
+    half.save_state(tmp_path / "s.npz")
+    resumed = trainer()
+    resumed.load_state(tmp_path / "s.npz")
+    resumed.fit(x, y, epochs=2, initial_epoch=1, batch_size=8, verbose=0)
+    for name, value in full.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[name], value)
