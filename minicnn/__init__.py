@@ -24,6 +24,9 @@ from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers import Concat, Identity, LogSoftmax, Residual, Softmax
 from .losses import MSELoss, SoftmaxCrossEntropy
 
+# === norm (owner: norm) ===
+from .layers import BatchNorm1D, BatchNorm2D
+
 # === model (owner: model) ===
 from .checkpoint import CheckpointError, load
 from .model import ConcurrentUseError, Sequential

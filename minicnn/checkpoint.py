@@ -84,7 +84,7 @@ def _load(path):
         arch = _architecture(archive)
         # what the file really holds, from the .npy headers checked against the entries'
         # sizes, bounds what rebuilding the layers may allocate (see init.weight_budget)
-        shapes = {n[len("param:"):]: archive.header(n)
+        shapes = {n[len("param:"):]: archive.header(n, "fi")
                   for n in archive.names if n.startswith("param:")}
         budget = sum(math.prod(shape) for shape, _, _ in shapes.values())
         layers = []
@@ -92,7 +92,7 @@ def _load(path):
             layer, budget = _rebuild(path, i, entry, budget)
             layers.append(layer)
         model = Sequential(*layers)
-        expected = {p.name: p for p in model.parameters()}
+        expected = {e.name: e for e in model.state_entries()}
         if set(expected) != set(shapes):
             raise CheckpointError(
                 f"{path}: parameters do not match the architecture: missing "
@@ -100,11 +100,11 @@ def _load(path):
                 f"{sorted(set(shapes) - set(expected))}")
         for name, p in expected.items():        # every shape, before any data is read
             shape, dtype, _ = shapes[name]
-            if shape != p.value.shape:
+            if shape != p.value.shape or (dtype.kind == "i") != (p.value.dtype.kind == "i"):
                 raise CheckpointError(f"{path}: parameter {name} is {dtype} {shape}, the "
                                       f"architecture needs {p.value.dtype} {p.value.shape}")
         for name, p in expected.items():
-            p.value[...] = archive.read("param:" + name)
+            p.value[...] = archive.read("param:" + name, "fi")
     model.metadata = arch.get("metadata", {})
     return model
 

@@ -190,13 +190,27 @@ class Sequential:
         return [p for i, layer in enumerate(self.layers)
                 for p in layer.parameters(f"{prefix}{i}.")]
 
+    def buffers(self, prefix=""):
+        """Every buffer (saved but not trained, e.g. ``1.running_mean``) as a Buffer."""
+        return [b for i, layer in enumerate(self.layers)
+                for b in layer.named_buffers(f"{prefix}{i}.")]
+
+    named_buffers = buffers     # the name a container asks its children for
+
+    def state_entries(self, prefix=""):
+        """Parameters and buffers, in PyTorch's order (each layer's parameters, then its
+        buffers; a container's children in turn), as objects with ``name`` and ``value``
+        (the live array)."""
+        return [e for i, layer in enumerate(self.layers)
+                for e in layer.state_entries(f"{prefix}{i}.")]
+
     def state_dict(self):
-        """{dotted name: a copy of the parameter array}."""
-        return {p.name: p.value.copy() for p in self.parameters()}
+        """{dotted name: a copy of the parameter or buffer array} (PyTorch's keys)."""
+        return {e.name: e.value.copy() for e in self.state_entries()}
 
     def load_state_dict(self, state):
-        """Copy arrays into the parameters; names and shapes must match exactly."""
-        params = {p.name: p for p in self.parameters()}
+        """Copy arrays into the parameters and buffers; names and shapes must match exactly."""
+        params = {e.name: e for e in self.state_entries()}
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if missing or unexpected:

@@ -329,3 +329,44 @@ def test_trainer_state_of_a_nested_model_resumes_exactly(tmp_path):
     resumed.fit(x, y, epochs=2, initial_epoch=1, batch_size=8, verbose=0)
     for name, value in full.model.state_dict().items():
         np.testing.assert_array_equal(resumed.model.state_dict()[name], value)
+
+
+def bn_net():
+    return Sequential(
+        Conv2D(1, 4, 3, padding=1, bias=False, rng=0), m.BatchNorm2D(4), ReLU(),
+        Residual(Sequential(Conv2D(4, 4, 3, padding=1, bias=False, rng=1), m.BatchNorm2D(4))),
+        Residual(Conv2D(4, 6, 3, 2, 1, rng=2),
+                 Sequential(Conv2D(4, 6, 1, 2, bias=False, rng=3), m.BatchNorm2D(6))),
+        GlobalAvgPool2D(), Flatten(), Dense(6, 3, rng=4))
+
+
+def test_buffers_in_blocks_follow_pytorchs_keys_and_order():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class TResidual(nn.Module):
+        def __init__(self, block, shortcut=None):
+            super().__init__()
+            self.block, self.shortcut = block, shortcut
+
+    twin = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+        TResidual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))),
+        TResidual(nn.Conv2d(4, 6, 3, 2, 1),
+                  nn.Sequential(nn.Conv2d(4, 6, 1, 2, bias=False), nn.BatchNorm2d(6))),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3))
+    assert list(bn_net().state_dict()) == list(twin.state_dict())
+
+
+def test_gradcheck_and_save_load_of_blocks_with_batchnorm(tmp_path):
+    net = bn_net().astype(np.float64)
+    x = np.random.default_rng(7).standard_normal((4, 1, 6, 6))
+    assert m.gradcheck(net, x, samples=10)
+    for _ in range(3):
+        net(x)                  # moves the running statistics away from their start
+    net.eval()
+    net.save(tmp_path / "bn.npz")
+    back = m.load(tmp_path / "bn.npz")
+    assert back.state_dict()["3.block.1.num_batches_tracked"] == \
+        net.state_dict()["3.block.1.num_batches_tracked"] > 0
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))

@@ -1,5 +1,5 @@
 """Pure functions, forward and backward, that the layers call: one module per family of
-operations (pad, conv, pool, dense, activation, loss, optim).
+operations (pad, conv, pool, dense, activation, loss, optim, norm).
 
 Each function validates its arguments, allocates its outputs with NumPy and calls a Cython
 kernel (``minicnn._kernels``); kernels run with bounds checks off, so nothing reaches them
@@ -17,6 +17,7 @@ from .activation import (dropout_mask, leaky_relu, leaky_relu_backward, relu, re
                          sigmoid, sigmoid_backward, tanh, tanh_backward)
 from .conv import CONV_ACTIVATIONS, conv2d, conv2d_backward, conv2d_forward
 from .dense import dense, dense_backward
+from .norm import batch_norm, batch_norm_backward, batch_norm_forward
 from .loss import (log_softmax, log_softmax_backward, mse, mse_backward, softmax,
                    softmax_backward, softmax_cross_entropy, softmax_cross_entropy_backward)
 from .optim import sgd_arrays_problem, sgd_update, sgd_update_checked
@@ -38,4 +39,5 @@ __all__ = ["thresholds", "CONV_ACTIVATIONS", "conv2d", "conv2d_backward", "conv2
            "log_softmax", "log_softmax_backward", "softmax", "softmax_backward",
            "softmax_cross_entropy", "softmax_cross_entropy_backward",
            "mse", "mse_backward",
+           "batch_norm", "batch_norm_forward", "batch_norm_backward",
            "sgd_arrays_problem", "sgd_update", "sgd_update_checked"]

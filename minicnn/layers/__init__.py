@@ -1,5 +1,5 @@
 """Layers, one file per family. ``LAYERS`` maps class names to classes (for checkpoints)."""
-from .base import Layer, Parameter
+from .base import Buffer, Layer, Parameter
 
 # === engine (owner: conv, pad, pool) ===
 from .conv import Conv2D
@@ -14,6 +14,9 @@ from .shape import Flatten, Identity
 
 # === blocks (owner: blocks) ===
 from .containers import Concat, Residual
+
+# === norm (owner: norm) ===
+from .norm import BatchNorm1D, BatchNorm2D
 
 LAYERS = {
     cls.__name__: cls

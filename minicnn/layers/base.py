@@ -60,10 +60,30 @@ class Parameter:
         return f"Parameter({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
 
 
+class Buffer:
+    """A view of one buffer of a layer (state that is saved but not trained, such as
+    BatchNorm's running statistics): its dotted name and value, looked up on each access."""
+
+    __slots__ = ("layer", "key", "name")
+
+    def __init__(self, layer, key, name=None):
+        self.layer = layer
+        self.key = key
+        self.name = name or key
+
+    @property
+    def value(self):
+        return self.layer.buffers[self.key]
+
+    def __repr__(self):
+        return f"Buffer({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
+
+
 class Layer:
     """A layer of a network.
 
     Subclasses set ``self.params`` / ``self.grads`` (same keys, same shapes),
+    optionally ``self.buffers`` (arrays saved with the parameters but not trained),
     implement ``forward(x, training=True)`` (caching what backward needs) and
     ``backward(dout)`` (filling ``grads`` and returning dx), and ``get_config()``
     returning their constructor arguments as plain JSON-able values.
@@ -77,6 +97,7 @@ class Layer:
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self.training = True
         self.dtype = None  # set by layers with parameters
 
@@ -119,6 +140,15 @@ class Layer:
         """The layer's parameters as a list of Parameter, named ``prefix + key``."""
         return [Parameter(self, k, prefix + k) for k in self.params]
 
+    def named_buffers(self, prefix=""):
+        """The layer's buffers as a list of Buffer, named ``prefix + key``."""
+        return [Buffer(self, k, prefix + k) for k in getattr(self, "buffers", {})]
+
+    def state_entries(self, prefix=""):
+        """Parameters and buffers in PyTorch's state_dict order: a module's own parameters,
+        then its own buffers, then each child's entries in turn."""
+        return self.parameters(prefix) + self.named_buffers(prefix)
+
     def __call__(self, x, training=True):
         return self.forward(x, training)
 
@@ -142,6 +172,9 @@ class Layer:
         for k in self.params:
             self.params[k] = np.ascontiguousarray(self.params[k], dtype=dt)
             self.grads[k] = np.zeros_like(self.params[k])
+        for k, v in getattr(self, "buffers", {}).items():     # counters stay integers
+            if v.dtype.kind == "f":
+                self.buffers[k] = np.ascontiguousarray(v, dtype=dt)
         return self
 
     def _backward_check(self, name="cache"):

@@ -124,6 +124,14 @@ class Container(Layer):
     def parameters(self, prefix=""):
         return [p for name, child in self.children() for p in child.parameters(f"{prefix}{name}.")]
 
+    def named_buffers(self, prefix=""):
+        return [b for name, child in self.children()
+                for b in child.named_buffers(f"{prefix}{name}.")]
+
+    def state_entries(self, prefix=""):
+        return [e for name, child in self.children()
+                for e in child.state_entries(f"{prefix}{name}.")]
+
     def zero_grad(self):
         for _, child in self.children():
             child.zero_grad()

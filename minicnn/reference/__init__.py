@@ -18,6 +18,7 @@ How to read them (each builds on the ones before):
     fully_connected.py the dense layer
     activation.py      relu, leaky_relu, sigmoid, tanh and dropout
     loss.py            softmax, log_softmax, softmax cross-entropy, mean squared error
+    norm.py            batch normalisation: batch and running statistics
 
 minicnn.functional holds the fast versions, on Cython kernels; the tests check every
 fast function against the one here, and every backward here against finite differences
@@ -48,6 +49,7 @@ from .fully_connected import dense, dense_backward
 from .activation import (dropout, dropout_backward, dropout_mask, leaky_relu,
                          leaky_relu_backward, relu, relu_backward, sigmoid, sigmoid_backward,
                          tanh, tanh_backward)
+from .norm import batch_norm, batch_norm_backward, batch_norm_forward
 from .loss import (log_softmax, log_softmax_backward, logsumexp, mse, mse_backward, one_hot,
                    softmax, softmax_backward, softmax_cross_entropy,
                    softmax_cross_entropy_backward)
@@ -63,4 +65,5 @@ __all__ = [
     "tanh", "tanh_backward", "dropout_mask", "dropout", "dropout_backward",
     "logsumexp", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "one_hot",
     "softmax_cross_entropy", "softmax_cross_entropy_backward", "mse", "mse_backward",
+    "batch_norm", "batch_norm_forward", "batch_norm_backward",
 ]
