@@ -16,6 +16,8 @@ import zipfile
 
 import numpy as np
 
+__all__ = ["MAX_DEFLATE_RATIO", "MAX_HEADER", "MAX_JSON_DEPTH", "Archive", "json_depth"]
+
 #: deflate cannot expand data more than about 1032 to 1: an entry declaring more is lying
 MAX_DEFLATE_RATIO = 1032
 #: the longest .npy header accepted (np.save writes 128 bytes, NumPy reads up to 10,000)

@@ -29,6 +29,10 @@ import numpy as np
 
 from .runtime import MAX_THREADS, numpy_matmul
 
+__all__ = ["KERNELS", "CHOICES", "NEEDS", "cpu_features", "available", "SLICES", "SLICE_MIN",
+           "SLICED_MAX", "kernel_name", "use", "packing_workspace", "scratch", "check_threads",
+           "matmul", "float32_kernel", "kernel_name_of", "kernel_of"]
+
 KERNELS = ("avx512", "avx2")
 CHOICES = ("auto",) + KERNELS + ("numpy",)
 #: the CPU features (NumPy's names) each kernel needs

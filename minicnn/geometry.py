@@ -10,6 +10,11 @@ Conventions: sizes are per axis; ``padding`` in normalised form is
 import math
 import numbers
 
+__all__ = ["PADDING_MODES", "MAX_EXTENT", "is_int", "pair", "normalize_padding",
+           "effective_kernel", "same_padding", "resolve_padding", "conv_output_size",
+           "pool_output_size", "receptive_field_step", "check_fits", "mac_count", "pool_args",
+           "pool_output_hw"]
+
 PADDING_MODES = ("zeros", "constant", "reflect", "symmetric", "replicate", "circular")
 #: the largest kernel size, stride, dilation or padding: the kernels take them as C ints
 #: (a larger Python int would not convert, and sums of them must not wrap)
@@ -178,3 +183,35 @@ def check_fits(owner, in_hw, kernel_size, padding, dilation=(1, 1)):
 def mac_count(out_hw, kernel_size, in_channels, out_channels, groups=1):
     """Multiply-accumulates of one image through a convolution: OH*OW*KH*KW*Cin*Cout/groups."""
     return out_hw[0] * out_hw[1] * kernel_size[0] * kernel_size[1] * in_channels * out_channels // groups
+
+
+def pool_args(kernel_size, stride=None, padding=0, owner="pool2d"):
+    """Normalise pooling arguments to ((kh, kw), (sh, sw), ((top, bottom), (left, right))).
+
+    kernel_size, stride: an int or an (h, w) pair; stride None means the kernel size.
+    padding: an int, (h, w), ((top, bottom), (left, right)) or 'valid' (not 'same').
+    As in PyTorch every side is at most kernel // 2 in its axis: then each window
+    overlaps the input, so a max pool never returns the -inf of its virtual padding.
+    """
+    kernel_size = pair(kernel_size, "kernel_size", owner)
+    stride = kernel_size if stride is None else pair(stride, "stride", owner)
+    padding = normalize_padding(padding, owner, allow_same=False)
+    for axis, k, sides in zip("HW", kernel_size, padding):
+        if max(sides) > k // 2:
+            raise ValueError(
+                f"{owner}: padding along {axis} must be at most half the kernel size "
+                f"({k} // 2 = {k // 2}) on each side, got {sides}")
+    return kernel_size, stride, padding
+
+
+def pool_output_hw(in_hw, kernel_size, stride, padding, ceil_mode=False, owner="pool2d"):
+    """(OH, OW) for normalised pooling arguments, with PyTorch's ceil_mode rule.
+
+    Raises ValueError when H or W is 0 or the window does not fit the padded input.
+    """
+    if min(in_hw) < 1:
+        raise ValueError(f"{owner}: expected an input with H >= 1 and W >= 1, got H, W = "
+                         f"{tuple(in_hw)}")
+    check_fits(owner, in_hw, kernel_size, padding)
+    return tuple(pool_output_size(n, k, s, before, after, ceil_mode)
+                 for n, k, s, (before, after) in zip(in_hw, kernel_size, stride, padding))

@@ -3,10 +3,13 @@ import threading
 
 import numpy as np
 
-from . import functional as F
+from .backend import ops
+from .layers import register_container
 from .layers.base import Layer, check_dtype, modules, one_line
-from .random import get_rng
+from .rng import get_rng
 from .runtime import blas_single_thread
+
+__all__ = ["ConcurrentUseError", "Sequential"]
 
 
 def _with_context(error, context):
@@ -21,6 +24,7 @@ class ConcurrentUseError(RuntimeError):
     """A model was trained from two threads at once."""
 
 
+@register_container
 class Sequential:
     """Layers applied one after the other.
 
@@ -171,7 +175,7 @@ class Sequential:
         """Class probabilities (softmax of the outputs), in eval mode, ``batch_size`` images at a time."""
         if batch_size < 1:
             raise ValueError(f"Sequential.predict: batch_size must be >= 1, got {batch_size}")
-        out = [F.softmax(self.forward(x[i:i + batch_size], training=False), axis=1)
+        out = [ops.softmax(self.forward(x[i:i + batch_size], training=False), axis=1)
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, 0))
 

@@ -10,6 +10,8 @@ import numpy as np
 
 from . import functional as F
 
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
+
 
 def _number(owner, name, value, low=0.0, high=None, high_open=False, low_open=False):
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):

@@ -16,11 +16,14 @@ from .architectures import build
 from .callbacks import JSONLinesLogger
 from .losses import SoftmaxCrossEntropy
 from .optim import SGD
-from .random import seed as seed_everything
+from .rng import seed as seed_everything
 from .run_files import (LastCheckpoint, RunPaths, check_start, final_decision, merge_settings,
                         save_last)
 from .schedules import CosineAnnealingLR
 from .trainer import Trainer
+
+__all__ = ["RECIPES", "NORMALIZATION", "make_transform", "DEFAULTS", "INPUT_SHAPE", "train_mnist",
+           "save_plots"]
 
 #: epochs, learning rate and augmentation of each architecture's default recipe (SGD,
 #: momentum 0.9, weight decay 5e-4, cosine decay over the run, batch 64). convnet's 1.2M

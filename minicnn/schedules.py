@@ -7,6 +7,9 @@ or after every epoch (False); the Trainer follows it.
 import math
 import numbers
 
+__all__ = ["Schedule", "StepLR", "CosineAnnealingLR", "OneCycleLR", "LinearWarmup",
+           "ReduceLROnPlateau"]
+
 
 class Schedule:
     per_batch = False

@@ -8,6 +8,8 @@ import numbers
 
 from . import geometry
 
+__all__ = ["Summary", "check_input_shape", "summarize", "activation_bytes", "receptive_field"]
+
 
 class Summary:
     """Rows (one dict per layer) and totals; ``str()`` gives the printed table."""

@@ -11,7 +11,9 @@ import numpy as np
 from . import metrics
 from . import trainer_checks as checks
 from . import trainer_state
-from .random import get_rng
+from .rng import get_rng
+
+__all__ = ["UNNORMALISED_ABOVE", "TrainingDivergedError", "History", "Trainer"]
 
 
 #: Trainer.fit warns when its first batch holds values beyond this (inputs not normalised)

@@ -17,8 +17,10 @@ import numbers
 
 import numpy as np
 
-from . import _io
+from . import _atomic
 from .checkpoint import ARCH_KEY, STATE_KEY, CheckpointError, open_archive
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_META_BYTES", "save", "load"]
 
 FORMAT = "minicnn-trainer-state"
 FORMAT_VERSION = 1
@@ -39,7 +41,7 @@ def save(trainer, path):
     for name, state in opt["state"].items():
         for key, value in state.items():
             arrays[f"opt:{name}:{key}"] = value
-    _io.atomic_write(path, lambda f: np.savez(f, **arrays))   # looked up now: tests wrap it
+    _atomic.atomic_write(path, lambda f: np.savez(f, **arrays))   # looked up now: tests wrap it
 
 
 def load(trainer, path):

@@ -15,7 +15,7 @@ def rng():
 
 @pytest.fixture(autouse=True)
 def _seed():
-    minicnn.random.seed(0)
+    minicnn.rng.seed(0)
     yield
 
 
@@ -128,3 +128,9 @@ def fake_dataset(monkeypatch, n=5, root=None):
         "sha256": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}})
     monkeypatch.setattr(M, "SIZES", {k: len(v) for k, v in files.items()})
     return arrays, files
+
+
+#: a test that trains on real MNIST for hundreds of steps: the same training runs on the fast
+#: backend, and on the readable one (MINICNN_BACKEND=reference) it would take minutes
+long_training = pytest.mark.skipif(minicnn.get_backend() == "reference",
+                                   reason="long training; run on the fast backend")

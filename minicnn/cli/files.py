@@ -6,6 +6,9 @@ import numpy as np
 
 from .args import UsageError
 
+__all__ = ["MAGIC", "DEFAULT_MAX_MEMORY_MB", "sniff", "load_checkpoint", "check_model_fits",
+           "read_images"]
+
 #: the start of each kind of file a user might hand over by mistake
 MAGIC = ((b"\x93NUMPY", "a .npy array"), (b"PK\x03\x04", "an .npz (zip) archive"),
          (b"PK\x05\x06", "an empty zip archive"), (b"\x89PNG\r\n\x1a\n", "a PNG image"),

@@ -3,6 +3,8 @@ import argparse
 
 from . import args as A
 
+__all__ = ["FLAGS", "add_train_arguments", "run_train", "missing_data"]
+
 #: the train_mnist argument behind each option, for messages that name what the user typed
 FLAGS = {"kind": "--kind", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
          "seed": "--seed", "augment": "--augment", "limit": "--limit"}

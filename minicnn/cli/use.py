@@ -4,6 +4,8 @@ import numpy as np
 from . import args as A
 from . import files
 
+__all__ = ["run_evaluate", "run_predict", "run_summary", "run_info", "add_use_commands"]
+
 
 def run_evaluate(args):
     from .. import data, metrics

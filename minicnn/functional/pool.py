@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import functional_checks as checks
 from .. import geometry
+from ..geometry import pool_args, pool_output_hw
 from .._kernels import pool as _pool
 from ._common import threads_for
 
@@ -11,38 +12,6 @@ __all__ = ["pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward",
            "max_pool2d_2x2", "max_pool2d_2x2_backward", "avg_pool2d", "avg_pool2d_backward",
            "global_avg_pool2d", "global_avg_pool2d_backward", "global_max_pool2d",
            "global_max_pool2d_backward"]
-
-
-def pool_args(kernel_size, stride=None, padding=0, owner="pool2d"):
-    """Normalise pooling arguments to ((kh, kw), (sh, sw), ((top, bottom), (left, right))).
-
-    kernel_size, stride: an int or an (h, w) pair; stride None means the kernel size.
-    padding: an int, (h, w), ((top, bottom), (left, right)) or 'valid' (not 'same').
-    As in PyTorch every side is at most kernel // 2 in its axis: then each window
-    overlaps the input, so a max pool never returns the -inf of its virtual padding.
-    """
-    kernel_size = geometry.pair(kernel_size, "kernel_size", owner)
-    stride = kernel_size if stride is None else geometry.pair(stride, "stride", owner)
-    padding = geometry.normalize_padding(padding, owner, allow_same=False)
-    for axis, k, sides in zip("HW", kernel_size, padding):
-        if max(sides) > k // 2:
-            raise ValueError(
-                f"{owner}: padding along {axis} must be at most half the kernel size "
-                f"({k} // 2 = {k // 2}) on each side, got {sides}")
-    return kernel_size, stride, padding
-
-
-def pool_output_hw(in_hw, kernel_size, stride, padding, ceil_mode=False, owner="pool2d"):
-    """(OH, OW) for normalised pooling arguments, with PyTorch's ceil_mode rule.
-
-    Raises ValueError when H or W is 0 or the window does not fit the padded input.
-    """
-    if min(in_hw) < 1:
-        raise ValueError(f"{owner}: expected an input with H >= 1 and W >= 1, got H, W = "
-                         f"{tuple(in_hw)}")
-    geometry.check_fits(owner, in_hw, kernel_size, padding)
-    return tuple(geometry.pool_output_size(n, k, s, before, after, ceil_mode)
-                 for n, k, s, (before, after) in zip(in_hw, kernel_size, stride, padding))
 
 
 def _check_pool_input(x, owner, name="input"):

@@ -18,8 +18,21 @@ from .containers import Concat, Residual
 # === norm (owner: norm) ===
 from .norm import BatchNorm1D, BatchNorm2D
 
+__all__ = ["LAYERS", "CONTAINERS", "register_container", "Layer", "Parameter", "Conv2D", "Pad",
+           "AvgPool2D", "GlobalAvgPool2D", "MaxPool2D", "Pool2D", "LeakyReLU", "ReLU", "Sigmoid", "Tanh", "Dense", "Dropout", "Flatten",
+           "GlobalMaxPool2D", "Softmax", "LogSoftmax", "Identity", "Residual", "Concat"]
+
 LAYERS = {
     cls.__name__: cls
     for cls in list(globals().values())
     if isinstance(cls, type) and issubclass(cls, Layer) and cls is not Layer
 }
+#: models built from layers (Sequential), by class name: they live above this package and
+#: register themselves, so a checkpoint rebuilds them without importing the model modules
+CONTAINERS = {}
+
+
+def register_container(cls):
+    """Class decorator: checkpoints may rebuild ``cls`` (a model holding layers) by name."""
+    CONTAINERS[cls.__name__] = cls
+    return cls

@@ -3,6 +3,9 @@ import operator
 
 import numpy as np
 
+__all__ = ["FLOAT_DTYPES", "check_dtype", "fixed", "Parameter", "Layer", "as_tuples",
+           "as_float_input", "modules", "one_line"]
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 

@@ -15,6 +15,9 @@ import numpy as np
 
 from .base import Layer, check_dtype, modules
 
+__all__ = ["MAX_DEPTH", "Container", "Residual", "Concat", "check_child", "refuse_shared", "entry",
+           "build", "output_shape_of"]
+
 #: how deep a checkpoint's containers may nest (deeper is refused, not a recursion error)
 MAX_DEPTH = 32
 
@@ -24,9 +27,9 @@ def _shape_text(shape):
 
 
 def _sequential_class():
-    from ..model import Sequential  # model imports layers.base only: no cycle at import
+    from . import CONTAINERS  # Sequential registers itself there (model imports layers)
 
-    return Sequential
+    return CONTAINERS["Sequential"]
 
 
 def check_child(owner, what, child):

@@ -3,10 +3,13 @@ import numpy as np
 
 from .. import functional as F
 from .. import gemm, geometry
-from ..functional.conv import plan as conv_plan
+from ..backend import ops
 from ..functional import conv_winograd
-from ..init import WEIGHT_INITS, init_weight
+from ..functional.conv import plan as conv_plan
+from ..initializers import WEIGHT_INITS, init_weight
 from .base import Layer, as_float_input, as_tuples, check_dtype, fixed
+
+__all__ = ["CONV_PADDING_MODES", "Conv2D"]
 
 CONV_PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
 
@@ -129,7 +132,7 @@ class Conv2D(Layer):
         w = self.params["weight"]
         fits = getattr(w, "ndim", 0) == 4 and w.shape[1] * self.groups == x.shape[1]
         plan = self._plan_for(x) if fits else None     # else conv2d_forward names the problem
-        out, self.cache = F.conv2d_forward(
+        out, self.cache = ops.conv2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride,
             plan.padding if plan else self.padding, self.dilation, self.groups,
             self.padding_mode, self.flip_kernel, training, owner=self,
@@ -139,7 +142,7 @@ class Conv2D(Layer):
     def backward(self, dout, need_dx=True):
         """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check()
-        dx, dw, db = F.conv2d_backward(dout, self.cache, need_dx)
+        dx, dw, db = ops.conv2d_backward(dout, self.cache, need_dx)
         self.grads["weight"][...] = dw
         if db is not None:
             self.grads["bias"][...] = db

@@ -43,8 +43,8 @@ from .padding import check_pad_mode, pad, pad_backward, source_index
 from .conv import conv2d, conv2d_backward, conv2d_forward, rotate_180, window
 from .pool import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
                    global_avg_pool2d_backward, global_max_pool2d, global_max_pool2d_backward,
-                   max_pool2d, max_pool2d_backward, pool_args,
-                   pool_output_hw)
+                   max_pool2d, max_pool2d_2x2, max_pool2d_2x2_backward, max_pool2d_backward,
+                   pool_args, pool_output_hw)
 from .fully_connected import dense, dense_backward
 from .activation import (dropout, dropout_backward, dropout_mask, leaky_relu,
                          leaky_relu_backward, relu, relu_backward, sigmoid, sigmoid_backward,
@@ -57,7 +57,8 @@ from .loss import (log_softmax, log_softmax_backward, logsumexp, mse, mse_backwa
 __all__ = [
     "source_index", "check_pad_mode", "pad", "pad_backward",
     "conv2d_forward", "conv2d_backward", "conv2d", "rotate_180", "window",
-    "pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward", "max_pool2d_2x2",
+    "max_pool2d_2x2_backward", "avg_pool2d",
     "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
     "global_max_pool2d", "global_max_pool2d_backward",
     "dense", "dense_backward",
