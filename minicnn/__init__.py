@@ -26,7 +26,7 @@ from .layers import Concat, Identity, LogSoftmax, Residual, Softmax
 from .losses import MSELoss, SoftmaxCrossEntropy
 
 # === norm (owner: norm) ===
-from .layers import BatchNorm1D, BatchNorm2D
+from .layers import BatchNorm1D, BatchNorm2D, ConvTranspose2D, Upsample
 
 # === model (owner: model) ===
 from .checkpoint import CheckpointError, load
@@ -48,6 +48,7 @@ from .info import show_config
 
 __all__ = ["__version__", "get_num_threads", "set_num_threads", "GradcheckError", "gradcheck",
            "gradcheck_loss", "rng", "seed", "functional", "geometry", "layers", "reference",
+           "BatchNorm1D", "BatchNorm2D", "ConvTranspose2D", "Upsample",
            "get_backend", "register_op", "use_backend", "Conv2D", "Pad", "AvgPool2D",
            "GlobalAvgPool2D", "MaxPool2D", "Pool2D", "Dense", "Dropout", "Flatten", "LeakyReLU",
            "ReLU", "Sigmoid", "Tanh", "MSELoss", "SoftmaxCrossEntropy", "CheckpointError", "load",

@@ -45,7 +45,9 @@ OPS = ("pad", "pad_backward", "conv2d_forward", "conv2d_backward",
        "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "dropout_mask",
        "softmax", "log_softmax", "softmax_backward", "log_softmax_backward",
        "softmax_cross_entropy", "softmax_cross_entropy_backward",
-       "mse", "mse_backward")
+       "mse", "mse_backward", "batch_norm_forward", "batch_norm_backward",
+       "conv_transpose2d_forward", "conv_transpose2d_backward", "upsample_nearest",
+       "upsample_nearest_backward")
 #: backend name -> the module that implements every name of OPS
 BACKENDS = {"fast": functional, "reference": reference}
 

@@ -143,6 +143,14 @@ def conv_output_size(n, k, stride=1, pad_before=0, pad_after=0, dilation=1):
     return span // stride + 1
 
 
+def conv_transpose_output_size(n, k, stride=1, padding=0, output_padding=0, dilation=1):
+    """(n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1: the size
+    of a transposed convolution's output (the input size of the convolution it inverts).
+    Returns 0 or less when the padding removes everything; callers turn that into an error.
+    """
+    return (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+
+
 def pool_output_size(n, k, stride, pad_before=0, pad_after=0, ceil_mode=False):
     """Output size of a pooling window, with PyTorch's ceil_mode rule.
 

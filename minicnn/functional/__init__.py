@@ -17,6 +17,10 @@ from .activation import (dropout_mask, leaky_relu, leaky_relu_backward, relu, re
                          sigmoid, sigmoid_backward, tanh, tanh_backward)
 from .conv import CONV_ACTIVATIONS, conv2d, conv2d_backward, conv2d_forward
 from .dense import dense, dense_backward
+from .conv_transpose import (conv_transpose2d, conv_transpose2d_args,
+                             conv_transpose2d_backward, conv_transpose2d_forward,
+                             conv_transpose2d_output_hw)
+from .upsample import upsample_args, upsample_nearest, upsample_nearest_backward
 from .norm import batch_norm, batch_norm_backward, batch_norm_forward
 from .loss import (log_softmax, log_softmax_backward, mse, mse_backward, softmax,
                    softmax_backward, softmax_cross_entropy, softmax_cross_entropy_backward)
@@ -40,4 +44,7 @@ __all__ = ["thresholds", "CONV_ACTIVATIONS", "conv2d", "conv2d_backward", "conv2
            "softmax_cross_entropy", "softmax_cross_entropy_backward",
            "mse", "mse_backward",
            "batch_norm", "batch_norm_forward", "batch_norm_backward",
+           "conv_transpose2d", "conv_transpose2d_forward", "conv_transpose2d_backward",
+           "conv_transpose2d_args", "conv_transpose2d_output_hw",
+           "upsample_args", "upsample_nearest", "upsample_nearest_backward",
            "sgd_arrays_problem", "sgd_update", "sgd_update_checked"]

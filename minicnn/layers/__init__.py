@@ -17,10 +17,13 @@ from .containers import Concat, Residual
 
 # === norm (owner: norm) ===
 from .norm import BatchNorm1D, BatchNorm2D
+from .upsampling import ConvTranspose2D, Upsample
 
-__all__ = ["LAYERS", "CONTAINERS", "register_container", "Layer", "Parameter", "Conv2D", "Pad",
-           "AvgPool2D", "GlobalAvgPool2D", "MaxPool2D", "Pool2D", "LeakyReLU", "ReLU", "Sigmoid", "Tanh", "Dense", "Dropout", "Flatten",
-           "GlobalMaxPool2D", "Softmax", "LogSoftmax", "Identity", "Residual", "Concat"]
+__all__ = ["LAYERS", "CONTAINERS", "register_container", "Layer", "Parameter", "Buffer", "Conv2D",
+           "Pad", "AvgPool2D", "GlobalAvgPool2D", "MaxPool2D", "Pool2D", "LeakyReLU", "ReLU",
+           "Sigmoid", "Tanh", "Dense", "Dropout", "Flatten", "BatchNorm1D", "BatchNorm2D",
+           "ConvTranspose2D", "Upsample", "GlobalMaxPool2D", "Softmax", "LogSoftmax", "Identity",
+           "Residual", "Concat"]
 
 LAYERS = {
     cls.__name__: cls

@@ -3,8 +3,10 @@ import numbers
 
 import numpy as np
 
-from .. import functional as F
+from ..backend import ops
 from .base import Layer, as_float_input, check_dtype, fixed
+
+__all__ = ["BatchNorm1D", "BatchNorm2D"]
 
 
 class _BatchNorm(Layer):
@@ -96,7 +98,7 @@ class _BatchNorm(Layer):
                 count[...] = count + 1
                 if momentum is None:
                     momentum = 1.0 / int(count)
-        out, cache = F.batch_norm_forward(
+        out, cache = ops.batch_norm_forward(
             x, running_mean, running_var, self.params.get("weight"), self.params.get("bias"),
             training, 0.0 if momentum is None else momentum, self.eps, owner=self)
         self.cache = cache if training else None
@@ -105,7 +107,7 @@ class _BatchNorm(Layer):
     def backward(self, dout, need_dx=True):
         """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check()
-        dx, dweight, dbias = F.batch_norm_backward(dout, self.cache, need_dx)
+        dx, dweight, dbias = ops.batch_norm_backward(dout, self.cache, need_dx)
         if self.affine:
             self.grads["weight"][...] = dweight
             self.grads["bias"][...] = dbias

@@ -19,6 +19,8 @@ How to read them (each builds on the ones before):
     activation.py      relu, leaky_relu, sigmoid, tanh and dropout
     loss.py            softmax, log_softmax, softmax cross-entropy, mean squared error
     norm.py            batch normalisation: batch and running statistics
+    conv_transpose.py  the transposed convolution: conv2d's input gradient as an operation
+    upsample.py        nearest-neighbour upsampling by integer factors
 
 minicnn.functional holds the fast versions, on Cython kernels; the tests check every
 fast function against the one here, and every backward here against finite differences
@@ -49,6 +51,10 @@ from .fully_connected import dense, dense_backward
 from .activation import (dropout, dropout_backward, dropout_mask, leaky_relu,
                          leaky_relu_backward, relu, relu_backward, sigmoid, sigmoid_backward,
                          tanh, tanh_backward)
+from .conv_transpose import (conv_transpose2d, conv_transpose2d_args,
+                             conv_transpose2d_backward, conv_transpose2d_forward,
+                             conv_transpose2d_output_hw)
+from .upsample import upsample_args, upsample_nearest, upsample_nearest_backward
 from .norm import batch_norm, batch_norm_backward, batch_norm_forward
 from .loss import (log_softmax, log_softmax_backward, logsumexp, mse, mse_backward, one_hot,
                    softmax, softmax_backward, softmax_cross_entropy,
@@ -67,4 +73,7 @@ __all__ = [
     "logsumexp", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "one_hot",
     "softmax_cross_entropy", "softmax_cross_entropy_backward", "mse", "mse_backward",
     "batch_norm", "batch_norm_forward", "batch_norm_backward",
+    "conv_transpose2d", "conv_transpose2d_forward", "conv_transpose2d_backward",
+    "conv_transpose2d_args", "conv_transpose2d_output_hw",
+    "upsample_args", "upsample_nearest", "upsample_nearest_backward",
 ]

@@ -39,9 +39,18 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     if x.ndim not in (2, 3, 4):
         raise ValueError(f"{owner}: expected an input (N, C), (N, C, L) or (N, C, H, W), got "
                          f"shape {x.shape}")
+    for name, v in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if v is not None and np.shape(v) != (x.shape[1],):
+            raise ValueError(f"{owner}: {name} must have shape ({x.shape[1]},) (one value per "
+                             f"channel of the input), got {np.shape(v)}")
     axes = (0,) + tuple(range(2, x.ndim))          # every axis but the channels
     M = x.size // x.shape[1]
     batch_statistics = training or running_mean is None
+    need = 2 if training else 1
+    if batch_statistics and M < need:
+        raise ValueError(f"{owner}: batch statistics need at least {need} value(s) per channel"
+                         f"{' when training' if training else ''}, got input shape {x.shape}")
     if batch_statistics:
         mean = x.mean(axis=axes)
         var = ((x - _per_channel(mean, x)) ** 2).mean(axis=axes)
@@ -57,7 +66,7 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     if bias is not None:
         out = out + _per_channel(bias, x)
     cache = {"xhat": xhat, "var": var, "eps": eps, "weight": weight, "has_bias": bias is not None,
-             "batch_statistics": batch_statistics, "axes": axes}
+             "batch_statistics": batch_statistics, "axes": axes, "owner": owner}
     return out.astype(x.dtype, copy=False), cache
 
 
@@ -71,6 +80,8 @@ def batch_norm_backward(dout, cache, need_dx=True):
     """(dx, dweight, dbias); dweight and dbias None without weight and bias."""
     xhat, axes, weight = cache["xhat"], cache["axes"], cache["weight"]
     dout = np.asarray(dout, dtype=xhat.dtype)
+    if dout.shape != xhat.shape:
+        raise ValueError(f"{cache['owner']}: dout must have shape {xhat.shape}, got {dout.shape}")
     dweight = (dout * xhat).sum(axis=axes) if weight is not None else None
     dbias = dout.sum(axis=axes) if cache["has_bias"] else None
     if not need_dx:
