@@ -13,7 +13,7 @@ gradients would be overwritten by the second use); the container refuses it when
 """
 import numpy as np
 
-from .base import Layer, check_dtype, modules
+from .base import Layer, check_dtype, modules, one_line
 
 __all__ = ["MAX_DEPTH", "Container", "Residual", "Concat", "check_child", "refuse_shared", "entry",
            "build", "output_shape_of"]
@@ -47,9 +47,9 @@ def refuse_shared(owner, children):
         for m in modules(child):
             if id(m) in seen:
                 raise ValueError(
-                    f"{owner}: {m!r} appears in {seen[id(m)]} and again in {name}; a layer keeps "
-                    f"one forward's cache and writes its gradients in place, so it can appear "
-                    f"only once in a model (use two layers)")
+                    f"{owner}: {one_line(m)} appears in {seen[id(m)]} and again in {name}; a "
+                    f"layer keeps one forward's cache and writes its gradients in place, so it "
+                    f"can appear only once in a model (use two layers)")
             seen[id(m)] = name
 
 
