@@ -42,6 +42,10 @@ from .optim import SGD, Adam, AdamW, RMSprop
 from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, ReduceLROnPlateau, StepLR
 from .trainer import Trainer, TrainingDivergedError
 
+# === exchange (owner: interop): PyTorch and ONNX stay optional, imported when used ===
+from . import interop
+from .onnx_export import export_onnx
+
 # === data (owner: data) ===
 from . import data
 from .info import show_config
@@ -58,4 +62,4 @@ __all__ = ["__version__", "get_num_threads", "set_num_threads", "GradcheckError"
            "LinearWarmup", "OneCycleLR", "StepLR", "Trainer",
            "GlobalMaxPool2D", "Concat", "Identity", "LogSoftmax", "Residual", "Softmax", "AdamW",
            "RMSprop", "ReduceLROnPlateau", "TrainingDivergedError", "data",
-           "show_config"]
+           "show_config", "interop", "export_onnx"]

@@ -47,7 +47,7 @@ OPS = ("pad", "pad_backward", "conv2d_forward", "conv2d_backward",
        "softmax_cross_entropy", "softmax_cross_entropy_backward",
        "mse", "mse_backward", "batch_norm_forward", "batch_norm_backward",
        "conv_transpose2d_forward", "conv_transpose2d_backward", "upsample_nearest",
-       "upsample_nearest_backward")
+       "upsample_nearest_backward", "upsample_bilinear", "upsample_bilinear_backward")
 #: backend name -> the module that implements every name of OPS
 BACKENDS = {"fast": functional, "reference": reference}
 

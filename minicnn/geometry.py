@@ -5,7 +5,7 @@ field live here; layers, functional ops, the model summary and the tests all cal
 these functions, so each formula exists in one place.
 
 Conventions: sizes are per axis; ``padding`` in normalised form is
-``((top, bottom), (left, right))``.
+``((top, bottom), (left, right))`` (given also as PyTorch's flat ``(left, right, top, bottom)``).
 """
 import math
 import numbers
@@ -13,7 +13,7 @@ import numbers
 __all__ = ["PADDING_MODES", "MAX_EXTENT", "is_int", "pair", "normalize_padding",
            "effective_kernel", "same_padding", "resolve_padding", "conv_output_size",
            "pool_output_size", "receptive_field_step", "check_fits", "mac_count", "pool_args",
-           "pool_output_hw"]
+           "pool_output_hw", "receptive_field_start_step"]
 
 PADDING_MODES = ("zeros", "constant", "reflect", "symmetric", "replicate", "circular")
 #: the largest kernel size, stride, dilation or padding: the kernels take them as C ints
@@ -51,9 +51,10 @@ def pair(value, name, owner, minimum=1):
 def normalize_padding(padding, owner, allow_same=True):
     """Normalise a padding argument.
 
-    Accepts an int, an (h, w) pair, ``((top, bottom), (left, right))``, ``'valid'``
-    and (when ``allow_same``) ``'same'``. Returns the string ``'same'`` or the
-    per-side form ``((top, bottom), (left, right))``.
+    Accepts an int, an (h, w) pair, ``((top, bottom), (left, right))``, the flat
+    ``(left, right, top, bottom)`` in the order ``torch.nn.functional.pad`` takes for the
+    last two axes, ``'valid'`` and (when ``allow_same``) ``'same'``. Returns the string
+    ``'same'`` or the per-side form ``((top, bottom), (left, right))``.
     """
     try:                                   # returned before, so normal: skip the checks
         if (type(padding) is tuple and padding in _PER_SIDE
@@ -67,10 +68,7 @@ def normalize_padding(padding, owner, allow_same=True):
             return ((0, 0), (0, 0))
         if p == "same" and allow_same:
             return "same"
-        allowed = "an int, (h, w), ((top, bottom), (left, right)), 'valid'" + (
-            " or 'same'" if allow_same else ""
-        )
-        raise ValueError(f"{owner}: padding must be {allowed}, got {padding!r}")
+        raise ValueError(f"{owner}: padding must be {_forms(allow_same)}, got {padding!r}")
     if is_int(padding):
         p = int(padding)
         sides = ((p, p), (p, p))
@@ -84,13 +82,18 @@ def normalize_padding(padding, owner, allow_same=True):
             sides = tuple((int(v[0]), int(v[1])) for v in padding)
         else:
             sides = None
+    elif (isinstance(padding, (tuple, list)) and len(padding) == 4
+          and all(is_int(v) for v in padding)):
+        left, right, top, bottom = (int(v) for v in padding)      # torch.nn.functional.pad's order
+        sides = ((top, bottom), (left, right))
     else:
         sides = None
     if sides is None:
-        raise TypeError(
-            f"{owner}: padding must be an int, (h, w), ((top, bottom), (left, right)) "
-            f"or a string, got {padding!r}"
-        )
+        count = ""
+        if isinstance(padding, (tuple, list)) and all(is_int(v) for v in padding):
+            count = (f" ({len(padding)} numbers: give one int, 2 (h, w) or 4 (left, right, "
+                     f"top, bottom))")
+        raise TypeError(f"{owner}: padding must be {_forms(allow_same)}, got {padding!r}{count}")
     if min(sides[0] + sides[1]) < 0:
         raise ValueError(f"{owner}: padding must be >= 0 on every side, got {padding!r}")
     if max(sides[0] + sides[1]) > MAX_EXTENT:
@@ -99,6 +102,12 @@ def normalize_padding(padding, owner, allow_same=True):
     if len(_PER_SIDE) < 4096:
         _PER_SIDE.add(sides)
     return sides
+
+
+def _forms(allow_same):
+    """The padding forms normalize_padding accepts, for its error messages."""
+    return ("an int, (h, w), ((top, bottom), (left, right)), (left, right, top, bottom) as "
+            "torch.nn.functional.pad orders it, 'valid'" + (" or 'same'" if allow_same else ""))
 
 
 #: per-side paddings normalize_padding has returned: each is its own normal form (the
@@ -223,3 +232,11 @@ def pool_output_hw(in_hw, kernel_size, stride, padding, ceil_mode=False, owner="
     check_fits(owner, in_hw, kernel_size, padding)
     return tuple(pool_output_size(n, k, s, before, after, ceil_mode)
                  for n, k, s, (before, after) in zip(in_hw, kernel_size, stride, padding))
+
+
+def receptive_field_start_step(start, jump, pad_before):
+    """One layer of where the first output's receptive field starts, in input pixels:
+    start_l = start_{l-1} - pad_before_l * j_{l-1}, from start = 0. Output i of the layer
+    then sees input pixels [start + i * j, start + i * j + r); a negative start reaches into
+    the padding."""
+    return start - pad_before * jump

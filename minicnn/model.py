@@ -266,26 +266,54 @@ class Sequential:
         return total
 
     # --- description -------------------------------------------------------------------
-    def summary(self, input_shape=None, print_fn=print):
+    def summary(self, input_shape=None, print_fn="auto"):
         """The table of output shapes, parameters, MACs and receptive fields (see minicnn.summary).
 
         Without ``input_shape``: the shape of the last batch the model ran on, else the one
         given to the constructor, else the one a loaded checkpoint records.
+
+        Shown once wherever it is called: ``print_fn='auto'`` prints the table in a script
+        and returns it without printing at a prompt or in a notebook, which show the returned
+        table themselves (as text, or as an HTML table in Jupyter). ``print_fn=print`` (or any
+        function taking a string) always prints it, ``None`` never does.
         """
         from .summary import summarize
 
+        table = summarize(self, self._described_shape(input_shape, "summary"))
+        if print_fn == "auto":
+            from .notebook import session_shows_values
+
+            print_fn = None if session_shows_values() else print
+        if print_fn is not None:
+            print_fn(str(table))
+        return table
+
+    def explain(self, input_shape=None):
+        """Every layer's arithmetic with its numbers (output size, 'same' padding, parameters,
+        MACs, receptive field and jump), as text; see minicnn.explain. ``input_shape`` as in
+        summary()."""
+        from .explain import explain
+
+        return explain(self, self._described_shape(input_shape, "explain"))
+
+    def _described_shape(self, input_shape, method):
+        """``input_shape``, else the last batch's, the constructor's or a checkpoint's."""
         if input_shape is None:
             recorded = getattr(self, "metadata", None)
             recorded = recorded.get("input_shape") if isinstance(recorded, dict) else None
             input_shape = self.last_input_shape or self.input_shape or recorded
         if input_shape is None:
-            raise ValueError("Sequential.summary: no input shape to describe: pass one, e.g. "
-                             "model.summary((1, 28, 28)), build the model with "
+            raise ValueError(f"Sequential.{method}: no input shape to describe: pass one, e.g. "
+                             f"model.{method}((1, 28, 28)), build the model with "
                              "Sequential(..., input_shape=(1, 28, 28)), or run it on a batch first")
-        table = summarize(self, input_shape)
-        if print_fn is not None:
-            print_fn(str(table))
-        return table
+        return input_shape
+
+    def _repr_html_(self):
+        """Jupyter's view of the model: the summary table when an input shape is known, else
+        the layers and their parameter counts."""
+        from .notebook import model_html
+
+        return model_html(self)
 
     def save(self, path, metadata=None):
         """Write the architecture and parameters to one .npz file, atomically (see minicnn.checkpoint)."""

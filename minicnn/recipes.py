@@ -164,7 +164,7 @@ def train_mnist(arch="lenet5", epochs=None, batch_size=None, lr=None, seed=None,
         model.save(paths.final, metadata={**metadata(trainer, False), "test_accuracy": accuracy})
     print_fn(why)
     print_fn(f"wrote {paths.last} (this run's model) and {paths.history} (one line per epoch)")
-    pictures = save_plots(history, model, out, arch) if plot else None
+    pictures = save_plots(history, model, out, arch, accuracy) if plot else None
     if pictures is None and plot:
         print_fn("pictures skipped: matplotlib is not installed (pip install 'minicnn[plot]' "
                  "draws the training curves and first-layer filters)")
@@ -175,42 +175,21 @@ def train_mnist(arch="lenet5", epochs=None, batch_size=None, lr=None, seed=None,
             "confusion_matrix": matrix.tolist()}
 
 
-def save_plots(history, model, out, arch):
-    """Training curves and the first layer's filters as PNG files; None without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+def save_plots(history, model, out, arch, accuracy=None):
+    """Training curves (titled with ``arch`` and its final ``accuracy``) and the first
+    convolution's filters as PNG files (see minicnn.viz); None without matplotlib."""
+    from . import viz
+    from .extras import MissingExtraError
+    from .layers import Conv2D
+
     paths = []
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    if len(epochs):
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-        ax1.plot(epochs, history["loss"], label="train")
-        ax1.plot(epochs, history["val_loss"], label="test")
-        ax1.set(xlabel="epoch", ylabel="loss", yscale="log")
-        ax1.legend()
-        ax2.plot(epochs, 100 * np.array(history["accuracy"]), label="train")
-        ax2.plot(epochs, 100 * np.array(history["val_accuracy"], dtype=float), label="test")
-        ax2.set(xlabel="epoch", ylabel="accuracy (%)")
-        ax2.legend()
-        fig.tight_layout()
-        paths.append(os.path.join(out, f"{arch}-curves.png"))
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
-    w = model.layers[0].params.get("weight")
-    if w is not None:
-        n = w.shape[0]
-        cols = min(n, 8)
-        rows = -(-n // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2), squeeze=False)
-        for i, ax in enumerate(axes.flat):
-            ax.axis("off")
-            if i < n:
-                ax.imshow(w[i, 0], cmap="gray")
-        fig.suptitle("first-layer filters")
-        paths.append(os.path.join(out, f"{arch}-filters.png"))
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+    try:
+        if len(history["loss"]):
+            paths.append(os.path.join(out, f"{arch}-curves.png"))
+            viz.plot_training_curves(history, paths[-1], arch, accuracy)
+        if any(isinstance(layer, Conv2D) for layer in model.layers):
+            paths.append(os.path.join(out, f"{arch}-filters.png"))
+            viz.plot_filters(model, paths[-1])
+    except MissingExtraError:
+        return None
     return paths

@@ -59,6 +59,11 @@ class Summary:
 
     __repr__ = __str__
 
+    def _repr_html_(self):  # Jupyter shows this table instead of the text
+        from .notebook import summary_html
+
+        return summary_html(self)
+
 
 def _shape(shape):
     return "(" + ", ".join(str(v) for v in shape) + ")"

@@ -260,7 +260,7 @@ def max_pool_2x2(shape, seed):
         close(dx.sum(), out.size, "max_pool2d_2x2_backward")
 
 
-@fuzz()
+@fuzz(3.0)     # few drawn cases make a valid backward (its shape must fit): enough to hit some
 @given(POOL_SHAPES, pool_args(), st.booleans(), st.booleans(),
        st.one_of(st.none(), st.tuples(dims, dims, dims, dims), shape4), st.integers(0, 2**32 - 1))
 def avg_pool(shape, args, ceil, include, other_shape, seed):

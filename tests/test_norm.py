@@ -135,6 +135,15 @@ def test_astype_converts_statistics_not_the_counter():
     assert bn.buffers["num_batches_tracked"].dtype == np.int64
 
 
+@pytest.mark.parametrize("track", [True, False])
+def test_astype_without_affine_computes_in_the_new_dtype(track):
+    bn = BatchNorm2D(2, affine=False, track_running_stats=track).astype(np.float64)
+    x = np.random.default_rng(3).standard_normal((2, 2, 3, 3)) * 1e-4 + 1
+    out = bn.forward(x)
+    assert out.dtype == np.float64 and bn.get_config()["dtype"] == "float64"
+    np.testing.assert_allclose(out, R.batch_norm(x, None, None, training=True), rtol=1e-9)
+
+
 def test_config_repr_summary_and_fixed_arguments():
     bn = BatchNorm2D(4, momentum=None, affine=False)
     assert repr(bn) == "BatchNorm2D(4, momentum=None, affine=False)"
@@ -241,3 +250,22 @@ def test_against_pytorch(shape, training, affine, track, momentum):
     assert list(ours) == list(theirs)
     for k in ours:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_trainer_evaluates_on_running_statistics_without_moving_them():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    model = minicnn.Sequential(minicnn.Dense(4, 3), BatchNorm1D(3))
+    trainer = minicnn.Trainer(model, minicnn.SoftmaxCrossEntropy(),
+                              minicnn.SGD(model.parameters(), lr=0.1))
+    trainer.fit(x, y, epochs=2, batch_size=16, validation_data=(x[:8], y[:8]), verbose=0)
+    assert model.state_dict()["1.num_batches_tracked"] == 4        # training batches only
+    before = model.state_dict()
+    logits = model.forward(x[:8], training=False)
+    hidden = model[0].forward(x[:8], training=False)
+    rm, rv = before["1.running_mean"], before["1.running_var"]
+    expected = (hidden - rm) / np.sqrt(rv + 1e-5) * before["1.weight"] + before["1.bias"]
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])

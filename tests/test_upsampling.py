@@ -134,6 +134,10 @@ def test_upsample_contract_and_errors():
     assert layer.output_shape((4, 5, 6)) == (4, 10, 18)
     with pytest.raises(ValueError, match="mode must be one of"):
         Upsample(2, mode="bicubic")
+    with pytest.raises(ValueError, match="align_corners only applies to mode='bilinear'"):
+        Upsample(2, align_corners=False)
+    assert repr(Upsample(2, "bilinear", True)) == ("Upsample(scale_factor=2, mode='bilinear', "
+                                                   "align_corners=True)")
     with pytest.raises(TypeError, match="scale_factor must be an int or a pair"):
         Upsample(1.5)
     with pytest.raises(ValueError, match="scale_factor must be >= 1"):
@@ -147,7 +151,8 @@ def test_decoder_saves_loads_and_summarises(tmp_path):
                                minicnn.BatchNorm2D(4), minicnn.ReLU(),
                                ConvTranspose2D(4, 2, 3, stride=2, padding=1, output_padding=1,
                                                groups=2),
-                               Upsample(2), minicnn.Conv2D(2, 1, 1))
+                               Upsample(2), minicnn.Conv2D(2, 1, 1),
+                               Upsample(1, "bilinear", True))
     x = np.random.default_rng(7).standard_normal((3, 1, 8, 8)).astype(np.float32)
     model.forward(x)
     model.backward(np.ones((3, 1, 16, 16), np.float32))
@@ -163,7 +168,7 @@ def test_decoder_saves_loads_and_summarises(tmp_path):
 NEW_OPS = ["batch_norm", "batch_norm_forward", "batch_norm_backward", "conv_transpose2d",
            "conv_transpose2d_forward", "conv_transpose2d_backward", "conv_transpose2d_args",
            "conv_transpose2d_output_hw", "upsample_args", "upsample_nearest",
-           "upsample_nearest_backward"]
+           "upsample_nearest_backward", "upsample_bilinear", "upsample_bilinear_backward"]
 
 
 @pytest.mark.parametrize("name", NEW_OPS)
@@ -198,13 +203,31 @@ def test_conv_transpose_against_pytorch(cfg):
 
 
 @pytest.mark.parametrize("scale", [2, (1, 3), (3, 2)])
-def test_upsample_against_pytorch(scale):
+@pytest.mark.parametrize("mode,align", [("nearest", None), ("bilinear", None),
+                                        ("bilinear", True)])
+def test_upsample_against_pytorch(scale, mode, align):
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(9).standard_normal((2, 3, 4, 5))
     xt = torch.tensor(x, requires_grad=True)
-    ot = torch.nn.Upsample(scale_factor=scale, mode="nearest")(xt)
-    layer = Upsample(scale)
-    np.testing.assert_array_equal(layer.forward(x), ot.detach().numpy())
+    ot = torch.nn.Upsample(scale_factor=scale, mode=mode, align_corners=align)(xt)
+    layer = Upsample(scale, mode, align)
+    np.testing.assert_allclose(layer.forward(x), ot.detach().numpy(), rtol=1e-12, atol=1e-12)
     dout = np.random.default_rng(10).standard_normal(ot.shape)
     ot.backward(torch.tensor(dout))
-    np.testing.assert_allclose(layer.backward(dout), xt.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.backward(dout), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("align", [False, True])
+@pytest.mark.parametrize("scale,hw", [(2, (3, 4)), ((3, 1), (1, 2)), ((2, 3), (4, 1))])
+def test_bilinear_matches_reference_and_gradcheck(align, scale, hw):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 2) + hw)
+    layer = Upsample(scale, "bilinear", align)
+    out = layer.forward(x)
+    np.testing.assert_allclose(out, R.upsample_bilinear(x, scale, align), rtol=1e-12, atol=1e-14)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(layer.backward(dout),
+                               R.upsample_bilinear_backward(dout, scale, x.shape, align),
+                               rtol=1e-12, atol=1e-14)
+    assert gradcheck(layer, x)
+    assert layer.forward(x.astype(np.float32)).dtype == np.float32

@@ -1,4 +1,4 @@
-"""The ``minicnn`` command line: train, evaluate, summary, predict, info.
+"""The ``minicnn`` command line: train, evaluate, summary, predict, export, info.
 
 A user's mistake (a bad option, a missing or wrong file, a run that cannot resume) is one
 line on stderr and exit code 2, never a traceback; Ctrl-C exits with 130, and a closed pipe
@@ -8,6 +8,7 @@ import os
 import sys
 
 from .args import Parser, UsageError, one_line, say
+from .export import add_export_command
 from .train import add_train_arguments, run_train
 from .use import add_use_commands
 
@@ -21,6 +22,7 @@ def build_parser():
     train = sub.add_parser("train", help="train a network on MNIST and save it")
     add_train_arguments(train).set_defaults(run=run_train)
     add_use_commands(sub)
+    add_export_command(sub)
     parser.commands = sub.choices
     return parser
 

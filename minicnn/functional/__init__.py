@@ -20,7 +20,8 @@ from .dense import dense, dense_backward
 from .conv_transpose import (conv_transpose2d, conv_transpose2d_args,
                              conv_transpose2d_backward, conv_transpose2d_forward,
                              conv_transpose2d_output_hw)
-from .upsample import upsample_args, upsample_nearest, upsample_nearest_backward
+from .upsample import (upsample_args, upsample_bilinear, upsample_bilinear_backward,
+                       upsample_nearest, upsample_nearest_backward)
 from .norm import batch_norm, batch_norm_backward, batch_norm_forward
 from .loss import (log_softmax, log_softmax_backward, mse, mse_backward, softmax,
                    softmax_backward, softmax_cross_entropy, softmax_cross_entropy_backward)
@@ -47,4 +48,5 @@ __all__ = ["thresholds", "CONV_ACTIVATIONS", "conv2d", "conv2d_backward", "conv2
            "conv_transpose2d", "conv_transpose2d_forward", "conv_transpose2d_backward",
            "conv_transpose2d_args", "conv_transpose2d_output_hw",
            "upsample_args", "upsample_nearest", "upsample_nearest_backward",
+           "upsample_bilinear", "upsample_bilinear_backward",
            "sgd_arrays_problem", "sgd_update", "sgd_update_checked"]

@@ -80,8 +80,8 @@ def _planes(x):
 def pad(x, padding, mode="zeros", value=0.0, owner="pad"):
     """Pad the last two axes of an NCHW array.
 
-    padding: an int, (h, w) or per-side ((top, bottom), (left, right)), each >= 0;
-    mode: see ``pad_index``. Returns a new (N, C, H + top + bottom, W + left + right)
+    padding: an int, (h, w), per-side ((top, bottom), (left, right)) or the flat
+    (left, right, top, bottom) of torch.nn.functional.pad, each >= 0; mode: see ``pad_index``. Returns a new (N, C, H + top + bottom, W + left + right)
     array of x's dtype.
     """
     if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):

@@ -170,7 +170,7 @@ class Layer:
     def astype(self, dtype):
         """Convert parameters (and gradients) to ``dtype`` in place; returns self."""
         dt = check_dtype(dtype, type(self).__name__)
-        if self.params:
+        if self.params or self.dtype is not None:   # BatchNorm(affine=False) has no params
             self.dtype = dt
         for k in self.params:
             self.params[k] = np.ascontiguousarray(self.params[k], dtype=dt)

@@ -21,7 +21,8 @@ class Conv2D(Layer):
     Input (N, in_channels, H, W); output (N, out_channels, OH, OW) with, per axis,
     OH = floor((H + pad_before + pad_after - dilation * (kh - 1) - 1) / stride) + 1.
 
-    padding: an int, (h, w), ((top, bottom), (left, right)), 'valid', or 'same'
+    padding: an int, (h, w), ((top, bottom), (left, right)), the flat (left, right, top,
+    bottom) of torch.nn.functional.pad, 'valid', or 'same'
     (output ceil(H / stride); an odd total puts the extra row/column at the bottom/right).
     padding_mode: 'zeros', 'reflect' (1 2 3 -> 2 1 2 3 2), 'symmetric' (1 1 2 3 3),
     'replicate' or 'circular'. groups == in_channels is a depthwise convolution.

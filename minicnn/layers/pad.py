@@ -12,7 +12,8 @@ __all__ = ["Pad"]
 
 
 class Pad(Layer):
-    """Pad H and W. padding: an int, (h, w), ((top, bottom), (left, right)) or 'valid'.
+    """Pad H and W. padding: an int, (h, w), ((top, bottom), (left, right)), the flat
+    (left, right, top, bottom) of torch.nn.functional.pad, or 'valid'.
 
     mode: 'zeros', 'constant' (with ``value``), 'reflect' (mirror, edge not repeated:
     1 2 3 -> 2 1 2 3 2), 'symmetric' (mirror, edge repeated: 1 1 2 3 3), 'replicate'

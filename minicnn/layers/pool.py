@@ -26,7 +26,8 @@ class Pool2D(Layer):
     end but must start inside the input or the leading padding).
 
     kernel_size, stride: an int or (h, w); stride None means kernel_size.
-    padding: an int, (h, w), ((top, bottom), (left, right)) or 'valid'; each side at
+    padding: an int, (h, w), ((top, bottom), (left, right)), the flat (left, right, top,
+    bottom) of torch.nn.functional.pad, or 'valid'; each side at
     most kernel // 2 in its axis (as in PyTorch), so every window overlaps the input.
     mode 'max': padding counts as minus infinity. NaN rule: a NaN in a window wins
     (the output is NaN, as in PyTorch); otherwise ties go to the first maximal element

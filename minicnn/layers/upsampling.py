@@ -7,7 +7,7 @@ from ..backend import ops
 from ..initializers import WEIGHT_INITS, init_weight
 from .base import Layer, as_float_input, as_tuples, check_dtype, fixed
 
-__all__ = ["ConvTranspose2D", "UPSAMPLE_MODES", "Upsample"]
+__all__ = ["ConvTranspose2D", "Upsample", "UPSAMPLE_MODES"]
 
 
 class ConvTranspose2D(Layer):
@@ -116,43 +116,62 @@ class ConvTranspose2D(Layer):
         return h * w * c * (self.out_channels // self.groups) * kh * kw
 
 
-UPSAMPLE_MODES = ("nearest",)
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
 class Upsample(Layer):
-    """Repeat each pixel scale_factor times along each axis ('nearest', PyTorch's
-    Upsample(scale_factor=s, mode='nearest') for integer factors).
+    """Make images scale_factor times larger along each axis (PyTorch's Upsample with an
+    integer scale_factor): 'nearest' repeats each pixel, 'bilinear' interpolates between
+    the four nearest pixels, with PyTorch's align_corners rule (False: pixel centres line
+    up; True: the corner pixels do).
 
-    scale_factor: a positive int or (h, w). Input (N, C, H, W), output (N, C, H * sh, W * sw);
-    backward sums each output block's gradient into its pixel. No receptive field in the
-    summary (see ConvTranspose2D).
+    scale_factor: a positive int or (h, w). Input (N, C, H, W), output (N, C, H * sh, W * sw).
+    align_corners: None for 'nearest' (as PyTorch requires), False or True for 'bilinear'
+    (None means False). No receptive field in the summary (see ConvTranspose2D).
     """
 
-    scale_factor, mode = fixed("scale_factor"), fixed("mode")
-    defaults = {"mode": "nearest"}
+    scale_factor, mode, align_corners = fixed("scale_factor"), fixed("mode"), fixed("align_corners")
+    defaults = {"mode": "nearest", "align_corners": None}
 
-    def __init__(self, scale_factor, mode="nearest"):
+    def __init__(self, scale_factor, mode="nearest", align_corners=None):
         super().__init__()
         owner = f"Upsample(scale_factor={scale_factor!r})"
         if not isinstance(mode, str) or mode not in UPSAMPLE_MODES:
             raise ValueError(f"{owner}: mode must be one of {list(UPSAMPLE_MODES)}, got "
                              f"mode={mode!r}")
+        if align_corners is not None and not isinstance(align_corners, (bool, np.bool_)):
+            raise TypeError(f"{owner}: align_corners must be None, True or False, got "
+                            f"{align_corners!r}")
+        if mode == "nearest" and align_corners is not None:
+            raise ValueError(f"{owner}: align_corners only applies to mode='bilinear', got "
+                             f"align_corners={align_corners!r} with mode='nearest'")
         self._scale_factor = F.upsample_args(scale_factor, owner)
         self._mode = mode
+        self._align_corners = None if align_corners is None else bool(align_corners)
         self._args = {"scale_factor": as_tuples(scale_factor)}
         self.cache = None
 
     def get_config(self):
-        return dict(self._args, mode=self.mode)
+        cfg = dict(self._args, mode=self.mode)
+        if self.align_corners is not None:
+            cfg["align_corners"] = self.align_corners
+        return cfg
 
     def forward(self, x, training=True):
         x = as_float_input(x, self, None, ndim=4)
         self.cache = (x.shape, x.dtype) if training else None
-        return ops.upsample_nearest(x, self.scale_factor, owner=self)
+        if self.mode == "nearest":
+            return ops.upsample_nearest(x, self.scale_factor, owner=self)
+        return ops.upsample_bilinear(x, self.scale_factor, bool(self.align_corners), owner=self)
 
     def backward(self, dout):
         self._backward_check()
-        return ops.upsample_nearest_backward(dout, self.scale_factor, *self.cache, owner=self)
+        shape, dtype = self.cache
+        if self.mode == "nearest":
+            return ops.upsample_nearest_backward(dout, self.scale_factor, shape, dtype,
+                                                 owner=self)
+        return ops.upsample_bilinear_backward(dout, self.scale_factor, shape,
+                                              bool(self.align_corners), dtype, owner=self)
 
     def output_shape(self, input_shape):
         c, h, w = input_shape

@@ -20,7 +20,7 @@ How to read them (each builds on the ones before):
     loss.py            softmax, log_softmax, softmax cross-entropy, mean squared error
     norm.py            batch normalisation: batch and running statistics
     conv_transpose.py  the transposed convolution: conv2d's input gradient as an operation
-    upsample.py        nearest-neighbour upsampling by integer factors
+    upsample.py        upsampling by integer factors: nearest and bilinear
 
 minicnn.functional holds the fast versions, on Cython kernels; the tests check every
 fast function against the one here, and every backward here against finite differences
@@ -54,7 +54,8 @@ from .activation import (dropout, dropout_backward, dropout_mask, leaky_relu,
 from .conv_transpose import (conv_transpose2d, conv_transpose2d_args,
                              conv_transpose2d_backward, conv_transpose2d_forward,
                              conv_transpose2d_output_hw)
-from .upsample import upsample_args, upsample_nearest, upsample_nearest_backward
+from .upsample import (upsample_args, upsample_bilinear, upsample_bilinear_backward,
+                       upsample_nearest, upsample_nearest_backward)
 from .norm import batch_norm, batch_norm_backward, batch_norm_forward
 from .loss import (log_softmax, log_softmax_backward, logsumexp, mse, mse_backward, one_hot,
                    softmax, softmax_backward, softmax_cross_entropy,
@@ -76,4 +77,5 @@ __all__ = [
     "conv_transpose2d", "conv_transpose2d_forward", "conv_transpose2d_backward",
     "conv_transpose2d_args", "conv_transpose2d_output_hw",
     "upsample_args", "upsample_nearest", "upsample_nearest_backward",
+    "upsample_bilinear", "upsample_bilinear_backward",
 ]
