@@ -370,3 +370,13 @@ def test_gradcheck_and_save_load_of_blocks_with_batchnorm(tmp_path):
     assert back.state_dict()["3.block.1.num_batches_tracked"] == \
         net.state_dict()["3.block.1.num_batches_tracked"] > 0
     np.testing.assert_array_equal(back.predict(x), net.predict(x))
+
+
+def test_notebook_tables_keep_nesting_and_count_a_blocks_parameters():
+    from minicnn.notebook import model_html, summary_html
+
+    net = small_net()
+    html = summary_html(net.summary((1, 6, 6), print_fn=None))
+    assert "\u00a0" * 4 + "Conv2D(4-&gt;4" in html
+    block_params = sum(p.value.size for p in net[2].parameters())
+    assert f"{block_params:,}" in model_html(Sequential(*small_net().layers[2:4]))
