@@ -32,14 +32,21 @@ layer needs one function):
 - Upsample: Resize by the scale factor; 'nearest' as 'nearest' with 'asymmetric'
   coordinates and 'floor' rounding (PyTorch's nearest), 'bilinear' as 'linear' with
   'half_pixel' coordinates, or 'align_corners' when the layer aligns corners.
+- Residual: the block's nodes, the shortcut's (none for the identity), then Add. Concat:
+  each branch's nodes on the same input, then Concat(axis=1). A block, shortcut or branch
+  that is a Sequential is its layers' nodes in turn.
+- Identity: nothing. Softmax, LogSoftmax: Softmax, LogSoftmax on the layer's ``dim``.
+  GlobalMaxPool2D: GlobalMaxPool.
 """
 import numpy as np
 
 from . import geometry
 from .extras import require
-from .layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, ConvTranspose2D, Dense, Dropout,
-                     Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool2D, Pad, Pool2D, ReLU, Sigmoid,
-                     Tanh, Upsample)
+from .layers.base import Layer
+from .layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, ConvTranspose2D, Dense,
+                     Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU,
+                     LogSoftmax, MaxPool2D, Pad, Pool2D, ReLU, Residual, Sigmoid, Softmax, Tanh,
+                     Upsample)
 
 __all__ = ["OPSET", "EXPORTERS", "Graph", "pad", "to_onnx", "export_onnx"]
 
@@ -237,6 +244,18 @@ def _upsample(g, layer, x, shape, hint):
     return g.node("Resize", [x, "", scales], f"{hint}/resize", **attrs)
 
 
+def _residual(g, layer, x, shape, hint):
+    out = export_child(g, layer.block, x, shape, f"{hint}.block")
+    skip = x if layer.shortcut is None else export_child(g, layer.shortcut, x, shape,
+                                                         f"{hint}.shortcut")
+    return g.node("Add", [out, skip], f"{hint}/add")
+
+
+def _concat(g, layer, x, shape, hint):
+    outs = [export_child(g, child, x, shape, f"{hint}.{name}") for name, child in layer.children()]
+    return g.node("Concat", outs, f"{hint}/concat", axis=1)
+
+
 def _simple(op, **attributes):
     def export(g, layer, x, shape, hint):
         attrs = {k: f(layer) for k, f in attributes.items()}
@@ -261,7 +280,28 @@ EXPORTERS = {
     BatchNorm2D: _batch_norm, BatchNorm1D: _batch_norm,
     ConvTranspose2D: _conv_transpose,
     Upsample: _upsample,
+    Residual: _residual, Concat: _concat,
+    Identity: lambda g, layer, x, shape, hint: x,
+    Softmax: _simple("Softmax", axis=lambda layer: layer.dim),
+    LogSoftmax: _simple("LogSoftmax", axis=lambda layer: layer.dim),
+    GlobalMaxPool2D: _simple("GlobalMaxPool"),
 }
+
+
+def export_child(g, child, x, shape, hint):
+    """The output name of ``child`` (a layer, or a Sequential: its layers in turn) on ``x``
+    of one sample's ``shape``; ``hint`` names it (its index, dotted inside containers)."""
+    if not isinstance(child, Layer):                 # a Sequential inside a container
+        for i, layer in enumerate(child):
+            x = export_child(g, layer, x, shape, f"{hint}.{i}")
+            shape = tuple(layer.output_shape(shape))
+        return x
+    export = EXPORTERS.get(type(child))
+    if export is None:
+        known = ", ".join(sorted(cls.__name__ for cls in EXPORTERS))
+        raise ValueError(f"export_onnx: layer {hint} {child!r} has no ONNX exporter; "
+                         f"export_onnx knows {known}")
+    return export(g, child, x, shape, hint)
 
 
 def to_onnx(model, input_shape=None, metadata=None):
@@ -276,14 +316,9 @@ def to_onnx(model, input_shape=None, metadata=None):
     g = Graph(onnx)
     x = g.fresh("input")
     shape = table.input_shape
-    for i, (layer, row) in enumerate(zip(model, table.rows)):
-        export = EXPORTERS.get(type(layer))
-        if export is None:
-            known = ", ".join(sorted(cls.__name__ for cls in EXPORTERS))
-            raise ValueError(f"export_onnx: layer {i} {layer!r} has no ONNX exporter; "
-                             f"export_onnx knows {known}")
-        x = export(g, layer, x, shape, str(i))
-        shape = tuple(row["output_shape"])
+    for i, layer in enumerate(model):
+        x = export_child(g, layer, x, shape, str(i))
+        shape = tuple(layer.output_shape(shape))
     if g.nodes and g.nodes[-1].output[0] == x:   # the last node makes the output: name it so
         g.nodes[-1].output[0] = "output"
     else:                                           # the input itself (or a Dropout's)

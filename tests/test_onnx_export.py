@@ -114,7 +114,7 @@ def test_a_failed_export_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match=r"export_onnx: layer 1 Custom\(\) has no ONNX exporter; "
                                          "export_onnx knows AvgPool2D, BatchNorm1D, "
-                                         "BatchNorm2D, Conv2D"):
+                                         "BatchNorm2D, Concat, Conv2D"):
         export_onnx(Sequential(ReLU(), Custom()), path, (1, 2, 2))
 
     def broken_fsync(fd):
@@ -214,3 +214,47 @@ def test_layers_that_enlarge_run_in_onnxruntime(layer):
     assert ops(proto) == ["ConvTranspose" if "in_channels" in dir(layer) else "Resize"]
     x = inputs((c, 5, 4), np.float32, n=2)
     assert_close(run_onnx(proto, x), model.forward(x, training=False))
+
+
+def blocks():
+    """A small network of every container shape: identity and projection shortcuts, and a
+    Concat of an identity, a layer, a Sequential and a Residual."""
+    from minicnn import BatchNorm2D, Concat, GlobalMaxPool2D, Identity, LogSoftmax, Residual
+
+    return Sequential(
+        Conv2D(2, 4, 3, padding=1, rng=0),
+        Residual(Sequential(Conv2D(4, 4, 3, padding=1, rng=1), BatchNorm2D(4), ReLU())),
+        Residual(Sequential(Conv2D(4, 6, 3, stride=2, padding=1, rng=2), BatchNorm2D(6)),
+                 shortcut=Conv2D(4, 6, 1, stride=2, rng=3)),
+        Concat(Identity(), Conv2D(6, 2, 1, rng=4),
+               Sequential(AvgPool2D(3, stride=1, padding=1), Conv2D(6, 3, 1, rng=5)),
+               Residual(Identity())),
+        GlobalMaxPool2D(), Flatten(), Dense(17, 5, rng=6), LogSoftmax())
+
+
+def test_blocks_run_in_onnxruntime():
+    model = trained_norms(blocks(), (2, 7, 6))
+    proto = onnx_export.to_onnx(model, (2, 7, 6))
+    assert ops(proto).count("Add") == 3 and ops(proto).count("Concat") == 1
+    assert ops(proto)[-3:] == ["Flatten", "Gemm", "LogSoftmax"]
+    x = inputs((2, 7, 6), np.float32, n=3)
+    assert_close(run_onnx(proto, x), model.forward(x, training=False))
+
+
+@pytest.mark.parametrize("dim", [1, -1])
+def test_softmax_runs_in_onnxruntime(dim):
+    model = Sequential(Conv2D(2, 3, 1, rng=0), minicnn.Softmax(dim=dim))
+    proto = onnx_export.to_onnx(model, (2, 3, 4))
+    assert ops(proto) == ["Conv", "Softmax"]
+    x = inputs((2, 3, 4), np.float32, n=2)
+    assert_close(run_onnx(proto, x), model.forward(x, training=False))
+
+
+def test_a_layer_inside_a_block_without_exporter_is_named_by_its_path():
+    class Custom(ReLU):
+        pass
+
+    model = Sequential(ReLU(), minicnn.Residual(Sequential(ReLU(), Custom())))
+    with pytest.raises(ValueError, match=r"export_onnx: layer 1\.block\.1 Custom\(\) has no ONNX "
+                                         "exporter"):
+        onnx_export.to_onnx(model, (1, 2, 2))
