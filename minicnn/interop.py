@@ -23,11 +23,16 @@ Sigmoid, Tanh, Dropout                     nn.Sigmoid, nn.Tanh, nn.Dropout
 BatchNorm2D, BatchNorm1D                   nn.BatchNorm2d, nn.BatchNorm1d, with copies of the
                                            running statistics and num_batches_tracked
 ConvTranspose2D, Upsample                  nn.ConvTranspose2d, nn.Upsample (an int scale)
+Residual, Concat                           Residual, Concat (minicnn.torch_modules), their
+                                           parts twinned as a whole model is
+Identity, Softmax, LogSoftmax,             nn.Identity, nn.Softmax, nn.LogSoftmax (dim kept),
+GlobalMaxPool2D                            nn.AdaptiveMaxPool2d(1)
 =========================================  =================================================
 
-SymmetricPad2d, SamePad2d and PerSidePool2d are minicnn's (``minicnn.torch_modules``), for
-what ``torch.nn`` has no module for. ``from_torch(module)`` reads all of the above back,
-flattening nested ``nn.Sequential`` s and skipping ``nn.Identity``; a padding module right
+SymmetricPad2d, SamePad2d, PerSidePool2d, Residual and Concat are minicnn's
+(``minicnn.torch_modules``), for what ``torch.nn`` has no module for. ``from_torch(module)``
+reads all of the above back, flattening nested ``nn.Sequential`` s and skipping
+``nn.Identity`` (inside a Residual or Concat it is minicnn's Identity); a padding module right
 before an ``nn.Conv2d`` without padding becomes that Conv2D's padding, and an ``nn.ReLU``
 right after an ``nn.Conv2d`` its ``activation='relu'``, so ``from_torch(to_torch(model))``
 has the model's layers (a flipped kernel comes back as plain weights, rotated).
@@ -35,10 +40,11 @@ has the model's layers (a flipped kernel comes back as plain weights, rotated).
 import numpy as np
 
 from . import geometry, torch_readers
-from .layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, ConvTranspose2D, Dense, Dropout,
-                     Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool2D, Pad, Pool2D, ReLU, Sigmoid,
-                     Tanh, Upsample)
-from .layers.base import Layer
+from .layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, ConvTranspose2D, Dense,
+                     Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU,
+                     LogSoftmax, MaxPool2D, Pad, Pool2D, ReLU, Residual, Sigmoid, Softmax, Tanh,
+                     Upsample)
+from .layers.base import Layer, modules
 from .model import Sequential
 
 __all__ = ["TORCH_MISSING", "TO_TORCH", "to_torch", "from_torch"]
@@ -160,6 +166,20 @@ def _upsample_to_torch(layer, make):
                              align_corners=layer.align_corners)]
 
 
+def _part_to_torch(child, make):
+    """One module for a container's part: its twin, or an nn.Sequential of several."""
+    layers = [child] if isinstance(child, Layer) else list(child)
+    twins = [m for layer in layers for m in _layer_to_torch(layer, make, "a block's layer")]
+    if len(twins) == 1 and isinstance(child, Layer):
+        return twins[0]
+    return make.nn.Sequential(*twins)
+
+
+def _residual_to_torch(layer, make):
+    shortcut = None if layer.shortcut is None else _part_to_torch(layer.shortcut, make)
+    return [make.tm.Residual(_part_to_torch(layer.block, make), shortcut)]
+
+
 #: minicnn layer class -> the function returning the PyTorch modules that compute it
 TO_TORCH = {
     Conv2D: _conv_to_torch,
@@ -178,7 +198,23 @@ TO_TORCH = {
     BatchNorm2D: _batch_norm_to_torch, BatchNorm1D: _batch_norm_to_torch,
     ConvTranspose2D: _conv_transpose_to_torch,
     Upsample: _upsample_to_torch,
+    Residual: _residual_to_torch,
+    Concat: lambda layer, make: [make.tm.Concat(*[_part_to_torch(b, make)
+                                                  for b in layer.branches])],
+    Identity: lambda layer, make: [make.nn.Identity()],
+    Softmax: lambda layer, make: [make.nn.Softmax(dim=layer.dim)],
+    LogSoftmax: lambda layer, make: [make.nn.LogSoftmax(dim=layer.dim)],
+    GlobalMaxPool2D: lambda layer, make: [make.nn.AdaptiveMaxPool2d(1)],
 }
+
+
+def _layer_to_torch(layer, make, where):
+    build = TO_TORCH.get(type(layer))
+    if build is None:
+        names = ", ".join(sorted(cls.__name__ for cls in TO_TORCH))
+        raise ValueError(f"to_torch: {where} {layer!r} has no PyTorch counterpart here; "
+                         f"to_torch knows {names}")
+    return build(layer, make)
 
 
 def to_torch(model, per_layer=False):
@@ -190,25 +226,21 @@ def to_torch(model, per_layer=False):
     ``nn.Sequential`` where a layer needs several modules); otherwise the modules are flat.
     See the module's docstring for what each layer becomes.
     """
-    torch, modules = _torch("to_torch")
+    torch, tm = _torch("to_torch")
     layers = [model] if isinstance(model, Layer) else list(model)
     # the parameters' dtypes, and the dtype of layers without any (BatchNorm(affine=False))
-    dtypes = {np.dtype(p.dtype) for layer in layers for p in layer.params.values()}
-    dtypes |= {np.dtype(layer.dtype) for layer in layers if getattr(layer, "dtype", None)}
+    leaves = [m for layer in layers for m in modules(layer) if isinstance(m, Layer)]
+    dtypes = {np.dtype(p.dtype) for layer in leaves for p in layer.params.values()}
+    dtypes |= {np.dtype(layer.dtype) for layer in leaves if getattr(layer, "dtype", None)}
     if len(dtypes) > 1:
         raise ValueError(f"to_torch: the model's parameters are {sorted(d.name for d in dtypes)}; "
                          "a PyTorch module computes in one dtype (call model.astype(np.float32) "
                          "or model.astype(np.float64) first)")
     dtype = torch.float64 if dtypes == {np.dtype(np.float64)} else torch.float32
-    make = _Maker(torch, modules, dtype)
+    make = _Maker(torch, tm, dtype)
     out = []
     for i, layer in enumerate(layers):
-        build = TO_TORCH.get(type(layer))
-        if build is None:
-            names = ", ".join(sorted(cls.__name__ for cls in TO_TORCH))
-            raise ValueError(f"to_torch: layer {i} {layer!r} has no PyTorch counterpart here; "
-                             f"to_torch knows {names}")
-        twins = build(layer, make)
+        twins = _layer_to_torch(layer, make, f"layer {i}")
         if per_layer:
             out.append(twins[0] if len(twins) == 1 else torch.nn.Sequential(*twins))
         else:
@@ -271,6 +303,11 @@ def from_torch(module, input_shape=None):
         raise TypeError(f"from_torch: expected a torch.nn.Sequential, got "
                         f"{type(module).__name__}; put the modules in an nn.Sequential")
     readers = torch_readers.readers(torch, tm)
+    readers[tm.Residual] = lambda m: (Residual, dict(
+        block=_part(m.block, nn), shortcut=None if m.shortcut is None else _part(m.shortcut, nn)),
+        {})
+    readers[tm.Concat] = lambda m: (_concat, dict(branches=[_part(b, nn) for b in m.branches]),
+                                    {})
     pieces = []
     for name, m in _leaves(module, nn):
         read = readers.get(type(m))
@@ -292,6 +329,23 @@ def from_torch(module, input_shape=None):
         _lone_same_pad(pieces[-1])
     model = Sequential(*[_build(p) for p in pieces], input_shape=input_shape)
     return model.train() if module.training else model.eval()
+
+
+def _part(module, nn):
+    """A container's part: a layer for one module (minicnn's Identity for nn.Identity), the
+    Sequential of an nn.Sequential, except that modules making one layer (an nn.Conv2d and
+    its nn.ReLU, as to_torch writes a Conv2D with activation='relu') give that layer."""
+    if type(module) is nn.Identity:
+        return Identity()
+    if type(module) is nn.Sequential:
+        model = from_torch(module)
+        return model[0] if len(model) == 1 and len(module) > 1 else model
+    model = from_torch(nn.Sequential(module))
+    return model[0] if len(model) == 1 else model
+
+
+def _concat(branches):
+    return Concat(*branches)
 
 
 def _lone_same_pad(piece):

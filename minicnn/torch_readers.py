@@ -5,8 +5,8 @@ ValueError saying what minicnn lacks; from_torch adds which module it was.
 """
 from . import geometry
 from .layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, ConvTranspose2D, Dense, Dropout,
-                     Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool2D, Pad, ReLU, Sigmoid, Tanh,
-                     Upsample)
+                     Flatten, GlobalAvgPool2D, GlobalMaxPool2D, LeakyReLU, LogSoftmax, MaxPool2D,
+                     Pad, ReLU, Sigmoid, Softmax, Tanh, Upsample)
 
 __all__ = ["readers"]
 
@@ -146,6 +146,20 @@ def _read_upsample(m):
     return Upsample, kwargs, {}
 
 
+def _read_adaptive_max(m):
+    if m.output_size not in (1, (1, 1)) or m.return_indices:
+        raise ValueError(f"minicnn's GlobalMaxPool2D is output_size=1 without indices, not "
+                         f"output_size={m.output_size!r}, return_indices={m.return_indices}")
+    return GlobalMaxPool2D, {}, {}
+
+
+def _read_along_dim(m, cls):
+    if m.dim is None:
+        raise ValueError(f"minicnn's {cls.__name__} needs dim (1: the classes or channels), "
+                         "not dim=None")
+    return cls, dict(dim=m.dim), {}
+
+
 def readers(torch, tm):
     """torch module class -> function(module) returning (minicnn class, kwargs, params)."""
     nn = torch.nn
@@ -180,4 +194,7 @@ def readers(torch, tm):
         nn.BatchNorm1d: lambda m: _read_batch_norm(m, torch, BatchNorm1D),
         nn.ConvTranspose2d: lambda m: _read_conv_transpose(m, torch),
         nn.Upsample: _read_upsample,
+        nn.AdaptiveMaxPool2d: _read_adaptive_max,
+        nn.Softmax: lambda m: _read_along_dim(m, Softmax),
+        nn.LogSoftmax: lambda m: _read_along_dim(m, LogSoftmax),
     }

@@ -197,7 +197,7 @@ def test_to_torch_names_what_it_cannot_write():
 
     with pytest.raises(ValueError, match=r"to_torch: layer 1 Custom\(\) has no PyTorch "
                                          "counterpart here; to_torch knows AvgPool2D, "
-                                         "BatchNorm1D, BatchNorm2D, Conv2D"):
+                                         "BatchNorm1D, BatchNorm2D, Concat, Conv2D"):
         interop.to_torch(Sequential(ReLU(), Custom()))
     mixed = Sequential(Flatten(), Dense(4, 3, rng=0), Dense(3, 2, dtype=np.float64, rng=0))
     with pytest.raises(ValueError, match=r"the model's parameters are \['float32', 'float64'\]; "
@@ -279,3 +279,59 @@ def test_batch_norm_trains_the_same_both_ways(momentum):
     assert back.training
     np.testing.assert_allclose(back.forward(x, training=True), twin(torch.from_numpy(x))
                                .detach().numpy(), rtol=1e-9, atol=1e-9)
+
+
+def blocks():
+    """Identity and projection shortcuts, a Concat of an identity, a layer, a Sequential and a
+    Residual, and the new heads."""
+    from minicnn import BatchNorm2D, Concat, GlobalMaxPool2D, Identity, LogSoftmax, Residual
+
+    return Sequential(
+        Conv2D(2, 4, 3, padding=1, activation="relu", rng=0),
+        Residual(Sequential(Conv2D(4, 4, 3, padding=1, rng=1), BatchNorm2D(4), ReLU())),
+        Residual(Sequential(Conv2D(4, 6, 3, stride=2, padding=1, rng=2), BatchNorm2D(6)),
+                 shortcut=Conv2D(4, 6, 1, stride=2, rng=3)),
+        Concat(Identity(), Conv2D(6, 2, 1, activation="relu", rng=4),
+               Sequential(MaxPool2D(3, stride=1, padding=1), Conv2D(6, 3, 1, rng=5)),
+               Residual(Identity())),
+        GlobalMaxPool2D(), Flatten(), Dense(17, 5, rng=6), LogSoftmax())
+
+
+def test_blocks_go_both_ways():
+    model = with_statistics(blocks().astype(np.float64), (2, 7, 6))
+    twin, back = assert_both_ways(model, inputs((2, 7, 6), np.float64, n=3))
+    assert [type(m).__name__ for m in twin][2:6] == ["Residual", "Residual", "Concat",
+                                                     "AdaptiveMaxPool2d"]
+    assert [type(m).__name__ for m in twin[4].branches] == [
+        "Identity", "Sequential", "Sequential", "Residual"]
+    assert all(p.dtype == torch.float64 for p in twin.parameters())
+    assert [type(layer).__name__ for layer in back] == [type(layer).__name__ for layer in model]
+    assert back[3].branches[0].__class__.__name__ == "Identity"
+    for ours, theirs in zip(model.parameters(), back.parameters()):
+        assert theirs.name == ours.name
+        np.testing.assert_array_equal(theirs.value, ours.value)
+    for ours, theirs in zip(model.named_buffers(), back.named_buffers()):
+        np.testing.assert_array_equal(theirs.value, ours.value)
+    assert not back.training and not back[1].block[1].training
+
+
+@pytest.mark.parametrize("dim", [1, -1])
+def test_softmax_goes_both_ways(dim):
+    model = Sequential(Conv2D(2, 3, 1, dtype=np.float64, rng=0), minicnn.Softmax(dim=dim),
+                       Conv2D(3, 2, 1, dtype=np.float64, rng=1), minicnn.LogSoftmax(dim=dim))
+    twin, back = assert_both_ways(model, inputs((2, 3, 4), np.float64))
+    assert config(back) == config(model)
+
+
+def test_a_layer_inside_a_block_without_twin_is_named():
+    class Custom(minicnn.layers.ReLU):
+        pass
+
+    with pytest.raises(ValueError, match=r"to_torch: a block's layer Custom\(\) has no PyTorch "
+                                         "counterpart"):
+        interop.to_torch(Sequential(minicnn.Residual(Sequential(ReLU(), Custom()))))
+    with pytest.raises(ValueError, match=r"from_torch: module 0 \(Concat.*\): from_torch: module 0 "
+                                         r"\(GELU.*\) has no minicnn layer"):
+        interop.from_torch(nn.Sequential(minicnn.torch_modules.Concat(nn.GELU())))
+    with pytest.raises(ValueError, match="Softmax needs dim"):
+        interop.from_torch(nn.Sequential(nn.Softmax()))
