@@ -179,7 +179,11 @@ def trained_norms(model, shape, rng=0):
      ["Flatten", "Gemm", "BatchNormalization"]),
     (lambda: [Flatten(), minicnn.BatchNorm1D(12, affine=False, track_running_stats=False)],
      (3, 2, 2), ["Flatten", "ReduceMean", "Sub", "Mul", "ReduceMean", "Add", "Sqrt", "Div"]),
-], ids=["bn2d", "bn2d-no-affine", "bn2d-batch-stats", "bn1d", "bn1d-batch-stats"])
+    (lambda: [minicnn.BatchNorm1D(3)], (3, 5), ["BatchNormalization"]),
+    (lambda: [minicnn.BatchNorm1D(3, track_running_stats=False)], (3, 5),
+     ["ReduceMean", "Sub", "Mul", "ReduceMean", "Add", "Sqrt", "Div", "Mul", "Add"]),
+], ids=["bn2d", "bn2d-no-affine", "bn2d-batch-stats", "bn1d", "bn1d-batch-stats", "bn1d-seq",
+        "bn1d-seq-batch-stats"])
 def test_batch_norm_runs_in_onnxruntime(layers, shape, expected):
     model = trained_norms(Sequential(*layers()), shape)
     norm = [layer for layer in model if "BatchNorm" in type(layer).__name__][0]
