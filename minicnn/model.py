@@ -6,6 +6,7 @@ import numpy as np
 from . import functional as F
 from .layers.base import Layer, check_dtype
 from .random import get_rng
+from .allocator import cached_allocation
 from .runtime import blas_single_thread
 
 
@@ -105,7 +106,8 @@ class Sequential:
 
     def _run(self, x, training):
         shape = tuple(np.shape(x)[1:])
-        with blas_single_thread():          # once for the whole pass, not per product
+        # once for the whole pass, not per product; temporaries reuse freed blocks
+        with blas_single_thread(), cached_allocation():
             for i, layer in enumerate(self.layers):
                 try:
                     x = layer.forward(x, training)
@@ -126,7 +128,7 @@ class Sequential:
         try:
             if self._forward_thread not in (None, self._busy_thread):
                 self._refuse("a backward", "whose last training forward ran in another thread")
-            with blas_single_thread():      # once for the whole pass, not per product
+            with blas_single_thread(), cached_allocation():    # (as in _run)
                 for i in range(len(self.layers) - 1, -1, -1):
                     layer = self.layers[i]
                     if i == 0 and not input_grad and layer.skips_input_grad:

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from . import functional as F
+from .allocator import cached_allocation
 
 
 def _number(owner, name, value, low=0.0, high=None, high_open=False, low_open=False):
@@ -51,8 +52,9 @@ class Optimizer:
 
     def step(self):
         self.steps += 1
-        for p in self.params:
-            self._update(p, self.state.setdefault(p.name, {}))
+        with cached_allocation():          # Adam's temporaries reuse freed blocks
+            for p in self.params:
+                self._update(p, self.state.setdefault(p.name, {}))
 
     def state_dict(self):
         """Scalars and arrays only (no pickle): {'steps', 'lr', 'state': {name: {key: array}}}."""
