@@ -10,10 +10,12 @@ Instead, ``cached_allocation()`` makes minicnn's own NumPy memory handler (NEP 4
 minicnn/_kernels/alloc.pyx) current for the block. NumPy keeps the current handler in a
 context variable, so only arrays created in this thread (or asyncio task) while the block
 is open are affected; each array remembers its handler and frees through it, wherever and
-whenever it dies. The handler keeps freed blocks of at least ``LARGE_MIN`` bytes (in eight
-size classes per power of two) for the next request of their class, up to a limit: never
-more than ``get_cache_limit()`` bytes, nor more than the most bytes of such blocks that were
-in use at once. ``release_cache()`` gives every kept block back.
+whenever it dies. A block of at least ``LARGE_MIN`` bytes that dies inside a minicnn call
+(a layer's cache replaced by the next forward, columns, gradients) is kept for the next
+request of its size class (eight per power of two); one that dies in the caller's code (a
+result, arrays a user collected) goes back to malloc. The kept bytes stay under a limit:
+never more than ``get_cache_limit()``, nor more than the most bytes of such blocks that
+were in use at once. ``release_cache()`` gives every kept block back.
 
 Sequential's forward and backward, the optimizers' step and the Trainer's batches run
 inside ``cached_allocation()``; code outside them allocates as it would without minicnn.

@@ -132,7 +132,10 @@ class Sequential:
                 for i in range(len(self.layers) - 1, -1, -1):
                     layer = self.layers[i]
                     if i == 0 and not input_grad and layer.skips_input_grad:
-                        return layer.backward(dout, need_dx=False)
+                        # (assigned, not returned: the last gradient dies inside the block,
+                        # where the allocator keeps its memory for the next step)
+                        dout = layer.backward(dout, need_dx=False)
+                        break
                     dout = layer.backward(dout)
             return dout
         finally:

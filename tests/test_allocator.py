@@ -129,9 +129,21 @@ def test_arrays_outlive_the_block_and_free_anywhere():
     t = threading.Thread(target=lambda arrays: arrays.clear(), args=([a, small],))
     del a, small
     t.start()
-    t.join()                                    # the last references die in another thread
-    assert cache_info()["kept_blocks"] == kept + 1
+    t.join()                                    # the last references die in another thread,
+    assert cache_info()["kept_blocks"] == kept  # outside minicnn's calls: back to malloc
     assert b[-1] == 2 * (LARGE - 1)
+
+    def free_inside(arrays):
+        with cached_allocation():
+            arrays.clear()
+
+    with cached_allocation():
+        c = np.ones(LARGE, np.float32)
+    t = threading.Thread(target=free_inside, args=([c],))
+    del c
+    t.start()
+    t.join()                                    # inside a call of that thread: kept
+    assert cache_info()["kept_blocks"] == kept + 1
 
 
 def test_calloc_zeroes_a_reused_block():
@@ -161,12 +173,12 @@ def test_kept_memory_is_bounded():
     allocator.release_cache()
     with cached_allocation():
         arrays = [np.ones(LARGE, np.float32) for _ in range(5)]
-    arrays.pop()
-    block = cache_info()["kept_bytes"]                 # one block's size class
-    assert cache_info()["kept_blocks"] == 1 and block >= LARGE * 4
-    allocator.set_cache_limit(3 * block)
-    evicted = cache_info()["evicted"]
-    del arrays
+        arrays.pop()
+        block = cache_info()["kept_bytes"]             # one block's size class
+        assert cache_info()["kept_blocks"] == 1 and block >= LARGE * 4
+        allocator.set_cache_limit(3 * block)
+        evicted = cache_info()["evicted"]
+        del arrays
     info = cache_info()
     assert info["kept_blocks"] == 3 and info["kept_bytes"] == 3 * block == info["limit"]
     assert info["evicted"] == evicted + 2              # the longest-kept made room
@@ -176,7 +188,7 @@ def test_kept_memory_is_bounded():
     assert cache_info()["kept_bytes"] == 0
     with cached_allocation():
         a = np.ones(LARGE, np.float32)
-    del a
+        del a
     assert cache_info()["kept_blocks"] == 0            # nothing is kept at limit 0
 
 
@@ -186,6 +198,7 @@ def test_kept_memory_never_exceeds_the_largest_working_set():
     with cached_allocation():
         for n in range(1, 40):                          # ever larger blocks, one at a time
             np.ones(LARGE * n // 4, np.float32)
+        assert cache_info()["kept_blocks"] > 0
     info = cache_info()
     assert info["kept_bytes"] <= max(peak, info["peak_live_bytes"])
     assert allocator.release_cache() == info["kept_bytes"]
@@ -273,6 +286,20 @@ def test_training_steps_reuse_blocks_and_fault_no_pages(rng):
     assert cache_info()["fresh"] == fresh               # every large block was a kept one
     # (with NumPy's default handler: over 100 a step; a few may come from elsewhere)
     assert faults < 6 * 8, f"{faults} page faults in 6 steps"
+
+
+def test_trainer_steps_reuse_blocks(rng):
+    model = small_net(rng)
+    trainer = minicnn.Trainer(model, minicnn.SoftmaxCrossEntropy(),
+                              minicnn.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    x = rng.integers(0, 256, (4 * 64, 28, 28), dtype=np.uint8)   # batches of 200 KB
+    y = rng.integers(0, 10, len(x))
+    trainer.fit(x, y, epochs=1, batch_size=64, verbose=0, transform=minicnn.data.normalize)
+    fresh = cache_info()["fresh"]
+    trainer.fit(x, y, epochs=3, batch_size=64, verbose=0, transform=minicnn.data.normalize)
+    # the last batch of an epoch dies as the epoch's loop returns, outside the calls: at
+    # most one new block an epoch (a gradient that died outside made one every step)
+    assert cache_info()["fresh"] - fresh <= 3
 
 
 def test_importing_minicnn_leaves_the_handler(tmp_path):

@@ -3,9 +3,11 @@
 Computes:  nothing of a network's: it serves the data buffers of the arrays NumPy creates
            while it is the current handler (minicnn.allocator.cached_allocation sets it
            inside minicnn's calls; nothing else does). A block of at least LARGE_MIN bytes
-           is rounded up to a size class (eight per power of two) and, when freed, kept in
-           its class's free list instead of going back to malloc; the next request of that
-           class takes it back. Smaller blocks go straight to malloc and free.
+           is rounded up to a size class (eight per power of two) and, when freed inside a
+           minicnn call (in any thread that has a cached_allocation block open), kept in its
+           class's free list instead of going back to malloc; the next request of that class
+           takes it back. Smaller blocks, and large ones freed outside minicnn's calls, go
+           straight back to malloc.
 Why:       glibc serves a block above its mmap threshold (128 KiB by default) with a fresh
            mmap and unmaps it on free, so every training step faulted its im2col columns,
            activations and gradients in again, page by page. A kept block's pages stay
@@ -136,6 +138,22 @@ cdef extern from *:
 
 
 cdef bint _hugepages = False
+
+
+# How many cached_allocation blocks are open in this thread. Only a block freed while one is
+# open is kept: those are minicnn's own temporaries (a layer's cache replaced by the next
+# forward, columns, gradients); an array that left minicnn and dies in the caller's code (a
+# result, or arrays a user collected) goes back to malloc, as it would have without minicnn.
+# (A thread, not a context: minicnn's calls never yield or await inside a block.)
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    static __declspec(thread) int minicnn_alloc_depth = 0;
+    #else
+    static __thread int minicnn_alloc_depth = 0;
+    #endif
+    """
+    int _depth "minicnn_alloc_depth"
 
 
 cdef Py_ssize_t _size_class(size_t n, size_t *capacity) noexcept nogil:
@@ -288,7 +306,7 @@ cdef void _large_free(Block *b) noexcept nogil:
     cdef Block *evicted = NULL
     _acquire()
     _live_bytes -= b.capacity
-    if b.capacity <= _keep_limit():
+    if _depth > 0 and b.capacity <= _keep_limit():
         evicted = _evict_until(b.capacity)
         _keep(b, cls)
         b = NULL
@@ -389,12 +407,18 @@ HANDLER_NAME = "minicnn_cached"
 
 
 def install():
-    """Make the cached handler current in this context; returns the handler it replaced."""
-    return PyDataMem_SetHandler(HANDLER)
+    """Make the cached handler current in this context; returns the handler it replaced.
+    Every install must be followed by one restore, in the same thread."""
+    global _depth
+    previous = PyDataMem_SetHandler(HANDLER)
+    _depth += 1
+    return previous
 
 
 def restore(previous):
     """Make ``previous`` (what install returned) current again."""
+    global _depth
+    _depth -= 1
     PyDataMem_SetHandler(previous)
 
 
