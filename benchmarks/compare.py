@@ -351,7 +351,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="minicnn-compare-") as tmp:
         base = {"dir": tmp, "warmup": args.warmup, "budget": args.budget,
                 "min_repeats": args.min_repeats, "max_repeats": args.max_repeats}
-        macs = run_child(dict(base, task="prepare", nets=args.nets), env)
+        macs = run_child(dict(base, task="prepare", nets=args.nets,
+                              torch="torch" in args.frameworks), env)
         said = check_agreement(args, base, env)
         peak = compare_peak.measure(env)
         progress(f"FMA peak: {peak}")

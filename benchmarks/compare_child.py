@@ -5,12 +5,15 @@
 The one argument is a JSON job; the answer is one JSON line on stdout. This module imports
 only the standard library at the top; each framework's imports happen in its builder, NumPy
 first (``import numpy as np`` then ``import minicnn``, as every user script starts), and a
-PyTorch or plain-NumPy process never imports minicnn: their networks come from the weights and
-plain description the "prepare" job wrote (net_spec.py). Nothing here sets an environment
+PyTorch or plain-NumPy process never imports minicnn: their networks come from what the
+"prepare" job wrote, the NumPy CNN's from the weights and plain description of net_spec.py,
+PyTorch's as the module ``minicnn.interop.to_torch`` made, saved whole with ``torch.save``
+(it holds torch.nn modules only, so loading it imports no minicnn). Nothing here sets an environment
 variable or a thread count: each framework runs at its own defaults, or at what compare.py's
 ``--threads`` put in the environment of every child alike.
 
-Tasks: prepare (build the networks, write DIR/NET.json and DIR/NET.npz), check (losses and
+Tasks: prepare (build the networks, write DIR/NET.json and DIR/NET.npz, and DIR/NET.pt when
+the job says "torch"), check (losses and
 logits from the shared weights), rows (time one row), ops (time each layer of the networks
 at batch 64), memory (peak RSS of a training run), same_process (all three interleaved in
 this one process: the old way, an extra).
@@ -83,9 +86,10 @@ def build_numpy(job, net, lr):
 def build_torch(job, net, lr):
     import numpy as np
     import torch
-    import torch_peer
 
-    model = torch_peer.from_spec(*load_net(job, net))
+    # this run's own file, which the prepare job wrote into compare.py's temporary folder:
+    # a whole pickled module (weights_only=False), of torch.nn classes only
+    model = torch.load(os.path.join(job["dir"], f"{net}.pt"), weights_only=False)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     cross_entropy = torch.nn.functional.cross_entropy
 
@@ -181,7 +185,8 @@ def framework_info(framework):
 
 
 def task_prepare(job):
-    """Build each network once (seed 0), write its description and weights for the others."""
+    """Build each network once (seed 0), write its description and weights for the others,
+    and (job "torch") its PyTorch twin, module i the twin of layer i (compare_ops needs that)."""
     import numpy as np
     from minicnn.architectures import build
 
@@ -189,17 +194,26 @@ def task_prepare(job):
 
     out = {}
     for net in job["nets"]:
-        spec, weights = net_spec.describe(build(net, rng=np.random.default_rng(0)))
+        model = build(net, rng=np.random.default_rng(0))
+        spec, weights = net_spec.describe(model)
         with open(os.path.join(job["dir"], f"{net}.json"), "w") as f:
             json.dump(spec, f)
         np.savez(os.path.join(job["dir"], f"{net}.npz"), **weights)
+        if job.get("torch"):
+            import torch
+            from minicnn.interop import to_torch
+
+            # a twin holding one of minicnn's own modules would import minicnn when loaded,
+            # and main() below would fail the PyTorch process
+            torch.save(to_torch(model, per_layer=True), os.path.join(job["dir"], f"{net}.pt"))
         out[net] = {"macs_per_image": sum(d["macs"] for d in spec), "layers": len(spec)}
     return out
 
 
 def task_ops(job):
     """Forward and backward of every distinct convolution and pooling layer of the networks
-    at batch 64 (and the padding of each padded convolution), this framework alone."""
+    at batch 64 (and the padding of each padded convolution), then of compare_ops.EXTRA's
+    operations (BatchNorm2D, ConvTranspose2D), this framework alone."""
     build = BUILDERS[job["framework"]]
     x0 = batches(64, 1, 2)[0][0]
     rows, seen = [], set()
@@ -217,15 +231,22 @@ def task_ops(job):
                 pads, mode = tuple(map(tuple, d["padding"])), d["padding_mode"]
                 name = f"{net}[{i}] pad {','.join(str(v) for p in pads for v in p)} {mode}"
                 todo.append((name, lambda: ops.pad(pads, mode, x)))
-            for name, make in todo:
-                try:
-                    pair = make()
-                except Exception as e:          # a framework without this op: a "-" cell
-                    rows.append({"op": name, "error": f"{type(e).__name__}: {e}"})
-                    continue
-                for what, fn in zip(("forward", "backward"), pair):
-                    rows.append({"op": f"{name} {what}", "times_ms": timed_steps(fn, [()], job)})
+            time_ops(todo, rows, job)
+    adapter = build(job, job["nets"][0], LR).layer_ops()     # and the operations of EXTRA
+    time_ops([(name, lambda d=d: adapter.extra(d)) for name, d in compare_ops.EXTRA], rows, job)
     return {"ops": rows}
+
+
+def time_ops(todo, rows, job):
+    """Time each (name, make) of ``todo`` (make() gives the forward and backward callables)."""
+    for name, make in todo:
+        try:
+            pair = make()
+        except Exception as e:          # a framework without this op: a "-" cell
+            rows.append({"op": name, "error": f"{type(e).__name__}: {e}"})
+            continue
+        for what, fn in zip(("forward", "backward"), pair):
+            rows.append({"op": f"{name} {what}", "times_ms": timed_steps(fn, [()], job)})
 
 
 def peak_rss_mb():

@@ -23,6 +23,24 @@ def label(d):
     return f"{d['kind']} {kernel}{pad}"
 
 
+#: operations timed on their own, beside the networks' layers: (row name, layer dict); the
+#: input is (64,) + "input_shape" of standard normal values (seeded)
+EXTRA = [
+    ("batchnorm2d 32ch 14x14 (train)",
+     {"kind": "batchnorm2d", "input_shape": [32, 14, 14]}),
+    ("convtranspose 32->16 3x3 s2 pad 1 out_pad 1",
+     {"kind": "convtranspose", "input_shape": [32, 7, 7], "out_channels": 16,
+      "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1}),
+]
+
+
+def extra_input(d, batch=64):
+    import numpy as np
+
+    shape = (batch,) + tuple(d["input_shape"])
+    return np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+
+
 def _dout(shape):
     import numpy as np
 
@@ -40,6 +58,19 @@ class minicnn_ops:
 
     def layer(self, i, x):
         layer = self.model[i]
+        dout = _dout(layer.forward(x, training=True).shape)
+        return (lambda: layer.forward(x, training=True)), (lambda: layer.backward(dout))
+
+    def extra(self, d):
+        import minicnn
+
+        x = extra_input(d)
+        if d["kind"] == "batchnorm2d":
+            layer = minicnn.BatchNorm2D(d["input_shape"][0])
+        else:
+            layer = minicnn.ConvTranspose2D(d["input_shape"][0], d["out_channels"],
+                                            d["kernel_size"], d["stride"], d["padding"],
+                                            d["output_padding"], rng=0)
         dout = _dout(layer.forward(x, training=True).shape)
         return (lambda: layer.forward(x, training=True)), (lambda: layer.backward(dout))
 
@@ -95,6 +126,28 @@ class torch_ops:
         import torch
 
         module = self.model[i]
+        xg = x.detach().clone().requires_grad_(True)
+        out = module(xg)
+        dout = torch.from_numpy(_dout(tuple(out.shape)))
+        inputs = [xg] + list(module.parameters())
+
+        def forward():
+            with torch.no_grad():
+                return module(x)
+
+        return forward, lambda: torch.autograd.grad(out, inputs, dout, retain_graph=True)
+
+    def extra(self, d):
+        import torch
+
+        x = torch.from_numpy(extra_input(d))
+        if d["kind"] == "batchnorm2d":
+            module = torch.nn.BatchNorm2d(d["input_shape"][0])
+        else:
+            module = torch.nn.ConvTranspose2d(d["input_shape"][0], d["out_channels"],
+                                              d["kernel_size"], d["stride"], d["padding"],
+                                              d["output_padding"])
+        module.train()
         xg = x.detach().clone().requires_grad_(True)
         out = module(xg)
         dout = torch.from_numpy(_dout(tuple(out.shape)))

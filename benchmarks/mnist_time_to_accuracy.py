@@ -71,11 +71,10 @@ def run(peer, args):
                      for i in range(0, len(xt), 1000)]
             return float((np.concatenate(preds) == yt).mean())
     else:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import torch_peer
+        from minicnn.interop import to_torch
         if args.threads:
             torch.set_num_threads(args.threads)
-        net = torch_peer.twin(model)
+        net = to_torch(model)
         del model
         opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)

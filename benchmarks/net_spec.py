@@ -2,8 +2,9 @@
 
 ``describe(model)`` returns (spec, weights): ``spec`` is a JSON-able list with one dict per
 layer, ``weights`` maps "i.weight" / "i.bias" to arrays (as ``Sequential.state_dict`` names
-them). ``numpy_reference.from_spec`` and ``torch_peer.from_spec`` build their twins from these
-two alone, so compare.py's PyTorch and NumPy processes never import minicnn.
+them). ``numpy_reference.from_spec`` builds its twin from these two alone, so compare.py's
+NumPy process never imports minicnn (its PyTorch process loads the module that
+``minicnn.interop.to_torch`` made, saved by compare_child.py's prepare job).
 
 Layer dicts (paddings resolved to ((top, bottom), (left, right)) for the given input size):
   {"kind": "conv", "in_channels", "out_channels", "kernel_size", "stride", "padding",

@@ -11,17 +11,21 @@ except ImportError as _e:  # a source checkout whose kernels were never compiled
         "'pip install .' (or 'pip install -e .' to work on it), or run from outside the "
         "source folder to use an installed copy.") from None
 from .gradcheck import GradcheckError, gradcheck, gradcheck_loss
-from . import random
-from .random import seed
+from . import rng
+from .rng import seed
 
 # === engine (owner: conv, pad, pool) ===
-from . import functional, geometry, layers
+from . import functional, geometry, layers, reference
+from .backend import get_backend, register_op, use_backend
 from .layers import Conv2D, Pad
 from .layers import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
 
 # === compose (owner: compose) ===
 from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
+
+# === norm (owner: norm) ===
+from .layers import BatchNorm1D, BatchNorm2D, ConvTranspose2D, Upsample
 
 # === model (owner: model) ===
 from .checkpoint import CheckpointError, load
@@ -37,6 +41,22 @@ from .optim import SGD, Adam
 from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
 from .trainer import Trainer, TrainingDivergedError
 
+# === exchange (owner: interop): PyTorch and ONNX stay optional, imported when used ===
+from . import interop
+from .onnx_export import export_onnx
+
 # === data (owner: data) ===
 from . import data
 from .info import show_config
+
+__all__ = ["__version__", "get_num_threads", "set_num_threads", "GradcheckError", "gradcheck",
+           "gradcheck_loss", "rng", "seed", "functional", "geometry", "layers", "reference",
+           "BatchNorm1D", "BatchNorm2D", "ConvTranspose2D", "Upsample",
+           "get_backend", "register_op", "use_backend", "Conv2D", "Pad", "AvgPool2D",
+           "GlobalAvgPool2D", "MaxPool2D", "Pool2D", "Dense", "Dropout", "Flatten", "LeakyReLU",
+           "ReLU", "Sigmoid", "Tanh", "MSELoss", "SoftmaxCrossEntropy", "CheckpointError", "load",
+           "ConcurrentUseError", "Sequential", "architectures", "receptive_field", "callbacks",
+           "metrics", "schedules", "Callback", "CSVLogger", "EarlyStopping", "JSONLinesLogger",
+           "ModelCheckpoint", "confusion_matrix", "SGD", "Adam", "CosineAnnealingLR",
+           "LinearWarmup", "OneCycleLR", "StepLR", "Trainer", "TrainingDivergedError", "data",
+           "show_config", "interop", "export_onnx"]

@@ -16,6 +16,8 @@ import zipfile
 
 import numpy as np
 
+__all__ = ["MAX_DEFLATE_RATIO", "MAX_HEADER", "MAX_JSON_DEPTH", "Archive", "json_depth"]
+
 #: deflate cannot expand data more than about 1032 to 1: an entry declaring more is lying
 MAX_DEFLATE_RATIO = 1032
 #: the longest .npy header accepted (np.save writes 128 bytes, NumPy reads up to 10,000)
@@ -103,7 +105,8 @@ class Archive:
     # --- arrays ------------------------------------------------------------------------
     def header(self, name, kinds="f"):
         """(shape, dtype, fortran_order) of array ``name``, its dtype's kind one of ``kinds``
-        ('f': float32 or float64, 'U': text), and its size checked against the entry's."""
+        ('f': float32 or float64, 'i': int64 (a counter such as BatchNorm's
+        num_batches_tracked), 'U': text), and its size checked against the entry's."""
         info = self.infos.get(name + ".npy")
         if info is None:
             raise self._fail(f"has no array {name!r}")
@@ -112,10 +115,12 @@ class Archive:
                 shape, fortran, dtype, header_bytes = _read_header(f)
         except Exception as e:
             raise self._fail(f"array {name!r} is corrupted or truncated ({e})") from None
-        allowed = (dtype.kind == "f" and dtype.itemsize in (4, 8)) if kinds == "f" else (
-            dtype.kind in kinds)
+        allowed = ((dtype.kind == "f" and dtype.itemsize in (4, 8) and "f" in kinds)
+                   or (dtype.kind == "i" and dtype.itemsize == 8 and "i" in kinds)
+                   or (dtype.kind == "U" and "U" in kinds))
         if not allowed or dtype.hasobject:
-            need = "float32 or float64" if kinds == "f" else "text"
+            need = " or ".join({"f": "float32 or float64", "i": "int64", "U": "text"}[k]
+                               for k in kinds)
             raise self._fail(f"array {name!r} is {dtype}, not {need}")
         declared = math.prod(shape) * dtype.itemsize
         if declared != info.file_size - header_bytes:

@@ -13,6 +13,8 @@ ReLUs die; with Glorot it trains (0.93).
 from .layers import (AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU)
 from .model import Sequential
 
+__all__ = ["lenet5", "convnet", "dwsep", "ARCHITECTURES", "build"]
+
 
 def lenet5(rng=None):
     """LeNet-5 (61,706 parameters): conv 1->6 5x5 'same', pool, conv 6->16 5x5, pool, 400-120-84-10."""

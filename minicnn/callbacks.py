@@ -5,6 +5,9 @@ import os
 
 import numpy as np
 
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "recorded_value", "ROTATED_LOGS",
+           "JSONLinesLogger", "CSVLogger"]
+
 
 class Callback:
     """Override any of the hooks. Set ``trainer.stop_training = True`` to stop after this epoch."""

@@ -15,6 +15,9 @@ import numpy as np
 
 from ._npz import Archive
 
+__all__ = ["FORMAT", "FORMAT_VERSION", "ARCH_KEY", "STATE_KEY", "MAX_ARCH_BYTES",
+           "CheckpointError", "open_archive", "save", "read_architecture", "load"]
+
 FORMAT = "minicnn-checkpoint"
 FORMAT_VERSION = 1
 ARCH_KEY = "__architecture__"
@@ -36,7 +39,7 @@ def open_archive(path, what="minicnn checkpoint"):
 def save(model, path, metadata=None):
     """Write ``model`` to ``path`` atomically: a temporary file, fsync, then rename."""
     from . import __version__
-    from ._io import atomic_write
+    from ._atomic import atomic_write
 
     arch = {"format": FORMAT, "format_version": FORMAT_VERSION, "minicnn_version": __version__,
             "layers": model.get_config(), "metadata": metadata or {}}
@@ -78,21 +81,21 @@ def _named_errors(path, fn, *args):
 
 
 def _load(path):
-    from .model import Sequential
+    from .layers import CONTAINERS
 
     with open_archive(path) as archive:
         arch = _architecture(archive)
         # what the file really holds, from the .npy headers checked against the entries'
         # sizes, bounds what rebuilding the layers may allocate (see init.weight_budget)
-        shapes = {n[len("param:"):]: archive.header(n)
+        shapes = {n[len("param:"):]: archive.header(n, "fi")
                   for n in archive.names if n.startswith("param:")}
         budget = sum(math.prod(shape) for shape, _, _ in shapes.values())
         layers = []
         for i, entry in enumerate(arch["layers"]):
             layer, budget = _rebuild(path, i, entry, budget)
             layers.append(layer)
-        model = Sequential(*layers)
-        expected = {p.name: p for p in model.parameters()}
+        model = CONTAINERS["Sequential"](*layers)
+        expected = {e.name: e for e in model.state_entries()}
         if set(expected) != set(shapes):
             raise CheckpointError(
                 f"{path}: parameters do not match the architecture: missing "
@@ -100,11 +103,11 @@ def _load(path):
                 f"{sorted(set(shapes) - set(expected))}")
         for name, p in expected.items():        # every shape, before any data is read
             shape, dtype, _ = shapes[name]
-            if shape != p.value.shape:
+            if shape != p.value.shape or (dtype.kind == "i") != (p.value.dtype.kind == "i"):
                 raise CheckpointError(f"{path}: parameter {name} is {dtype} {shape}, the "
                                       f"architecture needs {p.value.dtype} {p.value.shape}")
         for name, p in expected.items():
-            p.value[...] = archive.read("param:" + name)
+            p.value[...] = archive.read("param:" + name, "fi")
     model.metadata = arch.get("metadata", {})
     return model
 
@@ -112,7 +115,7 @@ def _load(path):
 def _rebuild(path, i, entry, budget):
     """Layer ``i`` from its entry, its weights (zeros, to be read) within ``budget`` values;
     returns (layer, what is left of the budget)."""
-    from .init import current_budget, weight_budget
+    from .initializers import current_budget, weight_budget
     from .layers import LAYERS
 
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):

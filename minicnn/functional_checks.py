@@ -13,6 +13,9 @@ import numpy as np
 from . import gemm
 from . import geometry
 
+__all__ = ["FLOATS", "CONV_PATHS", "KERNEL_PATHS", "CACHE_KEYS", "positive_int", "conv_args",
+           "conv_weight", "size_pair", "input_shape", "conv_cache"]
+
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: the convolution paths conv2d_forward records in its cache
 CONV_PATHS = ("depthwise", "direct", "winograd", "image", "pointwise", "gemm")

@@ -14,12 +14,10 @@ Why our own (tools/gemm_shapes.py): a convolution's GEMMs are thin and strided, 
 OpenBLAS's large-matrix kernels lose: LeNet-5's first layer is 6 x 25 x 50,176, its weight
 gradient 6 x 50,176 x 25 (NumPy runs that one on one core).
 
-``matmul`` is the product the convolutions' batch path calls;
-``conv_kernel``, ``conv_forward``, ``conv_backward_input`` and ``conv_backward_weight`` run
-a large convolution image by image, each image's GEMM fused with the passes around it
-(im2col, bias, ReLU; col2im); ``direct_kernel``, ``direct_forward``, ``direct_backward``
-and ``direct_dx_fits`` run a stride-1 convolution with the micro kernel reading the
-padded images in place (no im2col, no column matrix either way; direct_conv.pxi).
+``matmul`` is the product the convolutions' batch path and the dense layers call. The
+convolution algorithms built on the same kernel modules (image by image, direct, Winograd)
+live with the convolution, in ``minicnn.functional.conv_*``; they reach the kernel through
+``float32_kernel``, ``scratch``, ``packing_workspace`` and ``check_threads`` below.
 """
 import functools
 import math
@@ -30,6 +28,10 @@ import warnings
 import numpy as np
 
 from .runtime import MAX_THREADS, numpy_matmul
+
+__all__ = ["KERNELS", "CHOICES", "NEEDS", "cpu_features", "available", "SLICES", "SLICE_MIN",
+           "SLICED_MAX", "kernel_name", "use", "packing_workspace", "scratch", "check_threads",
+           "matmul", "float32_kernel", "kernel_name_of", "kernel_of"]
 
 KERNELS = ("avx512", "avx2")
 CHOICES = ("auto",) + KERNELS + ("numpy",)
@@ -109,12 +111,12 @@ def use(name):
     _name, _kernel = chosen, (_load(chosen) if chosen else None)
 
 
-def _workspace(kernel, threads):
+def packing_workspace(kernel, threads):
     """The kernels' packing space: a row of workspace_size() floats per OpenMP thread."""
-    return _buffer("work", (threads, kernel.workspace_size()))
+    return scratch("work", (threads, kernel.workspace_size()))
 
 
-def _buffer(name, shape):
+def scratch(name, shape):
     """A per-Python-thread float32 scratch array of ``shape``: a view of a flat buffer that
     only grows, so calls of different sizes share it (each Python thread keeps its
     largest one)."""
@@ -126,7 +128,7 @@ def _buffer(name, shape):
     return flat[:count].reshape(shape)
 
 
-def _check_threads(owner, threads, module="gemm"):
+def check_threads(owner, threads, module="gemm"):
     """The kernels index their scratch by thread: a count below 1 would write outside it, and
     one above MAX_THREADS would ask for scratch per thread by the terabyte."""
     if (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
@@ -158,7 +160,7 @@ def matmul(a, b, out, num_threads=1):
     if b.shape[-2] != k or out.shape[-2:] != (m, n) or a.shape[:-2] != b.shape[:-2] \
             or out.shape[:-2] != a.shape[:-2]:
         raise ValueError(f"gemm.matmul: cannot multiply {a.shape} by {b.shape} into {out.shape}")
-    _check_threads("matmul", num_threads)
+    check_threads("matmul", num_threads)
     if not out.flags.writeable:
         raise ValueError("gemm.matmul: out is read-only")
     kernel = _kernel       # once: gemm.use() in another thread must not switch it mid-call
@@ -189,38 +191,15 @@ def _product(kernel, a, b, out, threads):
     slices = 1
     if (n + nr - 1) // nr < 16 and m * n * (SLICES - 1) <= SLICED_MAX:
         slices = max(1, min(SLICES, k // SLICE_MIN))
-    partial = _buffer("partial", (slices - 1, m, n))
-    kernel.gemm(a, b, out, _workspace(kernel, threads), partial, slices, threads)
+    partial = scratch("partial", (slices - 1, m, n))
+    kernel.gemm(a, b, out, packing_workspace(kernel, threads), partial, slices, threads)
 
 
-# --- a convolution's GEMMs image by image (gemm_conv.pxi) -----------------------------------
+def float32_kernel():
+    """The selected kernel module (``gemm_avx512`` or ``gemm_avx2``), or None when float32
+    products go to NumPy. Read once per call: ``use`` in another thread may switch it."""
+    return _kernel
 
-#: image by image only when one image's product has at least this many multiply-adds: a
-#: small one (LeNet-5's 6->16 layer: 16 x 150 x 100) is too little work to run alone on a
-#: thread, where the batch GEMM shares one product between threads; a large one (convnet's
-#: 32->64: 10.6 M) gains from keeping each image's columns in cache (benchmarks/README.md,
-#: "Why the thresholds are what they are")
-IMAGE_MIN = 1 << 20
-#: and a batch of at least this many images, whatever the thread count: each image runs
-#: on one thread, and the choice must not follow the thread setting (the batch GEMMs may
-#: cut K into slices, the image path does not: other bits)
-IMAGE_BATCH_MIN = 8
-#: the weight gradient sums the images in at most this many runs, added in order afterwards
-#: (threads take whole runs; the cut follows the batch size only)
-IMAGE_RUNS = 8
-
-
-def conv_kernel(dtype, groups, batch, macs_per_image):
-    """The kernel module for the image-by-image convolution, or None (use the batch path).
-
-    A choice made from the shape alone, so any thread count gives the same bits; groups > 1
-    and float64 keep the batch path.
-    """
-    kernel = _kernel
-    if (kernel is None or dtype != np.float32 or groups != 1 or batch < IMAGE_BATCH_MIN
-            or macs_per_image < max(IMAGE_MIN, 1)):
-        return None
-    return kernel
 
 
 def kernel_name_of(kernel):
@@ -229,214 +208,6 @@ def kernel_name_of(kernel):
 
 
 def kernel_of(name):
-    """The kernel module of that name ('avx512' or 'avx2'), for a cache that kept the name
-    (a module object would make the cache, and so the layer, impossible to deep-copy)."""
+    """The kernel module of that name ('avx512' or 'avx2'), for an object that keeps the
+    name (a module object would make it, and a layer holding it, impossible to deep-copy)."""
     return _load(name)
-
-
-def _check_image_args(owner, w, xp, out_shape, geometry, threads):
-    """The shapes the image kernels assume (they run with bounds checks off): w (O, C*KH*KW)
-    against xp (N, C, Hp, Wp), and (N, O, P) against the geometry's output size; and a
-    thread count of at least 1."""
-    _check_threads(owner, threads)
-    kh, kw, sh, sw, dh, dw, ow = geometry
-    n, c, hp, wp = xp.shape
-    o, k = w.shape
-    if k != c * kh * kw or len(out_shape) != 3 or out_shape[:2] != (n, o) or ow < 1:
-        raise ValueError(f"gemm.{owner}: shapes do not agree: w {w.shape}, input {xp.shape}, "
-                         f"output {out_shape}, kernel {kh}x{kw}")
-    p = out_shape[2]
-    oh = p // ow
-    if oh * ow != p or (oh - 1) * sh + (kh - 1) * dh >= hp or (ow - 1) * sw + (kw - 1) * dw >= wp:
-        raise ValueError(f"gemm.{owner}: an output of {p} pixels in rows of {ow} does not fit "
-                         f"the input {xp.shape} with this kernel, stride and dilation")
-
-
-def conv_forward(kernel, w, xp, b, out, relu, geometry, threads):
-    """out (N, O, P) = max?(w (O, C*KH*KW) @ im2col(xp) + b), image by image, with
-    ``geometry`` = (kh, kw, sh, sw, dh, dw, ow); each image's columns live in a per-thread
-    buffer (the backward pass makes them again)."""
-    _check_image_args("conv_forward", w, xp, out.shape, geometry, threads)
-    if b.shape != (w.shape[0],):
-        raise ValueError(f"gemm.conv_forward: bias must be ({w.shape[0]},), got {b.shape}")
-    k, p = w.shape[1], out.shape[2]
-    kernel.conv_forward(w, xp, b, out, _buffer("cbuf", (threads, k, p)),
-                        _workspace(kernel, threads), relu, *geometry, threads)
-
-
-def conv_backward_input(kernel, w, dout_t, dxp, geometry, threads):
-    """dxp (N, C, Hp, Wp, zeroed) += col2im(w^T @ dout_t (O, N, P)), image by image."""
-    o, n, p = dout_t.shape
-    _check_image_args("conv_backward_input", w, dxp, (n, o, p), geometry, threads)
-    k = w.shape[1]
-    kernel.conv_backward_input(w, dout_t, dxp, _buffer("cbuf", (threads, k, p)),
-                               _workspace(kernel, threads), *geometry, threads)
-
-
-def conv_backward_weight(kernel, dout_t, xp, dw, geometry, threads):
-    """dw (O, C*KH*KW) = sum over images of dout_t[:, n, :] (O, P) @ im2col(xp[n])^T, the
-    columns made again per image in cache (the forward pass keeps none)."""
-    o, n, p = dout_t.shape
-    _check_image_args("conv_backward_weight", dw, xp, (n, o, p), geometry, threads)
-    k = dw.shape[1]
-    runs = max(1, min(IMAGE_RUNS, n))
-    partial = _buffer("partial", (runs - 1, o, k))
-    kernel.conv_backward_weight(dout_t, xp, dw, partial, _buffer("cbuf", (threads, k, p)),
-                                _workspace(kernel, threads), *geometry, runs, threads)
-
-
-# --- direct convolutions, stride 1 (direct_conv.pxi) -----------------------------------------
-
-#: direct only for at most this many taps (C*KH*KW): the forward kernel does not cut K into
-#: blocks (convnet's 32->64 layer has 288)
-DIRECT_TAPS_MAX = 512
-#: and when one image's layout for the weight gradient fits in this many floats (2 MB), the
-#: most it lays out at a time (a run of images, cut into chunks that fit)
-DIRECT_CHUNK = 1 << 19
-#: and when a row keeps at least this fraction of its wide columns (OW of Wp): the dropped
-#: columns are computed too, so a row that keeps few (a 1x9 kernel with dilation 3 on 28 x 28
-#: keeps 4 of 28) is mostly wasted work
-DIRECT_KEEP_MIN = 0.5
-
-
-#: and (given the output's height) a wide row (OH - 1)*Wp + OW of at least this many
-#: register tiles: a narrower image goes through a loop without the register tile, which
-#: the batch path beats
-DIRECT_WIDE_TILES = 1
-
-
-def direct_kernel(dtype, groups, batch, w_shape, padded_shape, out_w, out_h=None):
-    """The kernel module for a direct convolution (stride 1, checked by the caller), or
-    None. Like conv_kernel, a choice made from the shape alone: float32, groups 1, a kernel
-    larger than 1x1 (1x1 has its own path), a batch of at least IMAGE_BATCH_MIN images, at
-    most DIRECT_TAPS_MAX taps, rows of which at least DIRECT_KEEP_MIN are kept, with
-    ``out_h`` a wide row of at least DIRECT_WIDE_TILES register tiles, and one image's
-    layout within DIRECT_CHUNK floats."""
-    kernel = _kernel
-    o, c, kh, kw = w_shape
-    if (kernel is None or dtype != np.float32 or groups != 1 or batch < IMAGE_BATCH_MIN
-            or kh * kw == 1 or o == 0 or not 0 < c * kh * kw <= DIRECT_TAPS_MAX
-            or out_w < DIRECT_KEEP_MIN * padded_shape[3]
-            or (out_h is not None and (out_h - 1) * padded_shape[3] + out_w
-                < DIRECT_WIDE_TILES * kernel.tile()[1])):
-        return None
-    return kernel if _image_floats(kernel, o, padded_shape) <= DIRECT_CHUNK else None
-
-
-def _image_floats(kernel, o, padded_shape):
-    """Floats of one image's layout in the direct weight gradient, at most (the wide
-    gradient taken as long as the whole plane)."""
-    _, c, hp, wp = padded_shape
-    return kernel.direct_image_floats(o, c, hp, wp, hp * wp)
-
-
-def _direct_out_hw(owner, w_shape, xp, dilation, threads):
-    """(OH, OW) of a stride-1 convolution of the padded xp, after checking what the direct
-    kernels assume (they run with bounds checks off)."""
-    _check_threads(owner, threads)
-    if xp.ndim != 4 or len(w_shape) != 4 or xp.shape[1] != w_shape[1] or w_shape[1] == 0:
-        raise ValueError(f"gemm.{owner}: expected a weight (O, C, KH, KW) and an input "
-                         f"(N, C, Hp, Wp) with one C >= 1, got {tuple(w_shape)} and {xp.shape}")
-    (kh, kw), (dh, dw) = w_shape[2:], dilation
-    if dh < 1 or dw < 1:
-        raise ValueError(f"gemm.{owner}: dilation must be at least 1, got {dilation}")
-    oh, ow = xp.shape[2] - (kh - 1) * dh, xp.shape[3] - (kw - 1) * dw
-    if oh < 1 or ow < 1:
-        raise ValueError(f"gemm.{owner}: a {kh}x{kw} kernel with dilation {dilation} does not "
-                         f"fit the input {xp.shape}")
-    return oh, ow
-
-
-@functools.lru_cache(maxsize=256)
-def tap_offsets(c, kh, kw, hp, wp, dh, dw, multiple=1):
-    """Each tap's offset c*Hp*Wp + ki*dh*Wp + kj*dw into an (C, Hp, Wp) image, taps in
-    weight order (c, ki, kj), padded with zeros to a multiple of ``multiple``. Kept per
-    shape (a read-only array): making it again on every call is a cost a small network's
-    step feels."""
-    offs = (np.arange(c)[:, None, None] * (hp * wp) + np.arange(kh)[None, :, None] * (dh * wp)
-            + np.arange(kw)[None, None, :] * dw).ravel()
-    padded = np.zeros(-(-offs.size // multiple) * multiple, dtype=np.intp)
-    padded[:offs.size] = offs
-    padded.flags.writeable = False
-    return padded
-
-
-def direct_forward(kernel, w, xp, b, out, relu, dilation, threads):
-    """out (N, O, OH, OW) = max?(conv(xp, w) + b): a stride-1 convolution of the padded xp
-    (N, C, Hp, Wp) with w (O, C, KH, KW) and dilation (dh, dw), read in place."""
-    oh, ow = _direct_out_hw("direct_forward", w.shape, xp, dilation, threads)
-    o, c, kh, kw = w.shape
-    if out.shape != (xp.shape[0], o, oh, ow) or b.shape != (o,):
-        raise ValueError(f"gemm.direct_forward: expected an output {(xp.shape[0], o, oh, ow)} "
-                         f"and a bias ({o},), got {out.shape} and {b.shape}")
-    mr = kernel.tile()[0]
-    offs = tap_offsets(c, kh, kw, *xp.shape[2:], *dilation)
-    width = (oh - 1) * xp.shape[3] + ow
-    kernel.direct_forward(w.reshape(o, -1), offs, xp, b, out,
-                          _buffer("packed", (-(-o // mr) * mr * c * kh * kw,)),
-                          _buffer("wide", (threads, mr * width)), relu, threads)
-
-
-def direct_backward(kernel, dout, gate, xp, dw, dilation, threads, w=None, dxp=None):
-    """dw (O, C, KH, KW) = the weight gradient of that convolution, and returns the bias
-    gradient (O,) float32, from the output's gradient dout (N, O, OH, OW) and the padded
-    input; with ``gate`` (the ReLU's output, same shape as dout) the gradient is first
-    zeroed where the output is not positive (None: no ReLU). With the weight ``w`` (finite)
-    and ``dxp`` (C-contiguous float32, xp's shape; see direct_dx_fits) also dxp = the padded
-    input's gradient, from the same laid-out output gradient."""
-    oh, ow = _direct_out_hw("direct_backward", dw.shape, xp, dilation, threads)
-    o, c, kh, kw = dw.shape
-    n, hp, wp = xp.shape[0], xp.shape[2], xp.shape[3]
-    if dout.shape != (n, o, oh, ow) or (gate is not None and gate.shape != dout.shape):
-        raise ValueError(f"gemm.direct_backward: expected dout (and gate) "
-                         f"{(n, o, oh, ow)}, got {dout.shape}"
-                         + ("" if gate is None else f" and {gate.shape}"))
-    if not dw.flags.c_contiguous:            # the kernel writes through a (O, K) view of it
-        raise ValueError("gemm.direct_backward: dw must be C-contiguous")
-    width = (oh - 1) * wp + ow
-    k = c * kh * kw
-    _, dt, vl = kernel.direct_tile()
-    want_dx = dxp is not None
-    if want_dx != (w is not None):
-        raise ValueError("gemm.direct_backward: the input gradient needs both w and dxp")
-    if want_dx:
-        if not direct_dx_fits(kernel, xp.shape, oh, ow):
-            raise ValueError(f"gemm.direct_backward: an input gradient needs a wide row of at "
-                             f"least {kernel.tile()[1]} columns, got {width}")
-        if dxp.shape != xp.shape or dxp.dtype != np.float32 or not dxp.flags.c_contiguous:
-            raise ValueError(f"gemm.direct_backward: dxp must be a C-contiguous float32 "
-                             f"{xp.shape}, got {dxp.shape} {dxp.dtype}")
-        if w.shape != dw.shape or w.dtype != np.float32:
-            raise ValueError(f"gemm.direct_backward: w must be a float32 {dw.shape}, got "
-                             f"{w.shape} {w.dtype}")
-        mr = kernel.tile()[0]
-        w2 = np.ascontiguousarray(w).reshape(o, k)
-        wt = _buffer("packed", (-(-k // mr) * mr * o,))
-        doffs = np.arange(o, dtype=np.intp) * (-(-width // vl) * vl)
-        dx4 = dxp
-    else:                                   # placeholders the kernel does not touch
-        w2, wt, doffs, dx4 = _NO_DX
-    runs = max(1, min(IMAGE_RUNS, n))
-    chunk = max(1, min(-(-n // runs), DIRECT_CHUNK // _image_floats(kernel, o, xp.shape)))
-    offs = tap_offsets(c, kh, kw, hp, wp, *dilation, multiple=dt)
-    floats = kernel.direct_weight_floats(o, c, hp, wp, width, chunk)
-    d3 = dout.reshape(n, o, oh * ow)
-    db = np.empty(o, np.float32)            # each run's sums, added in run order (runs fixed
-    kernel.direct_backward(d3, d3 if gate is None else gate.reshape(n, o, oh * ow),  # by n)
-                           gate is not None, offs, xp, dw.reshape(o, -1),
-                           np.empty((runs, o), np.float64), db,
-                           _buffer("partial", (runs - 1, o, k)),
-                           _buffer("direct", (threads, floats)), ow, runs, chunk,
-                           w2, wt, doffs, dx4, want_dx, threads)
-    return db
-
-
-#: direct_backward's input-gradient arguments when it makes none
-_NO_DX = (np.zeros((1, 1), np.float32), np.zeros(1, np.float32), np.zeros(1, np.intp),
-          np.zeros((1, 1, 1, 1), np.float32))
-
-
-def direct_dx_fits(kernel, padded_shape, oh, ow):
-    """Whether direct_backward can make the input gradient: a wide row (OH - 1)*Wp + OW of
-    at least one register tile (NR) columns."""
-    return (oh - 1) * padded_shape[3] + ow >= kernel.tile()[1]

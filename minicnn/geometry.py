@@ -5,10 +5,15 @@ field live here; layers, functional ops, the model summary and the tests all cal
 these functions, so each formula exists in one place.
 
 Conventions: sizes are per axis; ``padding`` in normalised form is
-``((top, bottom), (left, right))``.
+``((top, bottom), (left, right))`` (given also as PyTorch's flat ``(left, right, top, bottom)``).
 """
 import math
 import numbers
+
+__all__ = ["PADDING_MODES", "MAX_EXTENT", "is_int", "pair", "normalize_padding",
+           "effective_kernel", "same_padding", "resolve_padding", "conv_output_size",
+           "pool_output_size", "receptive_field_step", "check_fits", "mac_count", "pool_args",
+           "pool_output_hw", "receptive_field_start_step"]
 
 PADDING_MODES = ("zeros", "constant", "reflect", "symmetric", "replicate", "circular")
 #: the largest kernel size, stride, dilation or padding: the kernels take them as C ints
@@ -46,9 +51,10 @@ def pair(value, name, owner, minimum=1):
 def normalize_padding(padding, owner, allow_same=True):
     """Normalise a padding argument.
 
-    Accepts an int, an (h, w) pair, ``((top, bottom), (left, right))``, ``'valid'``
-    and (when ``allow_same``) ``'same'``. Returns the string ``'same'`` or the
-    per-side form ``((top, bottom), (left, right))``.
+    Accepts an int, an (h, w) pair, ``((top, bottom), (left, right))``, the flat
+    ``(left, right, top, bottom)`` in the order ``torch.nn.functional.pad`` takes for the
+    last two axes, ``'valid'`` and (when ``allow_same``) ``'same'``. Returns the string
+    ``'same'`` or the per-side form ``((top, bottom), (left, right))``.
     """
     try:                                   # returned before, so normal: skip the checks
         if (type(padding) is tuple and padding in _PER_SIDE
@@ -62,10 +68,7 @@ def normalize_padding(padding, owner, allow_same=True):
             return ((0, 0), (0, 0))
         if p == "same" and allow_same:
             return "same"
-        allowed = "an int, (h, w), ((top, bottom), (left, right)), 'valid'" + (
-            " or 'same'" if allow_same else ""
-        )
-        raise ValueError(f"{owner}: padding must be {allowed}, got {padding!r}")
+        raise ValueError(f"{owner}: padding must be {_forms(allow_same)}, got {padding!r}")
     if is_int(padding):
         p = int(padding)
         sides = ((p, p), (p, p))
@@ -79,13 +82,18 @@ def normalize_padding(padding, owner, allow_same=True):
             sides = tuple((int(v[0]), int(v[1])) for v in padding)
         else:
             sides = None
+    elif (isinstance(padding, (tuple, list)) and len(padding) == 4
+          and all(is_int(v) for v in padding)):
+        left, right, top, bottom = (int(v) for v in padding)      # torch.nn.functional.pad's order
+        sides = ((top, bottom), (left, right))
     else:
         sides = None
     if sides is None:
-        raise TypeError(
-            f"{owner}: padding must be an int, (h, w), ((top, bottom), (left, right)) "
-            f"or a string, got {padding!r}"
-        )
+        count = ""
+        if isinstance(padding, (tuple, list)) and all(is_int(v) for v in padding):
+            count = (f" ({len(padding)} numbers: give one int, 2 (h, w) or 4 (left, right, "
+                     f"top, bottom))")
+        raise TypeError(f"{owner}: padding must be {_forms(allow_same)}, got {padding!r}{count}")
     if min(sides[0] + sides[1]) < 0:
         raise ValueError(f"{owner}: padding must be >= 0 on every side, got {padding!r}")
     if max(sides[0] + sides[1]) > MAX_EXTENT:
@@ -94,6 +102,12 @@ def normalize_padding(padding, owner, allow_same=True):
     if len(_PER_SIDE) < 4096:
         _PER_SIDE.add(sides)
     return sides
+
+
+def _forms(allow_same):
+    """The padding forms normalize_padding accepts, for its error messages."""
+    return ("an int, (h, w), ((top, bottom), (left, right)), (left, right, top, bottom) as "
+            "torch.nn.functional.pad orders it, 'valid'" + (" or 'same'" if allow_same else ""))
 
 
 #: per-side paddings normalize_padding has returned: each is its own normal form (the
@@ -138,6 +152,14 @@ def conv_output_size(n, k, stride=1, pad_before=0, pad_after=0, dilation=1):
     return span // stride + 1
 
 
+def conv_transpose_output_size(n, k, stride=1, padding=0, output_padding=0, dilation=1):
+    """(n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1: the size
+    of a transposed convolution's output (the input size of the convolution it inverts).
+    Returns 0 or less when the padding removes everything; callers turn that into an error.
+    """
+    return (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+
+
 def pool_output_size(n, k, stride, pad_before=0, pad_after=0, ceil_mode=False):
     """Output size of a pooling window, with PyTorch's ceil_mode rule.
 
@@ -178,3 +200,43 @@ def check_fits(owner, in_hw, kernel_size, padding, dilation=(1, 1)):
 def mac_count(out_hw, kernel_size, in_channels, out_channels, groups=1):
     """Multiply-accumulates of one image through a convolution: OH*OW*KH*KW*Cin*Cout/groups."""
     return out_hw[0] * out_hw[1] * kernel_size[0] * kernel_size[1] * in_channels * out_channels // groups
+
+
+def pool_args(kernel_size, stride=None, padding=0, owner="pool2d"):
+    """Normalise pooling arguments to ((kh, kw), (sh, sw), ((top, bottom), (left, right))).
+
+    kernel_size, stride: an int or an (h, w) pair; stride None means the kernel size.
+    padding: an int, (h, w), ((top, bottom), (left, right)) or 'valid' (not 'same').
+    As in PyTorch every side is at most kernel // 2 in its axis: then each window
+    overlaps the input, so a max pool never returns the -inf of its virtual padding.
+    """
+    kernel_size = pair(kernel_size, "kernel_size", owner)
+    stride = kernel_size if stride is None else pair(stride, "stride", owner)
+    padding = normalize_padding(padding, owner, allow_same=False)
+    for axis, k, sides in zip("HW", kernel_size, padding):
+        if max(sides) > k // 2:
+            raise ValueError(
+                f"{owner}: padding along {axis} must be at most half the kernel size "
+                f"({k} // 2 = {k // 2}) on each side, got {sides}")
+    return kernel_size, stride, padding
+
+
+def pool_output_hw(in_hw, kernel_size, stride, padding, ceil_mode=False, owner="pool2d"):
+    """(OH, OW) for normalised pooling arguments, with PyTorch's ceil_mode rule.
+
+    Raises ValueError when H or W is 0 or the window does not fit the padded input.
+    """
+    if min(in_hw) < 1:
+        raise ValueError(f"{owner}: expected an input with H >= 1 and W >= 1, got H, W = "
+                         f"{tuple(in_hw)}")
+    check_fits(owner, in_hw, kernel_size, padding)
+    return tuple(pool_output_size(n, k, s, before, after, ceil_mode)
+                 for n, k, s, (before, after) in zip(in_hw, kernel_size, stride, padding))
+
+
+def receptive_field_start_step(start, jump, pad_before):
+    """One layer of where the first output's receptive field starts, in input pixels:
+    start_l = start_{l-1} - pad_before_l * j_{l-1}, from start = 0. Output i of the layer
+    then sees input pixels [start + i * j, start + i * j + r); a negative start reaches into
+    the padding."""
+    return start - pad_before * jump

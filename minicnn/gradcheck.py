@@ -7,6 +7,8 @@ input and of every parameter, as ``torch.autograd.gradcheck`` does.
 """
 import numpy as np
 
+__all__ = ["GradcheckError", "numerical_gradient", "gradcheck", "gradcheck_loss"]
+
 
 class GradcheckError(AssertionError):
     """An analytic gradient disagrees with the numerical one."""

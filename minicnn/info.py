@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 
-from . import __version__, gemm, runtime, winograd
+from . import __version__, gemm, runtime
+from .functional import conv_winograd
 from ._kernels import openmp
 
 __all__ = ["config", "show_config", "openmp_enabled", "blas_core", "blas_hint"]
@@ -60,7 +61,7 @@ def config():
         "blas_core": blas_core(),
         "gemm": gemm.kernel_name(),
         "gemm_kernels": list(gemm.available()),
-        "winograd": bool(winograd.ENABLED and gemm.kernel_name() != "numpy"),
+        "winograd": bool(conv_winograd.ENABLED and gemm.kernel_name() != "numpy"),
         "cpu_count": os.cpu_count(),
     }
 

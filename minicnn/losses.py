@@ -2,7 +2,9 @@
 Python float; ``backward()`` then returns d loss / d pred, in pred's dtype."""
 import numpy as np
 
-from . import functional as F
+from .backend import ops
+
+__all__ = ["Loss", "SoftmaxCrossEntropy", "MSELoss"]
 
 
 class Loss:
@@ -83,13 +85,13 @@ class SoftmaxCrossEntropy(Loss):
         target = np.asarray(target)
         self._check_target(pred, target)
         target = target.astype(np.intp, copy=False)
-        loss, self.probs = F.softmax_cross_entropy(pred, target)
+        loss, self.probs = ops.softmax_cross_entropy(pred, target)
         self.cache = target
         return loss
 
     def backward(self):
         self._backward_check()
-        return F.softmax_cross_entropy_backward(self.probs, self.cache)
+        return ops.softmax_cross_entropy_backward(self.probs, self.cache)
 
 
 class MSELoss(Loss):
@@ -109,9 +111,9 @@ class MSELoss(Loss):
         if target.shape != pred.shape:
             raise ValueError(f"{self!r}: target shape {target.shape} differs from prediction "
                              f"shape {pred.shape}")
-        loss, self.cache = F.mse(pred, target)
+        loss, self.cache = ops.mse(pred, target)
         return loss
 
     def backward(self):
         self._backward_check()
-        return F.mse_backward(self.cache)
+        return ops.mse_backward(self.cache)

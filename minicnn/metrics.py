@@ -1,6 +1,8 @@
 """Classification metrics."""
 import numpy as np
 
+__all__ = ["accuracy", "confusion_matrix", "per_class_accuracy", "format_confusion_matrix"]
+
 
 def accuracy(y_true, y_pred):
     """Fraction of equal labels."""

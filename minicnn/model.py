@@ -3,11 +3,14 @@ import threading
 
 import numpy as np
 
-from . import functional as F
+from .backend import ops
+from .layers import register_container
 from .layers.base import Layer, check_dtype
-from .random import get_rng
 from .allocator import cached_allocation
+from .rng import get_rng
 from .runtime import blas_single_thread
+
+__all__ = ["ConcurrentUseError", "Sequential"]
 
 
 def _with_context(error, context):
@@ -22,6 +25,7 @@ class ConcurrentUseError(RuntimeError):
     """A model was trained from two threads at once."""
 
 
+@register_container
 class Sequential:
     """Layers applied one after the other.
 
@@ -164,7 +168,7 @@ class Sequential:
         """Class probabilities (softmax of the outputs), in eval mode, ``batch_size`` images at a time."""
         if batch_size < 1:
             raise ValueError(f"Sequential.predict: batch_size must be >= 1, got {batch_size}")
-        out = [F.softmax(self.forward(x[i:i + batch_size], training=False), axis=1)
+        out = [ops.softmax(self.forward(x[i:i + batch_size], training=False), axis=1)
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, 0))
 
@@ -181,13 +185,23 @@ class Sequential:
         """Every parameter as a Parameter (name like ``3.weight``, value, grad)."""
         return [p for i, layer in enumerate(self.layers) for p in layer.parameters(f"{i}.")]
 
+    def buffers(self):
+        """Every buffer (saved but not trained, e.g. ``1.running_mean``) as a Buffer."""
+        return [b for i, layer in enumerate(self.layers) for b in layer.named_buffers(f"{i}.")]
+
+    def state_entries(self):
+        """Parameters and buffers, in PyTorch's order (each layer's parameters, then its
+        buffers), as objects with ``name`` and ``value`` (the live array)."""
+        return [e for i, layer in enumerate(self.layers)
+                for e in layer.parameters(f"{i}.") + layer.named_buffers(f"{i}.")]
+
     def state_dict(self):
-        """{dotted name: a copy of the parameter array}."""
-        return {p.name: p.value.copy() for p in self.parameters()}
+        """{dotted name: a copy of the parameter or buffer array} (PyTorch's keys)."""
+        return {e.name: e.value.copy() for e in self.state_entries()}
 
     def load_state_dict(self, state):
-        """Copy arrays into the parameters; names and shapes must match exactly."""
-        params = {p.name: p for p in self.parameters()}
+        """Copy arrays into the parameters and buffers; names and shapes must match exactly."""
+        params = {e.name: e for e in self.state_entries()}
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if missing or unexpected:
@@ -224,26 +238,54 @@ class Sequential:
         return self
 
     # --- description -------------------------------------------------------------------
-    def summary(self, input_shape=None, print_fn=print):
+    def summary(self, input_shape=None, print_fn="auto"):
         """The table of output shapes, parameters, MACs and receptive fields (see minicnn.summary).
 
         Without ``input_shape``: the shape of the last batch the model ran on, else the one
         given to the constructor, else the one a loaded checkpoint records.
+
+        Shown once wherever it is called: ``print_fn='auto'`` prints the table in a script
+        and returns it without printing at a prompt or in a notebook, which show the returned
+        table themselves (as text, or as an HTML table in Jupyter). ``print_fn=print`` (or any
+        function taking a string) always prints it, ``None`` never does.
         """
         from .summary import summarize
 
+        table = summarize(self, self._described_shape(input_shape, "summary"))
+        if print_fn == "auto":
+            from .notebook import session_shows_values
+
+            print_fn = None if session_shows_values() else print
+        if print_fn is not None:
+            print_fn(str(table))
+        return table
+
+    def explain(self, input_shape=None):
+        """Every layer's arithmetic with its numbers (output size, 'same' padding, parameters,
+        MACs, receptive field and jump), as text; see minicnn.explain. ``input_shape`` as in
+        summary()."""
+        from .explain import explain
+
+        return explain(self, self._described_shape(input_shape, "explain"))
+
+    def _described_shape(self, input_shape, method):
+        """``input_shape``, else the last batch's, the constructor's or a checkpoint's."""
         if input_shape is None:
             recorded = getattr(self, "metadata", None)
             recorded = recorded.get("input_shape") if isinstance(recorded, dict) else None
             input_shape = self.last_input_shape or self.input_shape or recorded
         if input_shape is None:
-            raise ValueError("Sequential.summary: no input shape to describe: pass one, e.g. "
-                             "model.summary((1, 28, 28)), build the model with "
+            raise ValueError(f"Sequential.{method}: no input shape to describe: pass one, e.g. "
+                             f"model.{method}((1, 28, 28)), build the model with "
                              "Sequential(..., input_shape=(1, 28, 28)), or run it on a batch first")
-        table = summarize(self, input_shape)
-        if print_fn is not None:
-            print_fn(str(table))
-        return table
+        return input_shape
+
+    def _repr_html_(self):
+        """Jupyter's view of the model: the summary table when an input shape is known, else
+        the layers and their parameter counts."""
+        from .notebook import model_html
+
+        return model_html(self)
 
     def save(self, path, metadata=None):
         """Write the architecture and parameters to one .npz file, atomically (see minicnn.checkpoint)."""

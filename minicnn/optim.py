@@ -11,6 +11,8 @@ import numpy as np
 from . import functional as F
 from .allocator import cached_allocation
 
+__all__ = ["Optimizer", "SGD", "Adam"]
+
 
 def _number(owner, name, value, low=0.0, high=None, high_open=False, low_open=False):
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):

@@ -7,6 +7,7 @@ and save the finished model unless a better one is already there (see run_files.
 """
 import os
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -16,11 +17,15 @@ from .architectures import build
 from .callbacks import JSONLinesLogger
 from .losses import SoftmaxCrossEntropy
 from .optim import SGD
-from .random import seed as seed_everything
+from .rng import seed as seed_everything
 from .run_files import (LastCheckpoint, RunPaths, check_start, final_decision, merge_settings,
                         save_last)
 from .schedules import CosineAnnealingLR
 from .trainer import Trainer
+from .distributed.comm import stop_all_on_error
+
+__all__ = ["RECIPES", "NORMALIZATION", "make_transform", "DEFAULTS", "INPUT_SHAPE", "train_mnist",
+           "save_plots"]
 
 #: epochs, learning rate and augmentation of each architecture's default recipe (SGD,
 #: momentum 0.9, weight decay 5e-4, cosine decay over the run, batch 64). convnet's 1.2M
@@ -76,7 +81,7 @@ def _check(run):
 def train_mnist(arch="lenet5", epochs=None, batch_size=None, lr=None, seed=None, data_dir=None,
                 out="runs", kind=None, augment=None, threads=None, limit=None, verbose=1,
                 plot=True, print_fn=print, resume=False, restart=False, overwrite=False,
-                flag_names=None):
+                flag_names=None, distributed=False):
     """Train ``arch`` on MNIST (or Fashion-MNIST) and return a dict of results.
 
     Settings left as None take the architecture's recipe (epochs, lr, augment) or the
@@ -85,21 +90,55 @@ def train_mnist(arch="lenet5", epochs=None, batch_size=None, lr=None, seed=None,
     ``out`` with its own settings, ``restart`` starts over one, ``overwrite`` lets a finished
     model replace one that recorded a better test accuracy.
     """
+    ranks = _ranks(distributed)
+    with stop_all_on_error(ranks) if ranks is not None else nullcontext():
+        return _train(ranks, arch, epochs, batch_size, lr, seed, data_dir, out, kind, augment,
+                      threads, limit, verbose, plot, print_fn, resume, restart, overwrite,
+                      flag_names)
+
+
+def _ranks(distributed):
+    """None for a run in one process; with ``distributed``, the Communicator of the processes
+    mpiexec started (one, when it did not)."""
+    if not distributed:
+        return None
+    from .distributed import Communicator
+
+    return Communicator()
+
+
+def _start(paths, resume, restart, arch, given, flag_names):
+    """The run's settings, and whether it resumes one (its files checked before any work)."""
+    stored = check_start(paths, resume, restart)
+    run = merge_settings(stored, given, flag_names) if stored else _settings(arch, given)
+    _check(run)
+    return run, stored is not None
+
+
+def _train(ranks, arch, epochs, batch_size, lr, seed, data_dir, out, kind, augment, threads,
+           limit, verbose, plot, print_fn, resume, restart, overwrite, flag_names):
     if arch not in RECIPES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(RECIPES)}")
+    main = ranks is None or ranks.is_main  # rank 0 alone reads and writes the run's files
+    if not main:
+        verbose, plot, print_fn = 0, False, _silent
     paths = RunPaths(out, arch)
     given = {"kind": kind, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
              "augment": augment, "limit": limit}
-    stored = check_start(paths, resume, restart)  # before any work
-    run = merge_settings(stored, given, flag_names) if stored else _settings(arch, given)
-    _check(run)
+    start_args = (paths, resume, restart, arch, given, flag_names)  # checked before any work
+    run, stored = _start(*start_args) if ranks is None else ranks.from_main(_start, *start_args)
     kind, epochs, batch_size = run["kind"], run["epochs"], run["batch_size"]
+    if threads is None and ranks is not None:  # the machine's cores, shared between its ranks
+        threads = _threads_per_rank(ranks)
     if threads is not None:
         set_num_threads(threads)
     seed_everything(run["seed"])
 
-    # 1. Data: uint8 in memory, normalised batch by batch.
-    (x_train, y_train), (x_test, y_test) = data.load_mnist(data_dir, kind=kind, progress=bool(verbose))
+    # 1. Data: uint8 in memory, normalised batch by batch (a download made by rank 0 alone).
+    def load():
+        return data.load_mnist(data_dir, kind=kind, progress=bool(verbose))
+
+    (x_train, y_train), (x_test, y_test) = load() if ranks is None else ranks.main_first(load)
     os.makedirs(out, exist_ok=True)
     if run["limit"] is not None:
         x_train, y_train = x_train[:run["limit"]], y_train[:run["limit"]]
@@ -108,12 +147,22 @@ def train_mnist(arch="lenet5", epochs=None, batch_size=None, lr=None, seed=None,
     # 2. The network and what it costs.
     model = build(arch)
     optimizer = SGD(model.parameters(), lr=run["lr"], momentum=0.9, weight_decay=5e-4)
-    trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, CosineAnnealingLR(optimizer, epochs))
-    if stored:
+    schedule = CosineAnnealingLR(optimizer, epochs)
+    if ranks is None:
+        trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, schedule)
+    else:
+        from .distributed import DistributedTrainer
+
+        trainer = DistributedTrainer(model, SoftmaxCrossEntropy(), optimizer, schedule, comm=ranks)
+    if stored and ranks is None:
         trainer.load_state(paths.state)
+    elif stored:  # rank 0 reads the state, and every rank gets it
+        ranks.from_main(trainer.load_state, paths.state, share=False)
+        trainer.sync()
     print_fn(f"minicnn {__version__}: {arch} on {kind}, {len(x_train):,} training images, "
              f"{epochs} epochs, batch {batch_size}, lr {run['lr']}"
              f"{', shifted images' if run['augment'] else ''}, {get_num_threads()} threads"
+             f"{_processes(ranks)}"
              f"{f'; resuming after epoch {trainer.epoch}' if stored else ''}")
     print_fn(f"writes {paths.last} after every epoch and {paths.final} when the run finishes")
     model.summary(INPUT_SHAPE, print_fn=print_fn)
@@ -138,6 +187,8 @@ def train_mnist(arch="lenet5", epochs=None, batch_size=None, lr=None, seed=None,
     train_seconds = time.perf_counter() - start
     result = {"history": dict(history), "seconds": train_seconds, "interrupted": history.interrupted,
               "epochs": trainer.epoch, "last": paths.last}
+    if not main:  # rank 0 reports and writes the files
+        return {**result, "checkpoint": None, "accuracy": None}
     if history.interrupted:
         save_last(trainer, paths, metadata(trainer, interrupted=True))
         print_fn(f"interrupted in epoch {trainer.epoch + 1}: wrote {paths.last} (the weights when it "
@@ -161,7 +212,7 @@ def train_mnist(arch="lenet5", epochs=None, batch_size=None, lr=None, seed=None,
         model.save(paths.final, metadata={**metadata(trainer, False), "test_accuracy": accuracy})
     print_fn(why)
     print_fn(f"wrote {paths.last} (this run's model) and {paths.history} (one line per epoch)")
-    pictures = save_plots(history, model, out, arch) if plot else None
+    pictures = save_plots(history, model, out, arch, accuracy) if plot else None
     if pictures is None and plot:
         print_fn("pictures skipped: matplotlib is not installed (pip install 'minicnn[plot]' "
                  "draws the training curves and first-layer filters)")
@@ -172,42 +223,43 @@ def train_mnist(arch="lenet5", epochs=None, batch_size=None, lr=None, seed=None,
             "confusion_matrix": matrix.tolist()}
 
 
-def save_plots(history, model, out, arch):
-    """Training curves and the first layer's filters as PNG files; None without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+def _processes(ranks):
+    if ranks is None:
+        return ""
+    if ranks.size == 1:
+        return " in 1 process (mpiexec -n N minicnn train --distributed starts N)"
+    return f" in each of {ranks.size} processes"
+
+
+def _silent(*args, **kwargs):
+    pass
+
+
+def _threads_per_rank(ranks):
+    """The kernel threads of each rank: the thread count it would have alone (the machine's
+    cores, or MINICNN_NUM_THREADS / OMP_NUM_THREADS when set), split between the ranks on this
+    machine."""
+    here = ranks.ranks_on_this_machine()  # a collective: every rank takes part
+    if os.environ.get("MINICNN_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS"):
         return None
+    return max(1, get_num_threads() // here)
+
+
+def save_plots(history, model, out, arch, accuracy=None):
+    """Training curves (titled with ``arch`` and its final ``accuracy``) and the first
+    convolution's filters as PNG files (see minicnn.viz); None without matplotlib."""
+    from . import viz
+    from .extras import MissingExtraError
+    from .layers import Conv2D
+
     paths = []
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    if len(epochs):
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-        ax1.plot(epochs, history["loss"], label="train")
-        ax1.plot(epochs, history["val_loss"], label="test")
-        ax1.set(xlabel="epoch", ylabel="loss", yscale="log")
-        ax1.legend()
-        ax2.plot(epochs, 100 * np.array(history["accuracy"]), label="train")
-        ax2.plot(epochs, 100 * np.array(history["val_accuracy"], dtype=float), label="test")
-        ax2.set(xlabel="epoch", ylabel="accuracy (%)")
-        ax2.legend()
-        fig.tight_layout()
-        paths.append(os.path.join(out, f"{arch}-curves.png"))
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
-    w = model.layers[0].params.get("weight")
-    if w is not None:
-        n = w.shape[0]
-        cols = min(n, 8)
-        rows = -(-n // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2), squeeze=False)
-        for i, ax in enumerate(axes.flat):
-            ax.axis("off")
-            if i < n:
-                ax.imshow(w[i, 0], cmap="gray")
-        fig.suptitle("first-layer filters")
-        paths.append(os.path.join(out, f"{arch}-filters.png"))
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+    try:
+        if len(history["loss"]):
+            paths.append(os.path.join(out, f"{arch}-curves.png"))
+            viz.plot_training_curves(history, paths[-1], arch, accuracy)
+        if any(isinstance(layer, Conv2D) for layer in model.layers):
+            paths.append(os.path.join(out, f"{arch}-filters.png"))
+            viz.plot_filters(model, paths[-1])
+    except MissingExtraError:
+        return None
     return paths

@@ -23,6 +23,9 @@ import os
 
 from .callbacks import Callback
 
+__all__ = ["RunFileError", "RunPaths", "read_metadata", "check_start", "merge_settings",
+           "final_decision", "LastCheckpoint", "save_last"]
+
 
 class RunFileError(ValueError):
     """A run cannot start, or resume, with the files found in its folder."""

@@ -7,6 +7,8 @@ or after every epoch (False); the Trainer follows it.
 import math
 import numbers
 
+__all__ = ["Schedule", "StepLR", "CosineAnnealingLR", "OneCycleLR", "LinearWarmup"]
+
 
 class Schedule:
     per_batch = False

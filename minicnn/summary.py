@@ -8,6 +8,8 @@ import numbers
 
 from . import geometry
 
+__all__ = ["Summary", "check_input_shape", "summarize", "activation_bytes", "receptive_field"]
+
 
 class Summary:
     """Rows (one dict per layer) and totals; ``str()`` gives the printed table."""
@@ -54,6 +56,11 @@ class Summary:
         return "\n".join(out)
 
     __repr__ = __str__
+
+    def _repr_html_(self):  # Jupyter shows this table instead of the text
+        from .notebook import summary_html
+
+        return summary_html(self)
 
 
 def _shape(shape):

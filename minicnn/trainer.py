@@ -12,7 +12,9 @@ from . import metrics
 from .allocator import cached_allocation
 from . import trainer_checks as checks
 from . import trainer_state
-from .random import get_rng
+from .rng import get_rng
+
+__all__ = ["UNNORMALISED_ABOVE", "TrainingDivergedError", "History", "Trainer"]
 
 
 #: Trainer.fit warns when its first batch holds values beyond this (inputs not normalised)
@@ -121,7 +123,7 @@ class Trainer:
         self._check_scale = True
         for cb in callbacks:
             cb.on_train_begin(self)
-        with _InterruptFlag() as interrupt:
+        with self._interrupt_flag() as interrupt:
             while self.epoch < last and not self.stop_training:
                 logs = self._run_epoch(x, y, batch_size, shuffle, last, verbose, transform, augment,
                                        interrupt)
@@ -190,25 +192,17 @@ class Trainer:
                     xb, yb = x[idx], y[idx]
                     if augment is not None:
                         xb = augment(xb, augment_rng)
+                    xb, yb = self._share(xb, yb)
                     if transform is not None:
                         xb = transform(xb)
                 if self._check_scale:
                     self._warn_if_unnormalised(xb)
-                out = self.model.forward(xb, training=True)
-                value = self.loss.forward(out, yb)
-                if not math.isfinite(value):
-                    raise TrainingDivergedError(
-                        f"the loss became {value} in epoch {self.epoch + 1}, batch {b + 1}; the weights "
-                        f"are those of the last finite step. Try a lower learning rate (now {self.optimizer.lr:g}).")
-                self._backward(self.loss.backward())
-                self.optimizer.step()
+                value, k, right = self._step(b, xb, yb, classify)
                 if self.scheduler is not None and self.scheduler.per_batch:
                     self.scheduler.step()
-                k = len(idx)
                 total_loss += value * k
                 seen += k
-                if classify:
-                    correct += int(np.sum(out.argmax(axis=1) == yb))
+                correct += right
                 if verbose and (b % 10 == 0 or seen == n):
                     elapsed = time.perf_counter() - start
                     post = {"loss": f"{total_loss / seen:.4f}"}
@@ -227,6 +221,30 @@ class Trainer:
         return {"loss": total_loss / seen, "accuracy": correct / seen if classify else None,
                 "val_loss": None, "val_accuracy": None, "lr": lr, "seconds": seconds,
                 "images_per_second": seen / seconds}
+
+    # --- what a DistributedTrainer (minicnn/distributed/trainer.py) changes -------------
+    def _interrupt_flag(self):
+        return _InterruptFlag()
+
+    def _share(self, xb, yb):
+        """The part of a (shuffled, augmented) batch this process trains on: all of it."""
+        return xb, yb
+
+    def _step(self, b, xb, yb, classify):
+        """Forward, backward and update on batch ``b``: (mean loss, images, images classified
+        right, 0 when ``classify`` is False)."""
+        out = self.model.forward(xb, training=True)
+        value = self.loss.forward(out, yb)
+        self._check_finite(value, b)
+        self._backward(self.loss.backward())
+        self.optimizer.step()
+        return value, len(yb), int(np.sum(out.argmax(axis=1) == yb)) if classify else 0
+
+    def _check_finite(self, value, b):
+        if not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"the loss became {value} in epoch {self.epoch + 1}, batch {b + 1}; the weights "
+                f"are those of the last finite step. Try a lower learning rate (now {self.optimizer.lr:g}).")
 
     def _backward(self, dout):
         """Backpropagate; a Sequential is told that the input gradient is not needed."""

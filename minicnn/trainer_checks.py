@@ -7,6 +7,10 @@ import numbers
 
 import numpy as np
 
+__all__ = ["check_model", "check_loss", "check_optimizer", "check_scheduler", "positive_int",
+           "as_samples", "check_data", "check_validation", "check_callbacks", "check_callable",
+           "epoch_range"]
+
 
 def _is_class(value):
     return isinstance(value, type)

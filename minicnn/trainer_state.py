@@ -1,8 +1,8 @@
 """A Trainer's resumable state in one .npz (Trainer.save_state / load_state), without pickle.
 
 Entries: ``__trainer__`` (JSON: format, epoch, seed, history, the optimizer's step count
-and learning rate, the scheduler's state), ``param:NAME`` (the model's parameters) and
-``opt:NAME:KEY`` (the optimizer's per-parameter arrays).
+and learning rate, the scheduler's state), ``param:NAME`` (the model's parameters and
+buffers) and ``opt:NAME:KEY`` (the optimizer's per-parameter arrays).
 
 Loading treats the file as untrusted (see minicnn._npz): each entry's sizes and header are
 checked, and each array's shape against the parameter it belongs to, before its data is
@@ -17,8 +17,10 @@ import numbers
 
 import numpy as np
 
-from . import _io
+from . import _atomic
 from .checkpoint import ARCH_KEY, STATE_KEY, CheckpointError, open_archive
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_META_BYTES", "save", "load"]
 
 FORMAT = "minicnn-trainer-state"
 FORMAT_VERSION = 1
@@ -39,7 +41,7 @@ def save(trainer, path):
     for name, state in opt["state"].items():
         for key, value in state.items():
             arrays[f"opt:{name}:{key}"] = value
-    _io.atomic_write(path, lambda f: np.savez(f, **arrays))   # looked up now: tests wrap it
+    _atomic.atomic_write(path, lambda f: np.savez(f, **arrays))   # looked up now: tests wrap it
 
 
 def load(trainer, path):
@@ -60,7 +62,7 @@ def _read(trainer, path):
             raise CheckpointError(f"{path}: a model checkpoint (model.save), not a trainer "
                                   f"state; load it with minicnn.load")
         meta = _check_meta(trainer, path, archive.read_json(STATE_KEY, MAX_META_BYTES))
-        wanted = {p.name: p.value for p in trainer.model.parameters()}
+        wanted = {e.name: e.value for e in trainer.model.state_entries()}
         param_entries, opt_entries = {}, {}
         for entry in archive.names:
             kind, _, rest = entry.partition(":")
@@ -82,11 +84,12 @@ def _read(trainer, path):
         entries = list(param_entries.items()) + [
             (name, entry) for name, keys in opt_entries.items() for entry in keys.values()]
         for name, entry in entries:             # every shape, before any data is read
-            shape, dtype, _ = archive.header(entry)
+            kinds = "i" if wanted[name].dtype.kind == "i" else "f"   # a counter buffer: "i"
+            shape, dtype, _ = archive.header(entry, kinds)
             if shape != wanted[name].shape:
                 raise CheckpointError(f"{path}: {entry} is {dtype} {shape}, the model's "
                                       f"{name} is {wanted[name].shape}")
-        params = {name: archive.read(entry) for name, entry in param_entries.items()}
+        params = {name: archive.read(entry, "fi") for name, entry in param_entries.items()}
         opt_state = {name: {key: archive.read(entry) for key, entry in keys.items()}
                      for name, keys in opt_entries.items()}
     return meta, params, opt_state

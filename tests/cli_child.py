@@ -54,7 +54,7 @@ def count_steps():
 
 
 def slow_saves(name):
-    import minicnn._io as io
+    import minicnn._atomic as io
     import minicnn.trainer as trainer
 
     real = io.atomic_write

@@ -5,7 +5,7 @@ import pytest
 
 import minicnn
 from minicnn import gemm
-from minicnn import winograd
+from minicnn.functional import conv_direct, conv_image, conv_winograd, thresholds
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def rng():
 
 @pytest.fixture(autouse=True)
 def _seed():
-    minicnn.random.seed(0)
+    minicnn.rng.seed(0)
     yield
 
 
@@ -29,10 +29,10 @@ def kernel(request, monkeypatch):
     gemm.use(request.param)
     calls = []
     # every way into a kernel module takes it as the first argument
-    for module, name in [(gemm, n) for n in ("_product", "conv_forward", "conv_backward_input",
-                                             "conv_backward_weight", "direct_forward",
-                                             "direct_backward")] + [(winograd, "forward"),
-                                                                    (winograd, "backward")]:
+    for module, name in [(gemm, "_product"), (conv_image, "forward"),
+                         (conv_image, "backward_input"), (conv_image, "backward_weight"),
+                         (conv_direct, "forward"), (conv_direct, "backward"),
+                         (conv_winograd, "forward"), (conv_winograd, "backward")]:
         def counted(kern, *args, real=getattr(module, name), **kwargs):
             calls.append(kern.__name__)
             return real(kern, *args, **kwargs)
@@ -47,10 +47,8 @@ def kernel(request, monkeypatch):
 def always_parallel(monkeypatch):
     """Every kernel on minicnn's thread count, however small its work (tests of thread
     independence use small shapes)."""
-    import minicnn.functional as F
-
-    monkeypatch.setattr(F, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(F, "PARALLEL_MIN_MACS", 1)
+    monkeypatch.setattr(thresholds, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(thresholds, "PARALLEL_MIN_MACS", 1)
 
 
 def on_thread_counts(run, counts=(1, 2, 3)):
@@ -78,9 +76,9 @@ def set_rule(monkeypatch, rule):
     """Steer the float32 convolutions' path choice: 'batch' (batch GEMMs only), 'image'
     (image by image wherever allowed), 'direct' (stride-1 direct kernels, the image path
     off) or 'direct+image' (both)."""
-    monkeypatch.setattr(gemm, "IMAGE_MIN", 0 if "image" in rule else 1 << 40)
+    monkeypatch.setattr(thresholds, "IMAGE_MIN", 0 if "image" in rule else 1 << 40)
     if "direct" not in rule:
-        monkeypatch.setattr(gemm, "DIRECT_TAPS_MAX", 0)
+        monkeypatch.setattr(thresholds, "DIRECT_TAPS_MAX", 0)
 
 
 def assert_gradients(forward, arrays, analytic, dout, rtol=1e-6, atol=1e-8):
@@ -130,3 +128,13 @@ def fake_dataset(monkeypatch, n=5, root=None):
         "sha256": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}})
     monkeypatch.setattr(M, "SIZES", {k: len(v) for k, v in files.items()})
     return arrays, files
+
+
+#: a test that trains on real MNIST for hundreds of steps: the same training runs on the fast
+#: backend, and on the readable one (MINICNN_BACKEND=reference) it would take minutes
+long_training = pytest.mark.skipif(minicnn.get_backend() == "reference",
+                                   reason="long training; run on the fast backend")
+#: a test of the fast kernels' own behaviour (the path a convolution takes, bit-exact results
+#: across strides, BLAS threads): it does not apply to the reference backend
+fast_kernels_only = pytest.mark.skipif(minicnn.get_backend() == "reference",
+                                       reason="tests the fast kernels themselves")

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+import minicnn  # noqa: E402
 import minicnn.functional as F  # noqa: E402
 from minicnn import reference as R  # noqa: E402
 
@@ -189,7 +190,7 @@ def pad(shape, padding, mode, value, seed):
 def pad_backward(in_shape, padding, mode, in_hw, seed):
     rng = np.random.default_rng(seed)
     try:
-        (t, b), (l, r) = F.geometry.normalize_padding(padding, "t", False)
+        (t, b), (l, r) = minicnn.geometry.normalize_padding(padding, "t", False)
         shape = in_shape[:2] + (in_hw[0] + t + b, in_hw[1] + l + r)
         dout = array(rng, shape if max(shape) < 100 else in_shape)
     except CLEAN:
@@ -259,7 +260,7 @@ def max_pool_2x2(shape, seed):
         close(dx.sum(), out.size, "max_pool2d_2x2_backward")
 
 
-@fuzz()
+@fuzz(3.0)     # few drawn cases make a valid backward (its shape must fit): enough to hit some
 @given(POOL_SHAPES, pool_args(), st.booleans(), st.booleans(),
        st.one_of(st.none(), st.tuples(dims, dims, dims, dims), shape4), st.integers(0, 2**32 - 1))
 def avg_pool(shape, args, ceil, include, other_shape, seed):

@@ -1,8 +1,9 @@
 """benchmarks/: the peers compute minicnn's function, and compare.py's processes stay apart.
 
-The benchmark's ratios mean something only if the plain-NumPy CNN and the PyTorch twin,
-built from net_spec's plain description, compute what the minicnn network computes, and if
-a peer's process never imports minicnn (whose import could change its speed).
+The benchmark's ratios mean something only if the plain-NumPy CNN (built from net_spec's
+plain description) and the PyTorch twin (made by minicnn.interop, saved whole) compute what
+the minicnn network computes, and if a peer's process never imports minicnn (whose import
+could change its speed).
 """
 import json
 import os
@@ -40,18 +41,24 @@ def test_numpy_peer_from_spec_matches_minicnn(arch):
     assert sum(d["macs"] for d in spec) == model.summary((1, 28, 28), print_fn=None).total_macs
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
-def test_torch_peer_from_spec_matches_minicnn(arch):
-    torch = pytest.importorskip("torch")
-    import torch_peer
-
-    model = build(arch, rng=np.random.default_rng(0))
-    twin = torch_peer.from_spec(*net_spec.describe(model))
+def test_torch_child_loads_the_twin_interop_made_and_never_imports_minicnn(tmp_path):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
+    env = dict(os.environ)
+    base = {"dir": str(tmp_path), "warmup": 1, "budget": 0.01, "min_repeats": 2,
+            "max_repeats": 2}
+    compare.run_child(dict(base, task="prepare", nets=["dwsep"], torch=True), env)
     x, _ = batch()
+    twin = torch.load(tmp_path / "dwsep.pt", weights_only=False)
+    model = build("dwsep", rng=np.random.default_rng(0))
+    assert len(twin) == len(model)                      # compare_ops: module i is layer i
     ours = model.forward(x, training=False)
     with torch.no_grad():
         theirs = twin(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-4 * abs(ours).max())
+    # the child's own guard fails the process if loading the twin imported minicnn
+    said = {fw: compare.run_child(dict(base, task="check", framework=fw, net="dwsep"), env)
+            for fw in ("minicnn", "torch")}
+    np.testing.assert_allclose(said["torch"]["losses"], said["minicnn"]["losses"], rtol=1e-5)
 
 
 def test_numpy_child_agrees_and_never_imports_minicnn(tmp_path):

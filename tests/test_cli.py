@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from conftest import fake_dataset, mnist_root
+from conftest import long_training, fake_dataset, mnist_root
 from minicnn import cli
 from minicnn.data import mnist as M
 from minicnn.recipes import RECIPES
@@ -81,6 +81,7 @@ def test_console_script_entry_point(tmp_path):
     assert "receptive field: 16" in out
 
 
+@long_training
 @pytest.mark.skipif(mnist_root() is None, reason="real MNIST not found: set MINICNN_DATA")
 def test_end_to_end_on_real_mnist_subset():
     from minicnn.data import load_mnist, normalize
@@ -97,6 +98,7 @@ def test_end_to_end_on_real_mnist_subset():
     assert acc >= 0.95, f"accuracy {acc:.4f} after one epoch on 20,000 images"
 
 
+@long_training
 @pytest.mark.skipif(mnist_root() is None, reason="real MNIST not found: set MINICNN_DATA")
 @pytest.mark.parametrize("arch", sorted(RECIPES))
 def test_every_recipe_learns_in_its_first_steps(arch):

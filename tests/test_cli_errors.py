@@ -128,7 +128,6 @@ CASES = [
     ("predict {classes20} {images} --top 25", "--top 25: the model in {classes20} scores only 20 classes"),
     ("predict {ckpt} {images} --top 15", "--top 15: the model in {ckpt} scores only 10 classes"),
     ("predict {ckpt} {ckpt}", "{ckpt} is an .npz (zip) archive (a checkpoint? give it as the first argument)"),
-    ("predict {ckpt} {seven}", "{seven} is a PNG image; predict reads a .npy array"),
     ("predict {ckpt} {notes}", "{notes} is not a .npy file; predict reads a .npy array"),
     ("predict {ckpt} {empty}", "{empty} is an empty file"),
     ("predict {images} {ckpt}", "{images} is not a minicnn checkpoint: it is a .npy array"),
@@ -140,6 +139,18 @@ CASES = [
     ("predict {ckpt} {truncated}", "cannot read {truncated} as a .npy array"),
     ("predict {huge_pad} {images}", "raise the limit with --max-memory MB"),
     ("predict {ckpt} {missing}", "argument file: no such file"),
+    # export: nothing written, and never over a checkpoint
+    ("export {missing} --onnx {tmp}/a.onnx", "argument checkpoint: no such file: {missing}"),
+    ("export {ckpt}", "the following arguments are required: --onnx"),
+    ("export {ckpt} --onnx {folder}", "argument --onnx: {folder} is a folder, not a file"),
+    ("export {ckpt} --onnx {tmp}/nowhere/a.onnx", "argument --onnx: no such folder: {tmp}/nowhere"),
+    ("export {junk} --onnx {tmp}/a.onnx", "{junk} is not a minicnn checkpoint: it is not an .npz"),
+    ("export {state} --onnx {tmp}/a.onnx", "{state} is a trainer state"),
+    ("export {ckpt} --onnx {ckpt}", "--onnx {ckpt} is the checkpoint itself; give another file"),
+    ("export {ckpt} --onnx {classes20}", "--onnx {classes20} exists and is an .npz (zip) archive, "
+                                         "not an ONNX file: export will not overwrite it"),
+    ("export {ckpt} --onnx {tmp}/a.onnx --input-shape 1,8,8", "input shape 1x8x8: layer 2 Conv2D(6->16"),
+    ("export {ckpt} --onnx {tmp}/a.onnx --input-shape 0,28,28", "argument --input-shape: sizes must be >= 1"),
     # the command itself
     ("", "the following arguments are required: COMMAND"),
     ("frobnicate", "argument COMMAND: invalid choice: 'frobnicate'"),
@@ -160,7 +171,8 @@ def run_cli(argv, capsys):
 def test_wrong_input_is_one_line_and_exit_2(line, expected, files, offline, capsys):
     argv = [a.format(**files) for a in line.split()]
     code, out, err = run_cli(argv, capsys)
-    command = argv[0] if argv and argv[0] in ("train", "evaluate", "summary", "predict", "info") else None
+    command = argv[0] if argv and argv[0] in ("train", "evaluate", "summary", "predict", "export",
+                                              "info") else None
     assert code == 2, (code, err)
     assert out == "", "work was done before the mistake was reported"
     assert err.count("\n") == 1 and err.endswith("\n"), err
@@ -171,7 +183,8 @@ def test_wrong_input_is_one_line_and_exit_2(line, expected, files, offline, caps
 
 def test_there_are_at_least_thirty_cases_over_every_subcommand():
     assert len(CASES) >= 30
-    assert {c[0].split()[0] for c in CASES if c[0]} >= {"train", "evaluate", "summary", "predict", "info"}
+    assert {c[0].split()[0] for c in CASES if c[0]} >= {"train", "evaluate", "summary", "predict",
+                                                        "export", "info"}
 
 
 def test_right_input_still_works(files, offline, capsys):
@@ -188,7 +201,7 @@ def child_env():
 
 
 def test_real_processes_show_no_traceback(files):
-    for argv, expected in [(["train", "--lr", "-0.1"], "--lr"), (["predict", files["ckpt"], files["seven"]], "PNG"),
+    for argv, expected in [(["train", "--lr", "-0.1"], "--lr"), (["predict", files["ckpt"], files["seven"]], "seven.png"),
                            (["evaluate", files["std0"]], "std")]:
         done = subprocess.run([sys.executable, "-m", "minicnn", *argv], capture_output=True, text=True,
                               env=child_env(), cwd=files["tmp"], timeout=60)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import minicnn
 from minicnn import Conv2D, Dense, functional as F, geometry
 from minicnn import reference as R
-from conftest import always_parallel
+from conftest import fast_kernels_only, always_parallel
 
 MODES = ["zeros", "reflect", "symmetric", "replicate", "circular"]
 
@@ -109,6 +109,7 @@ def test_depthwise_gradcheck_and_reference(cfg, rng):
     assert minicnn.gradcheck(conv, x)
 
 
+@fast_kernels_only
 def test_each_path_is_used():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
@@ -122,6 +123,7 @@ def test_each_path_is_used():
     assert paths == {"depthwise": "depthwise", "pointwise": "pointwise", "gemm": "gemm"}
 
 
+@fast_kernels_only
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("cfg", [dict(out_channels=4, kernel_size=3, groups=4, padding=1),
                                  dict(out_channels=3, kernel_size=1),

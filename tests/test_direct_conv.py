@@ -10,6 +10,7 @@ import pytest
 
 from minicnn import functional as F
 from minicnn import gemm
+from minicnn.functional import conv_direct, conv_paths, thresholds
 from minicnn import reference as R
 
 from conftest import always_parallel, assert_same_arrays, on_thread_counts, set_rule
@@ -47,7 +48,7 @@ def data(case, seed=0):
 def narrow(monkeypatch, name):
     """The direct kernels for the narrow case too (the rule keeps it off them)."""
     if name == "narrow-image":
-        monkeypatch.setattr(gemm, "DIRECT_WIDE_TILES", 0)
+        monkeypatch.setattr(thresholds, "DIRECT_WIDE_TILES", 0)
 
 
 def poison_scratch():
@@ -121,8 +122,8 @@ def test_direct_weight_gradient_in_chunks(kernel, monkeypatch, name, chunk):
     x, w, b = data(case)
     whole = conv(x, w, b, case)
     xp_shape = F.pad(x[:1], case[5], case[7]).shape
-    floats = gemm._image_floats(gemm._kernel, w.shape[0], xp_shape)
-    monkeypatch.setattr(gemm, "DIRECT_CHUNK", floats * chunk)
+    floats = conv_direct.image_floats(gemm.float32_kernel(), w.shape[0], xp_shape)
+    monkeypatch.setattr(thresholds, "DIRECT_CHUNK", floats * chunk)
     chunked = conv(x, w, b, case)
     assert chunked[-1] == "direct"
     for a, r in zip(chunked[:-1], whole[:-1]):
@@ -186,15 +187,15 @@ def test_direct_gradient_with_nan_and_inf_in_dout(kernel, relu):
 
 
 def dx_route(monkeypatch):
-    """Record, per call of gemm.direct_backward, whether it made the input gradient."""
+    """Record, per call of conv_direct.backward, whether it made the input gradient."""
     fused = []
-    real = gemm.direct_backward
+    real = conv_direct.backward
 
     def spy(kern, *args):
         fused.append(len(args) > 7 and args[7] is not None)
         return real(kern, *args)
 
-    monkeypatch.setattr(gemm, "direct_backward", spy)
+    monkeypatch.setattr(conv_direct, "backward", spy)
     return fused
 
 
@@ -257,34 +258,45 @@ def test_direct_non_finite_weight_takes_the_gemm_input_gradient(kernel, monkeypa
     assert_close(dx[finite], ref[finite])
 
 
+def direct_kernel(dtype, groups, batch, w_shape, padded_shape, out_w, out_h=None):
+    """The GEMM kernel module when conv_paths.choose runs this stride-1 convolution on the
+    direct kernels (directly or by Winograd), else None; out_h None: the full padded height
+    (a wide row long enough for any register tile)."""
+    out_h = padded_shape[2] if out_h is None else out_h
+    path, name, _ = conv_paths.choose(dtype, batch, w_shape, (1, 1), (1, 1), groups,
+                                      padded_shape, (out_h, out_w), True)
+    direct = path in (conv_paths.DirectPath, conv_paths.WinogradPath)
+    return gemm.kernel_of(name) if direct else None
+
+
 def test_direct_is_chosen_by_shape_alone(kernel, monkeypatch):
-    kern = gemm._kernel
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32), 28) is kern
-    assert gemm.direct_kernel(np.float64, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32), 28) is None
-    assert gemm.direct_kernel(np.float32, 2, 8, (6, 1, 5, 5), (8, 2, 32, 32), 28) is None
-    assert gemm.direct_kernel(np.float32, 1, 7, (6, 1, 5, 5), (7, 1, 32, 32), 28) is None
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 4, 1, 1), (8, 4, 32, 32), 32) is None
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 0, 3, 3), (8, 0, 32, 32), 30) is None
-    taps = gemm.DIRECT_TAPS_MAX // 9
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, taps, 3, 3), (8, taps, 9, 9), 7) is kern
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, taps + 1, 3, 3), (8, taps + 1, 9, 9),
+    kern = gemm.float32_kernel()
+    assert direct_kernel(np.float32, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32), 28) is kern
+    assert direct_kernel(np.float64, 1, 8, (6, 1, 5, 5), (8, 1, 32, 32), 28) is None
+    assert direct_kernel(np.float32, 2, 8, (6, 1, 5, 5), (8, 2, 32, 32), 28) is None
+    assert direct_kernel(np.float32, 1, 7, (6, 1, 5, 5), (7, 1, 32, 32), 28) is None
+    assert direct_kernel(np.float32, 1, 8, (6, 4, 1, 1), (8, 4, 32, 32), 32) is None
+    assert direct_kernel(np.float32, 1, 8, (6, 0, 3, 3), (8, 0, 32, 32), 30) is None
+    taps = thresholds.DIRECT_TAPS_MAX // 9
+    assert direct_kernel(np.float32, 1, 8, (6, taps, 3, 3), (8, taps, 9, 9), 7) is kern
+    assert direct_kernel(np.float32, 1, 8, (6, taps + 1, 3, 3), (8, taps + 1, 9, 9),
                               7) is None
     # given the output's height, a wide row of one register tile passes, a narrower not
     nr = kern.tile()[1]
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 3, nr + 2), nr, 1) is kern
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 3, nr + 1), nr - 1,
+    assert direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 3, nr + 2), nr, 1) is kern
+    assert direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 3, nr + 1), nr - 1,
                               1) is None
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 3, nr + 1), nr - 1) is kern
+    assert direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 3, nr + 1), nr - 1) is kern
     # rows that keep half their wide columns pass, fewer do not (a 1x9 kernel, dilation 3)
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 1, 9), (8, 1, 28, 32), 16) is kern
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 1, 1, 9), (8, 1, 28, 28), 4) is None
+    assert direct_kernel(np.float32, 1, 8, (6, 1, 1, 9), (8, 1, 28, 32), 16) is kern
+    assert direct_kernel(np.float32, 1, 8, (6, 1, 1, 9), (8, 1, 28, 28), 4) is None
     # one image's layout: up to DIRECT_CHUNK floats, not one more
-    floats, default = gemm._image_floats(kern, 6, (8, 2, 20, 20)), gemm.DIRECT_CHUNK
-    monkeypatch.setattr(gemm, "DIRECT_CHUNK", floats)
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 20, 20), 18) is kern
-    monkeypatch.setattr(gemm, "DIRECT_CHUNK", floats - 1)
-    assert gemm.direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 20, 20), 18) is None
-    monkeypatch.setattr(gemm, "DIRECT_CHUNK", default)
+    floats, default = conv_direct.image_floats(kern, 6, (8, 2, 20, 20)), thresholds.DIRECT_CHUNK
+    monkeypatch.setattr(thresholds, "DIRECT_CHUNK", floats)
+    assert direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 20, 20), 18) is kern
+    monkeypatch.setattr(thresholds, "DIRECT_CHUNK", floats - 1)
+    assert direct_kernel(np.float32, 1, 8, (6, 2, 3, 3), (8, 2, 20, 20), 18) is None
+    monkeypatch.setattr(thresholds, "DIRECT_CHUNK", default)
     x = np.ones((8, 1, 12, 12), np.float32)
     w = np.ones((4, 1, 3, 3), np.float32)
     assert F.conv2d_forward(x, w, stride=(2, 2))[1]["path"] != "direct"
@@ -299,54 +311,54 @@ def test_direct_off_gives_the_old_paths(kernel, monkeypatch):
 
 @pytest.mark.no_kernel            # refused at the door, before any kernel runs
 def test_direct_kernels_check_shapes(kernel):
-    kern = gemm._kernel
+    kern = gemm.float32_kernel()
     xp = np.ones((8, 2, 10, 10), np.float32)
     w = np.ones((4, 2, 3, 3), np.float32)
-    with pytest.raises(ValueError, match=r"gemm.direct_forward: expected an output \(8, 4, 8, 8\)"):
-        gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
+    with pytest.raises(ValueError, match=r"conv_direct.forward: expected an output \(8, 4, 8, 8\)"):
+        conv_direct.forward(kern, w, xp, np.zeros(4, np.float32),
                             np.empty((8, 4, 8, 7), np.float32), False, (1, 1), 2)
-    with pytest.raises(ValueError, match="gemm.direct_forward: expected a weight"):
-        gemm.direct_forward(kern, np.ones((4, 3, 3, 3), np.float32), xp,
+    with pytest.raises(ValueError, match=r"conv_direct.forward: expected a weight"):
+        conv_direct.forward(kern, np.ones((4, 3, 3, 3), np.float32), xp,
                             np.zeros(4, np.float32), np.empty((8, 4, 8, 8), np.float32), False,
                             (1, 1), 2)
     with pytest.raises(ValueError, match="does not fit the input"):
-        gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
+        conv_direct.forward(kern, w, xp, np.zeros(4, np.float32),
                             np.empty((8, 4, 0, 0), np.float32), False, (6, 6), 2)
-    with pytest.raises(ValueError, match=r"gemm.direct_backward: expected dout \(and "
+    with pytest.raises(ValueError, match=r"conv_direct.backward: expected dout \(and "
                                          r"gate\) \(8, 4, 8, 8\), got \(8, 4, 8, 7\)"):
-        gemm.direct_backward(kern, np.ones((8, 4, 8, 7), np.float32), None, xp,
+        conv_direct.backward(kern, np.ones((8, 4, 8, 7), np.float32), None, xp,
                              np.empty_like(w), (1, 1), 2)
     with pytest.raises(ValueError, match=r"and \(8, 4, 8, 7\)"):
-        gemm.direct_backward(kern, np.ones((8, 4, 8, 8), np.float32),
+        conv_direct.backward(kern, np.ones((8, 4, 8, 8), np.float32),
                              np.ones((8, 4, 8, 7), np.float32), xp, np.empty_like(w),
                              (1, 1), 2)
     with pytest.raises(ValueError, match="dw must be C-contiguous"):
-        gemm.direct_backward(kern, np.ones((8, 4, 8, 8), np.float32), None, xp,
+        conv_direct.backward(kern, np.ones((8, 4, 8, 8), np.float32), None, xp,
                              np.empty_like(w, order="F"), (1, 1), 2)
     dout = np.ones((8, 4, 8, 8), np.float32)
     with pytest.raises(ValueError, match="the input gradient needs both w and dxp"):
-        gemm.direct_backward(kern, dout, None, xp, np.empty_like(w), (1, 1), 2, w)
+        conv_direct.backward(kern, dout, None, xp, np.empty_like(w), (1, 1), 2, w)
     with pytest.raises(ValueError, match=r"dxp must be a C-contiguous float32 \(8, 2, 10, 10\), "
                                          r"got \(8, 2, 10, 9\) float32"):
-        gemm.direct_backward(kern, dout, None, xp, np.empty_like(w), (1, 1), 2, w,
+        conv_direct.backward(kern, dout, None, xp, np.empty_like(w), (1, 1), 2, w,
                              np.empty((8, 2, 10, 9), np.float32))
     with pytest.raises(ValueError, match=r"w must be a float32 \(4, 2, 3, 3\), got \(4, 2, 3, 3\) "
                                          r"float64"):
-        gemm.direct_backward(kern, dout, None, xp, np.empty_like(w), (1, 1), 2,
+        conv_direct.backward(kern, dout, None, xp, np.empty_like(w), (1, 1), 2,
                              w.astype(np.float64), np.empty_like(xp))
     small = np.ones((8, 2, 4, 4), np.float32)
     with pytest.raises(ValueError, match="an input gradient needs a wide row of at least"):
-        gemm.direct_backward(kern, np.ones((8, 4, 2, 2), np.float32), None, small,
+        conv_direct.backward(kern, np.ones((8, 4, 2, 2), np.float32), None, small,
                              np.empty_like(w), (1, 1), 2, w, np.empty_like(small))
     for threads in (0, -1, True, 1.5):
         with pytest.raises(ValueError, match="num_threads must be an int from 1 to 4096"):
-            gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
+            conv_direct.forward(kern, w, xp, np.zeros(4, np.float32),
                                 np.empty((8, 4, 8, 8), np.float32), False, (1, 1), threads)
     with pytest.raises(ValueError, match="one C >= 1"):
-        gemm.direct_forward(kern, w[:, :0], xp[:, :0], np.zeros(4, np.float32),
+        conv_direct.forward(kern, w[:, :0], xp[:, :0], np.zeros(4, np.float32),
                             np.empty((8, 4, 8, 8), np.float32), False, (1, 1), 1)
     with pytest.raises(ValueError, match="dilation must be at least 1"):
-        gemm.direct_forward(kern, w, xp, np.zeros(4, np.float32),
+        conv_direct.forward(kern, w, xp, np.zeros(4, np.float32),
                             np.empty((8, 4, 8, 8), np.float32), False, (0, 1), 1)
 
 

@@ -10,8 +10,9 @@ import pytest
 import minicnn
 from minicnn import functional as F
 from minicnn import gemm
+from minicnn.functional import conv_direct, conv_image, conv_paths, thresholds
 
-from conftest import always_parallel, set_rule
+from conftest import fast_kernels_only, always_parallel, set_rule
 
 KERNELS = list(gemm.available())
 needs_kernel = pytest.mark.skipif(not KERNELS, reason="no own GEMM kernel for this CPU or build")
@@ -201,7 +202,7 @@ def conv_both_ways(rng, kernel, ksize, stride, padding, dilation, groups, batch,
 def expected_calls(case, rule):
     """The kernel functions a convolution calls under a path rule (set_rule)."""
     ksize, stride, _, _, groups, batch = case
-    eligible = ksize > 1 and groups == 1 and batch >= gemm.IMAGE_BATCH_MIN
+    eligible = ksize > 1 and groups == 1 and batch >= thresholds.BATCH_MIN
     calls = set()
     if eligible and "direct" in rule and stride == 1:
         # the input gradient from the weight gradient's layout (every case here has wide
@@ -224,10 +225,14 @@ def test_convolutions_match_numpy_path(kernel, rng, monkeypatch, case, relu, rul
     matmul up to rounding; and the path taken is the one the rule names."""
     set_rule(monkeypatch, rule)
     ran = []
-    for fn in ("conv_forward", "conv_backward_input", "conv_backward_weight", "direct_forward",
-               "direct_backward"):
-        real = getattr(gemm, fn)
-        monkeypatch.setattr(gemm, fn, lambda *a, real=real, fn=fn: (ran.append(fn), real(*a))[1])
+    for fn, module, attr in (("conv_forward", conv_image, "forward"),
+                             ("conv_backward_input", conv_image, "backward_input"),
+                             ("conv_backward_weight", conv_image, "backward_weight"),
+                             ("direct_forward", conv_direct, "forward"),
+                             ("direct_backward", conv_direct, "backward")):
+        real = getattr(module, attr)
+        monkeypatch.setattr(module, attr,
+                            lambda *a, real=real, fn=fn: (ran.append(fn), real(*a))[1])
     ours, ref = conv_both_ways(rng, kernel, *case, relu)
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=3e-5, atol=3e-5)
@@ -295,6 +300,7 @@ def test_image_by_image_large_images(kernel, rng, monkeypatch, hw):
         np.testing.assert_allclose(a, b, rtol=3e-5, atol=3e-5)
 
 
+@fast_kernels_only
 @pytest.mark.parametrize("rule", ["image", "direct"])
 def test_kernel_path_cache_deep_copies_and_survives_a_kernel_switch(kernel, rng, monkeypatch,
                                                                      rule):
@@ -321,33 +327,47 @@ def test_image_kernels_check_shapes(kernel):
     w = np.ones((8, 36), np.float32)
     xp = np.ones((9, 4, 12, 12), np.float32)
     geometry = (3, 3, 1, 1, 1, 1, 10)
-    with pytest.raises(ValueError, match="gemm.conv_backward_weight: shapes do not agree"):
-        gemm.conv_backward_weight(gemm._kernel, np.ones((8, 5, 100), np.float32), xp,
+    with pytest.raises(ValueError, match="conv_image.backward_weight: shapes do not agree"):
+        conv_image.backward_weight(gemm.float32_kernel(), np.ones((8, 5, 100), np.float32), xp,
                                   np.empty((8, 36), np.float32), geometry, 2)
-    with pytest.raises(ValueError, match="gemm.conv_forward: an output of 144 pixels"):
-        gemm.conv_forward(gemm._kernel, w, xp, np.zeros(8, np.float32),
+    with pytest.raises(ValueError, match="conv_image.forward: an output of 144 pixels"):
+        conv_image.forward(gemm.float32_kernel(), w, xp, np.zeros(8, np.float32),
                           np.empty((9, 8, 144), np.float32), False, (3, 3, 1, 1, 1, 1, 12), 2)
-    with pytest.raises(ValueError, match="gemm.conv_backward_input: shapes do not agree"):
-        gemm.conv_backward_input(gemm._kernel, np.ones((8, 27), np.float32),
+    with pytest.raises(ValueError, match="conv_image.backward_input: shapes do not agree"):
+        conv_image.backward_input(gemm.float32_kernel(), np.ones((8, 27), np.float32),
                                  np.ones((8, 9, 100), np.float32), xp, geometry, 2)
-    with pytest.raises(ValueError, match="gemm.conv_forward: num_threads must be an int from 1"):
-        gemm.conv_forward(gemm._kernel, w, xp, np.zeros(8, np.float32),
+    with pytest.raises(ValueError, match="conv_image.forward: num_threads must be an int from 1"):
+        conv_image.forward(gemm.float32_kernel(), w, xp, np.zeros(8, np.float32),
                           np.empty((9, 8, 100), np.float32), False, geometry, 0)
 
 
-def test_image_by_image_needs_a_batch_and_work_for_each_image():
-    kern, big, batch = gemm._kernel, gemm.IMAGE_MIN, gemm.IMAGE_BATCH_MIN
-    assert gemm.conv_kernel(np.float64, 1, 64, big) is None
-    assert gemm.conv_kernel(np.float32, 2, 64, big) is None
-    assert gemm.conv_kernel(np.float32, 1, batch - 1, big) is None
-    assert gemm.conv_kernel(np.float32, 1, 64, big - 1) is None
-    assert gemm.conv_kernel(np.float32, 1, batch, big) is kern
+def image_path_chosen(dtype=np.float32, groups=1, batch=64, channels=4):
+    """Whether conv_paths.choose runs a 3x3 stride-2 convolution (never direct) of this
+    many images image by image; each image's product has 8 * channels * 9 * 100
+    multiply-adds."""
+    w_shape = (8, channels // groups, 3, 3)
+    path = conv_paths.choose(dtype, batch, w_shape, (2, 2), (1, 1), groups,
+                             (batch, channels, 21, 21), (10, 10), False)[0]
+    return path is conv_paths.ImagePath
+
+
+def test_image_by_image_needs_a_batch_and_work_for_each_image(monkeypatch):
+    if gemm.float32_kernel() is None:
+        pytest.skip("no own GEMM kernel for this CPU or build")
+    macs = 8 * 4 * 9 * 100
+    monkeypatch.setattr(thresholds, "IMAGE_MIN", macs)
+    assert not image_path_chosen(np.float64)
+    assert not image_path_chosen(groups=2)
+    assert not image_path_chosen(batch=thresholds.BATCH_MIN - 1)
+    assert image_path_chosen(batch=thresholds.BATCH_MIN)
+    monkeypatch.setattr(thresholds, "IMAGE_MIN", macs + 1)
+    assert not image_path_chosen()
 
 
 def test_image_by_image_skips_empty_products(monkeypatch):
     # zero input channels: no multiply-adds, so never the image path (whose GEMM needs K > 0)
-    monkeypatch.setattr(gemm, "IMAGE_MIN", 0)
-    assert gemm.conv_kernel(np.float32, 1, 64, 0) is None
+    monkeypatch.setattr(thresholds, "IMAGE_MIN", 0)
+    assert not image_path_chosen(channels=0)
 
 
 def run_with(env_value, cwd, code="import minicnn.gemm as g; print(g.kernel_name())"):

@@ -57,6 +57,43 @@ def test_normalize_padding_forms():
         g.normalize_padding((1, 2, 3), "x")
 
 
+def test_flat_four_numbers_are_pytorch_pad_order():
+    # torch.nn.functional.pad(x, (left, right, top, bottom)) pads W by (left, right), H by the rest
+    assert g.normalize_padding((1, 2, 3, 4), "x") == ((3, 4), (1, 2))
+    assert g.normalize_padding([0, 0, 5, 0], "x", allow_same=False) == ((5, 0), (0, 0))
+    with pytest.raises(ValueError, match=r"x: padding must be >= 0 on every side, got \(1, -2, 0, 0\)"):
+        g.normalize_padding((1, -2, 0, 0), "x")
+
+
+@pytest.mark.parametrize("padding,count", [((1, 2, 3), 3), ((1,) * 5, 5), ([1, 2, 3, 4, 5, 6], 6),
+                                           ((), 0)])
+def test_a_wrong_count_of_numbers_names_the_forms(padding, count):
+    with pytest.raises(TypeError) as e:
+        g.normalize_padding(padding, "Pad")
+    message = str(e.value)
+    assert message.startswith("Pad: padding must be an int, (h, w), ((top, bottom), (left, right)), "
+                              "(left, right, top, bottom) as torch.nn.functional.pad orders it")
+    assert f"({count} numbers: give one int, 2 (h, w) or 4 (left, right, top, bottom))" in message
+
+
+def test_layers_take_the_flat_form_and_save_it():
+    import numpy as np
+
+    import minicnn
+    from minicnn import Conv2D, Pad, Sequential
+
+    x = np.random.default_rng(0).standard_normal((2, 1, 5, 6))
+    flat = Sequential(Pad((1, 2, 3, 0), mode="reflect"), Conv2D(1, 2, 3, padding=(0, 1, 1, 0),
+                                                                 dtype=np.float64, rng=0))
+    nested = Sequential(Pad(((3, 0), (1, 2)), mode="reflect"),
+                        Conv2D(1, 2, 3, padding=((1, 0), (0, 1)), dtype=np.float64, rng=0))
+    assert flat[0].padding == ((3, 0), (1, 2)) and flat[1].padding == ((1, 0), (0, 1))
+    np.testing.assert_array_equal(flat(x), nested(x))
+    assert minicnn.layers.MaxPool2D(3, padding=(1, 0, 0, 1)).padding == ((0, 1), (1, 0))
+    assert Pad.from_config(flat[0].get_config()).padding == ((3, 0), (1, 2))
+    assert repr(flat[0]) == "Pad(padding=(1, 2, 3, 0), mode='reflect')"
+
+
 def test_pair():
     assert g.pair(3, "k", "o") == (3, 3) and g.pair([2, 4], "k", "o") == (2, 4)
     with pytest.raises(TypeError, match="o: k must be an int or a pair"):

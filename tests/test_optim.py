@@ -72,7 +72,7 @@ def numpy_sgd(w, grads, lr, momentum, dampening, nesterov, weight_decay):
 @pytest.mark.parametrize("size", [7, 300_000])      # one thread, and the parallel kernel
 def test_sgd_one_pass_kernel_equals_numpy_bit_for_bit(dtype, momentum, dampening, nesterov,
                                                       weight_decay, size, monkeypatch):
-    monkeypatch.setattr(minicnn.functional, "PARALLEL_MIN", 1 << 10)
+    monkeypatch.setattr(minicnn.functional.thresholds, "PARALLEL_MIN", 1 << 10)
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal(size).astype(dtype)
     grads = [rng.standard_normal(size).astype(dtype) for _ in range(3)]

@@ -10,7 +10,7 @@ import minicnn
 from minicnn import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D, functional as F
 from minicnn.layers import LAYERS
 from minicnn import reference as R
-from conftest import always_parallel
+from conftest import fast_kernels_only, always_parallel
 
 def pool_windows(n, k, stride, before, after, ceil_mode):
     """The window starts along one axis (input coordinates, may be negative), by definition.
@@ -382,6 +382,7 @@ def test_stride_defaults_to_kernel():
     assert Pool2D(2, stride=1).stride == (1, 1)
 
 
+@fast_kernels_only
 @pytest.mark.parametrize("layer", [MaxPool2D(2, 1, 1), AvgPool2D(3, 2, 1, ceil_mode=True)])
 def test_dtype_follows_input_and_non_contiguous(layer):
     base = np.random.default_rng(6).standard_normal((4, 3, 6, 7))

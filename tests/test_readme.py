@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import mnist_root
+from conftest import long_training, mnist_root
 
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 
@@ -23,6 +23,7 @@ def test_setup_commands_are_marked():
     assert "minicnn train" in text.split("<!-- setup:train -->", 1)[1].split("```")[1]
 
 
+@long_training
 @pytest.mark.skipif(mnist_root() is None, reason="real MNIST not found: set MINICNN_DATA")
 def test_api_example_runs(tmp_path, monkeypatch):
     code = re.search(r"```python\n(.+?)\n```", readme(), re.S).group(1)

@@ -155,10 +155,10 @@ def test_loading_draws_no_random_numbers(tmp_path):
     path = tmp_path / "m.npz"
     Sequential(Conv2D(1, 4, 3, rng=0), Flatten(), Dense(4, 2, rng=1)).save(path)
     minicnn.seed(5)
-    expected = minicnn.random.get_rng().random()
+    expected = minicnn.rng.get_rng().random()
     minicnn.seed(5)
     minicnn.load(path)
-    assert minicnn.random.get_rng().random() == expected
+    assert minicnn.rng.get_rng().random() == expected
 
 
 # --- memory, measured in a child process -----------------------------------------------------

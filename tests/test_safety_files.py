@@ -13,7 +13,7 @@ import pytest
 
 import minicnn
 from minicnn import Dense, Sequential
-from minicnn._io import atomic_write
+from minicnn._atomic import atomic_write
 from minicnn.data import IDXError, parse_idx
 from isolated import TESTS
 

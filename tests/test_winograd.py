@@ -12,9 +12,10 @@ import minicnn
 from minicnn import functional as F
 from minicnn import gemm, geometry
 from minicnn import reference as R
-from minicnn import winograd as W
+from minicnn.functional import conv_winograd as W
+from minicnn.functional import thresholds
 
-from conftest import always_parallel, assert_same_arrays, on_thread_counts
+from conftest import fast_kernels_only, always_parallel, assert_same_arrays, on_thread_counts
 
 # batch, in, out, (h, w), padding ((top, bottom), (left, right)), mode
 CASES = {
@@ -32,7 +33,7 @@ CASES = {
 
 def wide(monkeypatch):
     """Winograd (and the direct kernels) for images of any width."""
-    monkeypatch.setattr(gemm, "DIRECT_WIDE_TILES", 0)
+    monkeypatch.setattr(thresholds, "DIRECT_WIDE_TILES", 0)
 
 
 def data(case, seed=0):
@@ -226,7 +227,7 @@ def path_of(shape_x, shape_w, dtype=np.float32, **kwargs):
 
 def test_the_rule(kernel, monkeypatch):
     """Winograd for float32 3x3 stride-1 convolutions of at least MIN_CHANNELS channels each
-    way, batches of gemm.IMAGE_BATCH_MIN, no dilation or groups, where the direct kernels
+    way, batches of thresholds.BATCH_MIN, no dilation or groups, where the direct kernels
     would run (not on images whose wide rows are narrower than a register tile); off with
     ENABLED."""
     assert path_of((8, 32, 10, 10), (32, 32, 3, 3)) == "winograd"
@@ -244,6 +245,7 @@ def test_the_rule(kernel, monkeypatch):
     assert path_of((8, 32, 10, 10), (32, 32, 3, 3)) == "direct"
 
 
+@fast_kernels_only
 def test_conv2d_layer_trains_on_it(kernel):
     """A Conv2D layer in float32 with Winograd against its float64 copy: output, input and
     parameter gradients."""
@@ -266,25 +268,25 @@ def test_conv2d_layer_trains_on_it(kernel):
 
 
 def test_argument_checks(kernel):
-    k = gemm._kernel
+    k = gemm.float32_kernel()
     x = np.zeros((8, 32, 6, 6), np.float32)
     w = np.zeros((16, 32, 3, 3), np.float32)
     b = np.zeros(16, np.float32)
     out = np.zeros((8, 16, 4, 4), np.float32)
     assert W.forward(k, w, x, b, out, False, 2)
-    with pytest.raises(ValueError, match="winograd.forward: expected a float32 weight"):
+    with pytest.raises(ValueError, match="conv_winograd.forward: expected a float32 weight"):
         W.forward(k, w.astype(np.float64), x, b, out, False, 2)
-    with pytest.raises(ValueError, match="winograd.forward: expected a float32 weight"):
+    with pytest.raises(ValueError, match="conv_winograd.forward: expected a float32 weight"):
         W.forward(k, w[:, :, :2], x, b, out, False, 2)
-    with pytest.raises(ValueError, match="winograd.forward: expected a float32 output"):
+    with pytest.raises(ValueError, match="conv_winograd.forward: expected a float32 output"):
         W.forward(k, w, x, b, out[:, :, :3], False, 2)
-    with pytest.raises(ValueError, match="winograd.forward: expected a float32 output"):
+    with pytest.raises(ValueError, match="conv_winograd.forward: expected a float32 output"):
         W.forward(k, w, x, b[:3], out, False, 2)
     with pytest.raises(ValueError, match="C-contiguous float32"):
         W.forward(k, w, x[:, :, :, ::-1], b, out, False, 2)
     with pytest.raises(ValueError, match="does not fit"):
         W.forward(k, w, np.zeros((8, 32, 2, 6), np.float32), b, out, False, 2)
-    with pytest.raises(ValueError, match="winograd.forward: num_threads"):
+    with pytest.raises(ValueError, match="conv_winograd.forward: num_threads"):
         W.forward(k, w, x, b, out, False, 0)
     with pytest.raises(ValueError, match="with O and C at least 1"):
         W.forward(k, w[:0], x, b[:0], out[:, :0], False, 2)
@@ -297,13 +299,13 @@ def test_argument_checks(kernel):
     dout = np.zeros((8, 16, 4, 4), np.float32)
     with pytest.raises(ValueError, match="with O and C at least 1"):
         W.backward(k, dout[:, :0], None, x, w[:0], None, 2)
-    with pytest.raises(ValueError, match="winograd.backward: dout must be"):
+    with pytest.raises(ValueError, match="conv_winograd.backward: dout must be"):
         W.backward(k, dout[:, :8], None, x, w, None, 2)
-    with pytest.raises(ValueError, match="winograd.backward: gate must be"):
+    with pytest.raises(ValueError, match="conv_winograd.backward: gate must be"):
         W.backward(k, dout, dout[:1], x, w, None, 2)
     for dxp in (np.zeros((8, 32, 6, 5), np.float32), np.zeros(x.shape),
                 np.zeros(x.shape[::-1], np.float32).T, x.tolist()):
-        with pytest.raises(ValueError, match="winograd.backward: dxp must be"):
+        with pytest.raises(ValueError, match="conv_winograd.backward: dxp must be"):
             W.backward(k, dout, None, x, w, dxp, 2)
     dw, db, finite = W.backward(k, dout, None, x, w, None, 2)
     assert finite and not dw.any() and not db.any()

@@ -8,18 +8,22 @@ then as many with it off; the rounds alternate so that a busy neighbour on a sha
 machine slows both sides alike. Prints each round's median step time and the ratio of
 the medians (off / on: above 1 means the rule wins). The rules:
 
-    direct   stride-1 direct convolutions (gemm.DIRECT_TAPS_MAX = 0 turns them off)
-    image    image-by-image convolutions (gemm.IMAGE_MIN)
-    winograd Winograd F(2x2, 3x3) forward passes (winograd.ENABLED)
+    direct   stride-1 direct convolutions (thresholds.DIRECT_TAPS_MAX = 0 turns them off)
+    image    image-by-image convolutions (thresholds.IMAGE_MIN)
+    winograd Winograd F(2x2, 3x3) forward passes (conv_winograd.ENABLED)
+
+(minicnn.functional.thresholds holds every threshold; conv_paths.choose reads them.) A
+Conv2D layer keeps its choice per input shape, so each side of a round builds the model
+afresh from the same weights.
 """
 import argparse
 import statistics
 import time
 
 RULES = {  # rule: (module name, attribute, value that turns it off)
-    "direct": ("minicnn.gemm", "DIRECT_TAPS_MAX", 0),
-    "image": ("minicnn.gemm", "IMAGE_MIN", 1 << 62),
-    "winograd": ("minicnn.winograd", "ENABLED", False),
+    "direct": ("minicnn.functional.thresholds", "DIRECT_TAPS_MAX", 0),
+    "image": ("minicnn.functional.thresholds", "IMAGE_MIN", 1 << 62),
+    "winograd": ("minicnn.functional.conv_winograd", "ENABLED", False),
 }
 
 
@@ -41,22 +45,23 @@ def main(argv=None):
     module, attr, off_value = RULES[args.off]
     module = importlib.import_module(module)
     on_value = getattr(module, attr)
-    model = build(args.arch, rng=np.random.default_rng(0))
     loss = minicnn.SoftmaxCrossEntropy()
-    opt = minicnn.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((args.batch_size, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, args.batch_size)
-
-    def step():
-        loss.forward(model.forward(x, training=True), y)
-        model.backward(loss.backward(), input_grad=False)
-        opt.step()
 
     medians = {"on": [], "off": []}
     for _ in range(args.rounds):
         for side, value in (("on", on_value), ("off", off_value)):
             setattr(module, attr, value)
+            model = build(args.arch, rng=np.random.default_rng(0))   # plans made afresh
+            opt = minicnn.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+            def step():
+                loss.forward(model.forward(x, training=True), y)
+                model.backward(loss.backward(), input_grad=False)
+                opt.step()
+
             for _ in range(5):
                 step()
             times = []

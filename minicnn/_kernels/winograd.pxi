@@ -1,6 +1,6 @@
 # Winograd F(2x2, 3x3) convolutions (3x3 kernel, stride 1, no dilation, groups 1): included
 # by gemm_<isa>.pyx after gemm.pxi (it uses the register tile MR x NR and the vector
-# length VL). minicnn/winograd.py explains the method at more length.
+# length VL). minicnn/functional/conv_winograd.py explains the method at more length.
 #
 # Computes:  the convolution of the notes, output tile by output tile. The output is cut
 #            into 2 x 2 tiles; tile (ty, tx) reads the 4 x 4 input patch d at (2ty, 2tx), and
@@ -379,7 +379,7 @@ def wino_forward(const float[:, :, :, ::1] x,     # IN  (N, C, OH + 2, OW + 2) p
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t O = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t n, bad = 0
-    if N == 0 or O == 0 or C == 0:                  # minicnn.winograd never sends these
+    if N == 0 or O == 0 or C == 0:                  # conv_winograd.py never sends these
         return 0
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
@@ -465,7 +465,7 @@ def wino_backward(const float[:, :, :, ::1] dout,  # IN  (N, O, OH, OW)
     cdef Py_ssize_t O = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
     cdef Py_ssize_t q, n, bad = 0
     cdef const float* wr = &bwr[0] if want_dx else NULL
-    if O == 0 or C == 0:                            # minicnn.winograd never sends these
+    if O == 0 or C == 0:                            # conv_winograd.py never sends these
         return 0
     memset(&du[0, 0, 0, 0], 0, du.shape[0] * du.shape[1] * du.shape[2] * du.shape[3]
            * sizeof(float))

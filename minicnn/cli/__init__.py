@@ -1,4 +1,4 @@
-"""The ``minicnn`` command line: train, evaluate, summary, predict, info.
+"""The ``minicnn`` command line: train, evaluate, summary, predict, export, info.
 
 A user's mistake (a bad option, a missing or wrong file, a run that cannot resume) is one
 line on stderr and exit code 2, never a traceback; Ctrl-C exits with 130, and a closed pipe
@@ -8,6 +8,7 @@ import os
 import sys
 
 from .args import Parser, UsageError, one_line, say
+from .export import add_export_command
 from .train import add_train_arguments, run_train
 from .use import add_use_commands
 
@@ -21,6 +22,7 @@ def build_parser():
     train = sub.add_parser("train", help="train a network on MNIST and save it")
     add_train_arguments(train).set_defaults(run=run_train)
     add_use_commands(sub)
+    add_export_command(sub)
     parser.commands = sub.choices
     return parser
 
@@ -38,6 +40,7 @@ def run(args):
     returns the exit code. ``args.command`` names the command in messages."""
     from ..checkpoint import CheckpointError
     from ..data import ChecksumError, IDXError
+    from ..distributed.comm import StoppedByMain
 
     try:
         code = args.run(args)
@@ -50,6 +53,8 @@ def run(args):
     except KeyboardInterrupt:
         print(f"minicnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except StoppedByMain:  # another rank of an mpiexec run; rank 0 said why
+        return 2
     except (UsageError, CheckpointError, ChecksumError, IDXError) as e:
         say(args.command, e)
         return 2

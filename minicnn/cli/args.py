@@ -5,6 +5,9 @@ import os
 import re
 import sys
 
+__all__ = ["UsageError", "Parser", "positive_int", "natural_int", "positive_float", "threads",
+           "input_shape", "existing_file", "folder", "existing_folder", "one_line", "say"]
+
 
 class UsageError(Exception):
     """A user's mistake found after parsing (e.g. --top larger than the model's classes):

@@ -6,6 +6,9 @@ import numpy as np
 
 from .args import UsageError
 
+__all__ = ["MAGIC", "DEFAULT_MAX_MEMORY_MB", "sniff", "load_checkpoint", "check_model_fits",
+           "read_images", "PICTURES", "read_picture"]
+
 #: the start of each kind of file a user might hand over by mistake
 MAGIC = ((b"\x93NUMPY", "a .npy array"), (b"PK\x03\x04", "an .npz (zip) archive"),
          (b"PK\x05\x06", "an empty zip archive"), (b"\x89PNG\r\n\x1a\n", "a PNG image"),
@@ -103,14 +106,35 @@ def check_model_fits(model, path, max_memory_mb, batch_size, num_classes=None):
     return max(1, min(batch_size, int(budget // per_image))), classes
 
 
+#: what sniff() calls the images predict reads with minicnn.data.load_image (Pillow)
+PICTURES = ("a PNG image", "a JPEG image", "a GIF image", "a BMP image", "a TIFF image")
+
+
+def read_picture(path):
+    """One digit from a PNG or JPEG (minicnn.data.load_image): (1, 28, 28) float32 in [0, 1]."""
+    from ..data import ImageError, load_image
+    from ..extras import MissingExtraError
+
+    try:
+        return load_image(path)[None]
+    except MissingExtraError as e:
+        raise UsageError(f"{path} is {sniff(path)}: {e}") from e
+    except ImageError as e:
+        raise UsageError(str(e)) from e
+
+
 def read_images(path):
     """Images from a .npy file: uint8 (0-255) or floats in [0, 1], (N, 28, 28), (28, 28) or
-    (N, 1, 28, 28); mapped, not read whole, until their shape and type are known."""
+    (N, 1, 28, 28); mapped, not read whole, until their shape and type are known. A PNG or
+    JPEG (or GIF, BMP, TIFF) is one digit, made as MNIST's were (read_picture)."""
     what = sniff(path)
+    if what in PICTURES:
+        return read_picture(path)
     if what != "a .npy array":
         hint = " (a checkpoint? give it as the first argument)" if what and "npz" in what else ""
         raise UsageError(f"{path} is {what or 'not a .npy file'}{hint}; predict reads a .npy array "
-                         "of images (N, 28, 28), e.g. written with numpy.save")
+                         "of images (N, 28, 28), e.g. written with numpy.save, or a PNG or JPEG "
+                         "image of one digit")
     try:
         images = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:

@@ -3,6 +3,8 @@ import argparse
 
 from . import args as A
 
+__all__ = ["FLAGS", "add_train_arguments", "run_train", "missing_data"]
+
 #: the train_mnist argument behind each option, for messages that name what the user typed
 FLAGS = {"kind": "--kind", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
          "seed": "--seed", "augment": "--augment", "limit": "--limit"}
@@ -42,6 +44,9 @@ def add_train_arguments(parser):
                         help="let the finished model replace ARCH.npz even if that one is better")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars (interruptions and files written are still reported)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over the processes of `mpiexec -n N minicnn train "
+                        "--distributed` (needs pip install 'minicnn[mpi]')")
     return parser
 
 
@@ -52,20 +57,41 @@ def run_train(args):
     from ..run_files import RunFileError
     from ..trainer import TrainingDivergedError
 
+    if args.distributed:
+        _check_mpi()
     try:
         result = train_mnist(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, seed=args.seed, data_dir=args.data_dir, out=args.out,
                              kind=args.kind, augment=args.augment, threads=args.threads,
                              limit=args.limit, verbose=0 if args.quiet else 1,
                              resume=args.resume, restart=args.restart, overwrite=args.overwrite,
-                             flag_names=FLAGS)
+                             flag_names=FLAGS, distributed=args.distributed)
     except RunFileError as e:
         raise A.UsageError(str(e)) from e
     except DatasetNotFoundError as e:
         raise A.UsageError(missing_data(e, args.data_dir)) from e
     except TrainingDivergedError as e:
+        if args.distributed:  # every rank stops at the same step; rank 0 says so
+            _raise_unless_main(e)
         raise A.UsageError(f"training diverged: {e}") from e
     return 130 if result["interrupted"] else 0
+
+
+def _check_mpi():
+    from ..distributed.comm import INSTALL_HINT
+
+    try:
+        import mpi4py.MPI  # noqa: F401
+    except (ImportError, RuntimeError, OSError) as e:  # no mpi4py, or no MPI library for it
+        raise A.UsageError(f"--distributed needs mpi4py and an MPI library ({e}): "
+                           f"{INSTALL_HINT}") from None
+
+
+def _raise_unless_main(error):
+    from ..distributed import StoppedByMain, is_main
+
+    if not is_main():
+        raise StoppedByMain(str(error)) from error
 
 
 def missing_data(error, data_dir):

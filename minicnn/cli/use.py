@@ -4,6 +4,8 @@ import numpy as np
 from . import args as A
 from . import files
 
+__all__ = ["run_evaluate", "run_predict", "run_summary", "run_info", "add_use_commands"]
+
 
 def run_evaluate(args):
     from .. import data, metrics
@@ -30,10 +32,12 @@ def run_predict(args):
     from .. import data
 
     model, kind, mean, std = files.load_checkpoint(args.checkpoint)
+    picture = files.sniff(args.file) in files.PICTURES
     images = files.read_images(args.file)
     batch, classes = files.check_model_fits(model, args.checkpoint, args.max_memory, 256)
-    if args.top > classes:
-        raise A.UsageError(f"--top {args.top}: the model in {args.checkpoint} scores only {classes} "
+    top_k = args.top if args.top is not None else min(3 if picture else 1, classes)
+    if top_k > classes:
+        raise A.UsageError(f"--top {top_k}: the model in {args.checkpoint} scores only {classes} "
                            "classes")
     names = data.CLASSES.get(kind, [])
     if len(names) != classes:
@@ -42,8 +46,9 @@ def run_predict(args):
         probs = model.predict(data.normalize(np.asarray(images[start:start + batch]), mean, std),
                               batch_size=batch)
         for i, p in enumerate(probs, start):
-            top = np.argsort(p)[::-1][:args.top]
-            print(f"{i}: " + ", ".join(f"{names[k]} {100 * p[k]:.1f}%" for k in top))
+            top = np.argsort(p)[::-1][:top_k]
+            label = args.file if picture else i
+            print(f"{label}: " + ", ".join(f"{names[k]} {100 * p[k]:.1f}%" for k in top))
     return 0
 
 
@@ -60,7 +65,10 @@ def run_summary(args):
         model = build(args.arch or "lenet5")
         shape = args.input_shape or (1, 28, 28)
     try:
-        model.summary(shape)
+        model.summary(shape, print_fn=print)
+        if args.explain:
+            print()
+            print(model.explain(shape))
     except ValueError as e:
         raise A.UsageError(f"input shape {'x'.join(map(str, shape))}: {e}") from e
     return 0
@@ -98,13 +106,18 @@ def add_use_commands(sub):
                     help="a named network (default: lenet5)")
     sm.add_argument("--input-shape", type=A.input_shape, default=None,
                     help="C,H,W or CxHxW (default: the checkpoint's, else 1,28,28)")
+    sm.add_argument("--explain", action="store_true",
+                    help="then each layer's formulas with its numbers: output size, 'same' "
+                    "padding, parameters, MACs, receptive field")
     sm.set_defaults(run=run_summary)
 
-    pr = sub.add_parser("predict", help="classify the images in a .npy file")
+    pr = sub.add_parser("predict", help="classify the images in a .npy file, or a PNG/JPEG digit")
     pr.add_argument("checkpoint", type=A.existing_file)
     pr.add_argument("file", type=A.existing_file,
-                    help=".npy of uint8 images (N, 28, 28) (0-255) or floats in [0, 1]")
-    pr.add_argument("--top", type=A.positive_int, default=1, help="show the k most likely classes")
+                    help=".npy of uint8 images (N, 28, 28) (0-255) or floats in [0, 1], or a "
+                    ".png/.jpg/.jpeg of one digit (needs Pillow: pip install 'minicnn[images]')")
+    pr.add_argument("--top", type=A.positive_int, default=None,
+                    help="show the k most likely classes (default: 3 for an image, 1 for .npy)")
     _max_memory(pr)
     pr.set_defaults(run=run_predict)
 

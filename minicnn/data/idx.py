@@ -9,6 +9,8 @@ import zlib
 
 import numpy as np
 
+__all__ = ["IDX_TYPES", "CODES", "IDXError", "parse_idx", "decompress", "write_idx"]
+
 IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 CODES = {v.newbyteorder(">") if v.itemsize > 1 else v: k for k, v in IDX_TYPES.items()}

@@ -1,7 +1,9 @@
 """Batches for training: uint8 images stay uint8 in memory and become float32 NCHW per batch."""
 import numpy as np
 
-from ..random import get_rng
+from ..rng import get_rng
+
+__all__ = ["normalize", "random_shift", "batches", "DataLoader"]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 FASHION_MEAN, FASHION_STD = 0.2860, 0.3530

@@ -10,8 +10,11 @@ import hashlib
 import os
 import urllib.request
 
-from .._io import atomic_write
+from .._atomic import atomic_write
 from .idx import IDXError, decompress, parse_idx
+
+__all__ = ["FILES", "DATASETS", "SIZES", "CLASSES", "TIMEOUT", "DatasetNotFoundError",
+           "ChecksumError", "data_root", "read_verified", "fetch", "load_mnist"]
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -7,8 +7,10 @@ import numbers
 
 import numpy as np
 
-from .. import functional as F
+from ..backend import ops
 from .base import Layer, as_float_input, fixed
+
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
 
 
 class _Activation(Layer):
@@ -38,11 +40,11 @@ class ReLU(_Activation):
     """max(x, 0)."""
 
     def _forward(self, x):
-        out = F.relu(x)
+        out = ops.relu(x)
         return out, out  # the output tells where x > 0
 
     def _backward(self, dout):
-        return F.relu_backward(dout, self.saved)
+        return ops.relu_backward(dout, self.saved)
 
 
 class LeakyReLU(_Activation):
@@ -63,29 +65,29 @@ class LeakyReLU(_Activation):
         return {"negative_slope": self.negative_slope}
 
     def _forward(self, x):
-        return F.leaky_relu(x, self.negative_slope), x
+        return ops.leaky_relu(x, self.negative_slope), x
 
     def _backward(self, dout):
-        return F.leaky_relu_backward(dout, self.saved, self.negative_slope)
+        return ops.leaky_relu_backward(dout, self.saved, self.negative_slope)
 
 
 class Sigmoid(_Activation):
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
 
     def _forward(self, x):
-        out = F.sigmoid(x)
+        out = ops.sigmoid(x)
         return out, out
 
     def _backward(self, dout):
-        return F.sigmoid_backward(dout, self.saved)
+        return ops.sigmoid_backward(dout, self.saved)
 
 
 class Tanh(_Activation):
     """tanh(x)."""
 
     def _forward(self, x):
-        out = F.tanh(x)
+        out = ops.tanh(x)
         return out, out
 
     def _backward(self, dout):
-        return F.tanh_backward(dout, self.saved)
+        return ops.tanh_backward(dout, self.saved)

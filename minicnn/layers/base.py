@@ -3,6 +3,9 @@ import operator
 
 import numpy as np
 
+__all__ = ["FLOAT_DTYPES", "check_dtype", "fixed", "Parameter", "Layer", "as_tuples",
+           "as_float_input"]
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -60,10 +63,30 @@ class Parameter:
         return f"Parameter({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
 
 
+class Buffer:
+    """A view of one buffer of a layer (state that is saved but not trained, such as
+    BatchNorm's running statistics): its dotted name and value, looked up on each access."""
+
+    __slots__ = ("layer", "key", "name")
+
+    def __init__(self, layer, key, name=None):
+        self.layer = layer
+        self.key = key
+        self.name = name or key
+
+    @property
+    def value(self):
+        return self.layer.buffers[self.key]
+
+    def __repr__(self):
+        return f"Buffer({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
+
+
 class Layer:
     """A layer of a network.
 
     Subclasses set ``self.params`` / ``self.grads`` (same keys, same shapes),
+    optionally ``self.buffers`` (arrays saved with the parameters but not trained),
     implement ``forward(x, training=True)`` (caching what backward needs) and
     ``backward(dout)`` (filling ``grads`` and returning dx), and ``get_config()``
     returning their constructor arguments as plain JSON-able values.
@@ -77,6 +100,7 @@ class Layer:
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self.training = True
         self.dtype = None  # set by layers with parameters
 
@@ -115,6 +139,10 @@ class Layer:
         """The layer's parameters as a list of Parameter, named ``prefix + key``."""
         return [Parameter(self, k, prefix + k) for k in self.params]
 
+    def named_buffers(self, prefix=""):
+        """The layer's buffers as a list of Buffer, named ``prefix + key``."""
+        return [Buffer(self, k, prefix + k) for k in getattr(self, "buffers", {})]
+
     def __call__(self, x, training=True):
         return self.forward(x, training)
 
@@ -133,11 +161,14 @@ class Layer:
     def astype(self, dtype):
         """Convert parameters (and gradients) to ``dtype`` in place; returns self."""
         dt = check_dtype(dtype, type(self).__name__)
-        if self.params:
+        if self.params or self.dtype is not None:   # BatchNorm(affine=False) has no params
             self.dtype = dt
         for k in self.params:
             self.params[k] = np.ascontiguousarray(self.params[k], dtype=dt)
             self.grads[k] = np.zeros_like(self.params[k])
+        for k, v in getattr(self, "buffers", {}).items():     # counters stay integers
+            if v.dtype.kind == "f":
+                self.buffers[k] = np.ascontiguousarray(v, dtype=dt)
         return self
 
     def _backward_check(self, name="cache"):

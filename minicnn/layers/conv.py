@@ -2,9 +2,14 @@
 import numpy as np
 
 from .. import functional as F
-from .. import geometry
-from ..init import WEIGHT_INITS, init_weight
+from .. import gemm, geometry
+from ..backend import ops
+from ..functional import conv_winograd
+from ..functional.conv import plan as conv_plan
+from ..initializers import WEIGHT_INITS, init_weight
 from .base import Layer, as_float_input, as_tuples, check_dtype, fixed
+
+__all__ = ["CONV_PADDING_MODES", "Conv2D"]
 
 CONV_PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
 
@@ -16,7 +21,8 @@ class Conv2D(Layer):
     Input (N, in_channels, H, W); output (N, out_channels, OH, OW) with, per axis,
     OH = floor((H + pad_before + pad_after - dilation * (kh - 1) - 1) / stride) + 1.
 
-    padding: an int, (h, w), ((top, bottom), (left, right)), 'valid', or 'same'
+    padding: an int, (h, w), ((top, bottom), (left, right)), the flat (left, right, top,
+    bottom) of torch.nn.functional.pad, 'valid', or 'same'
     (output ceil(H / stride); an odd total puts the extra row/column at the bottom/right).
     padding_mode: 'zeros', 'reflect' (1 2 3 -> 2 1 2 3 2), 'symmetric' (1 1 2 3 3),
     'replicate' or 'circular'. groups == in_channels is a depthwise convolution.
@@ -90,6 +96,7 @@ class Conv2D(Layer):
         self.cache = None
         # large temporaries (the im2col matrix and its gradient) reused from step to step
         self._workspace = {}
+        self._plan = None       # (input shape and kernel choice, its functional.conv.ConvPlan)
 
     def get_config(self):
         cfg = {"in_channels": self.in_channels, "out_channels": self.out_channels}
@@ -110,19 +117,33 @@ class Conv2D(Layer):
         return geometry.resolve_padding(self.padding, in_hw, self.kernel_size, self.stride,
                                         self.dilation)
 
+    def _plan_for(self, x):
+        """The convolution's plan for this input shape (padding resolved, path chosen), made
+        once per shape and kept; a switch of GEMM kernel or Winograd makes it again."""
+        key = (x.shape, x.dtype, gemm.kernel_name(), conv_winograd.ENABLED)
+        kept = self._plan
+        if kept is None or kept[0] != key:
+            kept = self._plan = (key, conv_plan(x.shape, x.dtype, self.params["weight"].shape,
+                                                self.stride, self.padding, self.dilation,
+                                                self.groups, self))
+        return kept[1]
+
     def forward(self, x, training=True):
         x = as_float_input(x, self, self.dtype, ndim=4)
-        out, self.cache = F.conv2d_forward(
+        w = self.params["weight"]
+        fits = getattr(w, "ndim", 0) == 4 and w.shape[1] * self.groups == x.shape[1]
+        plan = self._plan_for(x) if fits else None     # else conv2d_forward names the problem
+        out, self.cache = ops.conv2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride,
-            self._padding_for(x.shape[2:]), self.dilation, self.groups, self.padding_mode,
-            self.flip_kernel, training, owner=self, workspace=self._workspace,
-            activation=self.activation)
+            plan.padding if plan else self.padding, self.dilation, self.groups,
+            self.padding_mode, self.flip_kernel, training, owner=self,
+            workspace=self._workspace, activation=self.activation, conv_plan=plan)
         return out
 
     def backward(self, dout, need_dx=True):
         """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check()
-        dx, dw, db = F.conv2d_backward(dout, self.cache, need_dx)
+        dx, dw, db = ops.conv2d_backward(dout, self.cache, need_dx)
         self.grads["weight"][...] = dw
         if db is not None:
             self.grads["bias"][...] = db

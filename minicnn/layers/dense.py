@@ -1,10 +1,12 @@
 """Dense: a fully connected layer, out = x @ W.T + b."""
 import numpy as np
 
-from .. import functional as F
-from ..init import WEIGHT_INITS, init_weight
-from ..random import get_rng
+from ..backend import ops
+from ..initializers import WEIGHT_INITS, init_weight
+from ..rng import get_rng
 from .base import Layer, as_float_input, check_dtype, fixed
+
+__all__ = ["check_positive_int", "Dense"]
 
 
 def check_positive_int(v, name, owner):
@@ -76,12 +78,12 @@ class Dense(Layer):
         x = as_float_input(x, self, self.dtype)
         self._check(x.shape)
         self.x = x if training else None
-        return F.dense(x, self.params["weight"], self.params.get("bias"))
+        return ops.dense(x, self.params["weight"], self.params.get("bias"))
 
     def backward(self, dout, need_dx=True):
         """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check("x")
-        dx, dw, db = F.dense_backward(dout, self.x, self.params["weight"], "bias" in self.params,
+        dx, dw, db = ops.dense_backward(dout, self.x, self.params["weight"], "bias" in self.params,
                                       need_dx)
         self.grads["weight"][...] = dw
         if db is not None:

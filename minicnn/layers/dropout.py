@@ -3,9 +3,11 @@ import numbers
 
 import numpy as np
 
-from .. import functional as F
-from ..random import get_rng
+from ..backend import ops
+from ..rng import get_rng
 from .base import Layer, as_float_input
+
+__all__ = ["Dropout"]
 
 
 class Dropout(Layer):
@@ -61,7 +63,7 @@ class Dropout(Layer):
         if self.p == 0:
             self.mask = np.ones((), dtype=x.dtype)  # backward passes dout through
             return x
-        self.mask = F.dropout_mask(x.shape, self.p, x.dtype, get_rng(self.rng))
+        self.mask = ops.dropout_mask(x.shape, self.p, x.dtype, get_rng(self.rng))
         return x * self.mask
 
     def backward(self, dout):

@@ -4,12 +4,16 @@ import numbers
 import numpy as np
 
 from .. import functional as F
+from ..backend import ops
 from .. import geometry
 from .base import Layer, as_float_input, as_tuples, fixed
 
+__all__ = ["Pad"]
+
 
 class Pad(Layer):
-    """Pad H and W. padding: an int, (h, w), ((top, bottom), (left, right)) or 'valid'.
+    """Pad H and W. padding: an int, (h, w), ((top, bottom), (left, right)), the flat
+    (left, right, top, bottom) of torch.nn.functional.pad, or 'valid'.
 
     mode: 'zeros', 'constant' (with ``value``), 'reflect' (mirror, edge not repeated:
     1 2 3 -> 2 1 2 3 2), 'symmetric' (mirror, edge repeated: 1 1 2 3 3), 'replicate'
@@ -41,7 +45,7 @@ class Pad(Layer):
     def forward(self, x, training=True):
         x = as_float_input(x, self, None, ndim=4)
         self.in_shape, self.in_dtype = (x.shape, x.dtype) if training else (None, None)
-        return F.pad(x, self.padding, self.mode, self.value, owner=self)
+        return ops.pad(x, self.padding, self.mode, self.value, owner=self)
 
     def backward(self, dout):
         self._backward_check("in_shape")
@@ -52,7 +56,7 @@ class Pad(Layer):
         if dout.shape[:2] != (n, c):
             expected = (n, c) + self.output_shape((c, h, w))[1:]
             raise ValueError(f"{self!r}: expected dout {expected}, got {dout.shape}")
-        return F.pad_backward(dout, self.padding, self.mode, (h, w), owner=self)
+        return ops.pad_backward(dout, self.padding, self.mode, (h, w), owner=self)
 
     def output_shape(self, input_shape):
         c, h, w = input_shape

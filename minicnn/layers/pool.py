@@ -2,7 +2,10 @@
 import numpy as np
 
 from .. import functional as F
+from ..backend import ops
 from .base import Layer, as_float_input, as_tuples, fixed
+
+__all__ = ["POOL_MODES", "Pool2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
 
 POOL_MODES = ("max", "avg")
 
@@ -22,7 +25,8 @@ class Pool2D(Layer):
     end but must start inside the input or the leading padding).
 
     kernel_size, stride: an int or (h, w); stride None means kernel_size.
-    padding: an int, (h, w), ((top, bottom), (left, right)) or 'valid'; each side at
+    padding: an int, (h, w), ((top, bottom), (left, right)), the flat (left, right, top,
+    bottom) of torch.nn.functional.pad, or 'valid'; each side at
     most kernel // 2 in its axis (as in PyTorch), so every window overlaps the input.
     mode 'max': padding counts as minus infinity. NaN rule: a NaN in a window wins
     (the output is NaN, as in PyTorch); otherwise ties go to the first maximal element
@@ -68,12 +72,12 @@ class Pool2D(Layer):
         if self.mode == "max":
             two = self._two_by_two(x.shape)
             if two:
-                out, argmax = F.max_pool2d_2x2(x, owner)
+                out, argmax = ops.max_pool2d_2x2(x, owner)
             else:
-                out, argmax = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                out, argmax = ops.max_pool2d(x, self.kernel_size, self.stride, self.padding,
                                            self.ceil_mode, owner)
         else:
-            out = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+            out = ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                self.count_include_pad, owner)
             argmax = None
         self.cache = (x.shape, x.dtype, argmax, two) if training else None
@@ -93,10 +97,10 @@ class Pool2D(Layer):
         shape, dtype, argmax, two = self.cache
         dout = _float_dout(dout, dtype)
         if two:
-            return F.max_pool2d_2x2_backward(dout, argmax, shape, owner=self)
+            return ops.max_pool2d_2x2_backward(dout, argmax, shape, owner=self)
         if self.mode == "max":
-            return F.max_pool2d_backward(dout, argmax, shape, owner=self)
-        return F.avg_pool2d_backward(dout, shape, self.kernel_size, self.stride, self.padding,
+            return ops.max_pool2d_backward(dout, argmax, shape, owner=self)
+        return ops.avg_pool2d_backward(dout, shape, self.kernel_size, self.stride, self.padding,
                                      self.ceil_mode, self.count_include_pad, owner=self)
 
     def output_shape(self, input_shape):
@@ -156,14 +160,14 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x, training=True):
         x = as_float_input(x, self, None)
-        out = F.global_avg_pool2d(x, owner=self)
+        out = ops.global_avg_pool2d(x, owner=self)
         self.cache = (x.shape, x.dtype) if training else None
         return out
 
     def backward(self, dout):
         self._backward_check()
         shape, dtype = self.cache
-        return F.global_avg_pool2d_backward(_float_dout(dout, dtype), shape, owner=self)
+        return ops.global_avg_pool2d_backward(_float_dout(dout, dtype), shape, owner=self)
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or min(input_shape[1:]) < 1:

@@ -5,6 +5,8 @@ import numpy as np
 
 from .base import Layer, as_float_input
 
+__all__ = ["Flatten"]
+
 
 class Flatten(Layer):
     """Flatten every axis but the batch axis, in C, H, W order (as PyTorch).

@@ -18,6 +18,9 @@ How to read them (each builds on the ones before):
     fully_connected.py the dense layer
     activation.py      relu, leaky_relu, sigmoid, tanh and dropout
     loss.py            softmax, log_softmax, softmax cross-entropy, mean squared error
+    norm.py            batch normalisation: batch and running statistics
+    conv_transpose.py  the transposed convolution: conv2d's input gradient as an operation
+    upsample.py        upsampling by integer factors: nearest and bilinear
 
 minicnn.functional holds the fast versions, on Cython kernels; the tests check every
 fast function against the one here, and every backward here against finite differences
@@ -42,12 +45,18 @@ its fast counterpart, in the same order, and returns the same things; where they
 from .padding import check_pad_mode, pad, pad_backward, source_index
 from .conv import conv2d, conv2d_backward, conv2d_forward, rotate_180, window
 from .pool import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
-                   global_avg_pool2d_backward, max_pool2d, max_pool2d_backward, pool_args,
-                   pool_output_hw)
+                   global_avg_pool2d_backward, max_pool2d, max_pool2d_2x2,
+                   max_pool2d_2x2_backward, max_pool2d_backward, pool_args, pool_output_hw)
 from .fully_connected import dense, dense_backward
 from .activation import (dropout, dropout_backward, dropout_mask, leaky_relu,
                          leaky_relu_backward, relu, relu_backward, sigmoid, sigmoid_backward,
                          tanh, tanh_backward)
+from .conv_transpose import (conv_transpose2d, conv_transpose2d_args,
+                             conv_transpose2d_backward, conv_transpose2d_forward,
+                             conv_transpose2d_output_hw)
+from .upsample import (upsample_args, upsample_bilinear, upsample_bilinear_backward,
+                       upsample_nearest, upsample_nearest_backward)
+from .norm import batch_norm, batch_norm_backward, batch_norm_forward
 from .loss import (log_softmax, log_softmax_backward, logsumexp, mse, mse_backward, one_hot,
                    softmax, softmax_backward, softmax_cross_entropy,
                    softmax_cross_entropy_backward)
@@ -55,11 +64,17 @@ from .loss import (log_softmax, log_softmax_backward, logsumexp, mse, mse_backwa
 __all__ = [
     "source_index", "check_pad_mode", "pad", "pad_backward",
     "conv2d_forward", "conv2d_backward", "conv2d", "rotate_180", "window",
-    "pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward", "max_pool2d_2x2",
+    "max_pool2d_2x2_backward", "avg_pool2d",
     "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
     "dense", "dense_backward",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "dropout_mask", "dropout", "dropout_backward",
     "logsumexp", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "one_hot",
     "softmax_cross_entropy", "softmax_cross_entropy_backward", "mse", "mse_backward",
+    "batch_norm", "batch_norm_forward", "batch_norm_backward",
+    "conv_transpose2d", "conv_transpose2d_forward", "conv_transpose2d_backward",
+    "conv_transpose2d_args", "conv_transpose2d_output_hw",
+    "upsample_args", "upsample_nearest", "upsample_nearest_backward",
+    "upsample_bilinear", "upsample_bilinear_backward",
 ]

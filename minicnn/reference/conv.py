@@ -82,14 +82,14 @@ def _check_args(x, w, b, stride, padding, dilation, groups, activation, owner):
 
 def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
                    groups=1, padding_mode="zeros", flip_kernel=False, training=True,
-                   owner="conv2d", workspace=None, activation=None):
+                   owner="conv2d", workspace=None, activation=None, conv_plan=None):
     """2-d cross-correlation (a true convolution when ``flip_kernel``): returns (out, cache).
 
     x: (N, C, H, W); w: (O, C / groups, KH, KW); b: (O,) or None. stride and dilation:
     an int or (h, w); padding: an int, (h, w), ((top, bottom), (left, right)), 'valid' or
     'same'. out: (N, O, OH, OW). ``activation='relu'`` returns max(out, 0).
-    ``workspace`` is accepted and ignored (the fast version keeps temporaries there);
-    cache is None when not training.
+    ``workspace`` and ``conv_plan`` are accepted and ignored (the fast version keeps
+    temporaries and its choice of algorithm there); cache is None when not training.
     """
     x, w = np.asarray(x), np.asarray(w)
     stride, padding, dilation = _check_args(x, w, b, stride, padding, dilation, groups,
@@ -138,6 +138,9 @@ def conv2d_backward(dout, cache, need_dx=True):
     O, C_g, KH, KW = w.shape
     O_g = O // groups
     dout = np.asarray(dout)
+    if dout.dtype.kind not in "fiu":      # a complex gradient would lose its imaginary part
+        raise TypeError(f"conv2d_backward: expected a real (float or integer) dout, got "
+                        f"{dout.dtype}")
     OH = geometry.conv_output_size(H, KH, stride[0], *cache["padding"][0], dilation=dilation[0])
     OW = geometry.conv_output_size(W, KW, stride[1], *cache["padding"][1], dilation=dilation[1])
     if dout.shape != (N, O, OH, OW):

@@ -33,7 +33,11 @@ def dense(x, w, b=None):
 def dense_backward(dout, x, w, has_bias=True, need_dx=True):
     """Gradients of ``dense``: returns (dx, dw, db); dx is None when ``need_dx`` is False,
     db None when ``has_bias`` is False."""
-    dout = np.asarray(dout, dtype=w.dtype)
+    dout = np.asarray(dout)
+    if dout.dtype.kind not in "fiu":      # a complex gradient would lose its imaginary part
+        raise TypeError(f"dense_backward: expected a real (float or integer) dout, got "
+                        f"{dout.dtype}")
+    dout = dout.astype(w.dtype, copy=False)
     if dout.shape != (x.shape[0], w.shape[0]):
         raise ValueError(f"dense_backward: dout must be {(x.shape[0], w.shape[0])}, "
                          f"got {dout.shape}")

@@ -53,6 +53,11 @@ def check_pad_mode(owner, in_hw, padding, mode):
     """Mirror and circular padding can only copy pixels the image has (as in PyTorch)."""
     if mode not in geometry.PADDING_MODES:
         raise ValueError(f"{owner}: mode must be one of {geometry.PADDING_MODES}, got {mode!r}")
+    if mode == "replicate":             # copies the edge pixel: there must be one
+        for axis, n, sides in zip("HW", in_hw, padding):
+            if max(sides) > 0 and n < 1:
+                raise ValueError(f"{owner}: replicate padding {sides} along {axis} needs an "
+                                 f"input of size at least 1, got {n}")
     if mode not in _MIN_EXTRA:
         return
     for axis, n, sides in zip("HW", in_hw, padding):
@@ -93,6 +98,8 @@ def pad_backward(dout, padding, mode, in_hw, owner="pad_backward"):
     Returns dx (N, C, H, W) in dout's dtype.
     """
     dout = np.asarray(dout)
+    if dout.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{owner}: expected a float32 or float64 dout, got {dout.dtype}")
     (top, bottom), (left, right) = padding = geometry.normalize_padding(padding, owner, False)
     H, W = in_hw
     check_pad_mode(owner, (H, W), padding, mode)

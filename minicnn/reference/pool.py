@@ -25,35 +25,11 @@ passes the padding counts only up to its end) or by the number of its input pixe
 import numpy as np
 
 from .. import geometry
+from ..geometry import pool_args, pool_output_hw
 
-__all__ = ["pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-           "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward"]
-
-
-def pool_args(kernel_size, stride=None, padding=0, owner="pool2d"):
-    """((KH, KW), (sh, sw), ((top, bottom), (left, right))) from the argument forms.
-
-    kernel_size, stride: an int or (h, w); stride None means kernel_size. padding: an int,
-    (h, w), ((top, bottom), (left, right)) or 'valid', each side at most kernel // 2.
-    """
-    kernel_size = geometry.pair(kernel_size, "kernel_size", owner)
-    stride = kernel_size if stride is None else geometry.pair(stride, "stride", owner)
-    padding = geometry.normalize_padding(padding, owner, allow_same=False)
-    for axis, k, sides in zip("HW", kernel_size, padding):
-        if max(sides) > k // 2:
-            raise ValueError(f"{owner}: padding along {axis} must be at most half the kernel "
-                             f"size ({k} // 2 = {k // 2}) on each side, got {sides}")
-    return kernel_size, stride, padding
-
-
-def pool_output_hw(in_hw, kernel_size, stride, padding, ceil_mode=False, owner="pool2d"):
-    """(OH, OW) for the normalised arguments of ``pool_args``."""
-    if min(in_hw) < 1:
-        raise ValueError(f"{owner}: expected an input with H >= 1 and W >= 1, got H, W = "
-                         f"{tuple(in_hw)}")
-    geometry.check_fits(owner, in_hw, kernel_size, padding)
-    return tuple(geometry.pool_output_size(n, k, s, before, after, ceil_mode)
-                 for n, k, s, (before, after) in zip(in_hw, kernel_size, stride, padding))
+__all__ = ["pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward",
+           "max_pool2d_2x2", "max_pool2d_2x2_backward", "avg_pool2d", "avg_pool2d_backward",
+           "global_avg_pool2d", "global_avg_pool2d_backward"]
 
 
 def _span(i, k, s, before, n, after):
@@ -113,6 +89,34 @@ def max_pool2d_backward(dout, argmax, input_shape, owner="max_pool2d_backward"):
         for j in range(dout.shape[3]):
             dx[image, channel, argmax[:, :, i, j]] += dout[:, :, i, j]
     return dx.reshape(N, C, H, W)
+
+
+def max_pool2d_2x2(x, owner="max_pool2d_2x2"):
+    """``max_pool2d(x, 2)`` naming each maximum by its place in the window, not in the plane:
+    returns (out, code) with code 0 top left, 1 top right, 2 bottom left, 3 bottom right
+    (int32), the form MaxPool2D(2) keeps."""
+    x = _check_input(x, owner)
+    if x.ndim == 4 and min(x.shape[2:]) < 2:
+        raise ValueError(f"{owner}: a 2x2 window needs an input of at least 2 x 2, got "
+                         f"{x.shape[2]} x {x.shape[3]}")
+    out, argmax = max_pool2d(x, 2, owner=owner)
+    W = x.shape[3]
+    i = np.arange(out.shape[2])[:, None]          # window row and column
+    j = np.arange(out.shape[3])[None, :]
+    row_in_window = argmax // W - 2 * i
+    col_in_window = argmax % W - 2 * j
+    return out, (2 * row_in_window + col_in_window).astype(np.int32)
+
+
+def max_pool2d_2x2_backward(dout, code, input_shape, owner="max_pool2d_2x2_backward"):
+    """Gradient of ``max_pool2d_2x2``: the code turned back into the pixel's flat index,
+    then ``max_pool2d_backward``."""
+    N, C, H, W = input_shape
+    code = np.asarray(code)
+    i = np.arange(code.shape[2])[:, None]
+    j = np.arange(code.shape[3])[None, :]
+    argmax = (2 * i + code // 2) * W + (2 * j + code % 2)
+    return max_pool2d_backward(dout, argmax, input_shape, owner)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,

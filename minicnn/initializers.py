@@ -12,7 +12,9 @@ import threading
 
 import numpy as np
 
-from .random import get_rng
+from .rng import get_rng
+
+__all__ = ["WEIGHT_INITS", "weight_budget", "current_budget", "init_weight"]
 
 WEIGHT_INITS = ("he", "glorot")
 _limit = threading.local()

@@ -5,6 +5,8 @@ import secrets
 import threading
 import time
 
+__all__ = ["atomic_write"]
+
 #: a temporary file of ours: .NAME.minicnn-PID-RANDOM.tmp, beside NAME
 _TEMP = re.compile(r"\.(?P<name>.+)\.minicnn-(?P<pid>\d+)-[0-9a-f]{16}\.tmp\Z")
 #: the mkstemp names of earlier versions (.NAME.XXXXXXXX.tmp): removed once this old

@@ -5,6 +5,8 @@ accept an explicit ``rng`` (a ``numpy.random.Generator`` or an int seed).
 """
 import numpy as np
 
+__all__ = ["seed", "get_rng"]
+
 _default = np.random.default_rng()
 
 

@@ -20,18 +20,21 @@ gradient runs on the forward kernel. The kernels: minicnn/_kernels/winograd.pxi.
 The price is rounding: the transforms add up to nine inputs before a multiplication, so a
 float32 result differs from the direct sum by a few more units in the last place (the
 tests bound it against float64), and an infinite input can come out NaN where the direct
-sum gives an infinity: such a pass is redone on the direct kernels. ``conv2d_forward``
+sum gives an infinity: such a pass is redone on the direct kernels. ``conv_paths``
 uses it for the float32 3x3 stride-1 convolutions without dilation or groups that would
-run on the direct kernels, with at least MIN_CHANNELS channels each way (``fits``);
-``minicnn.winograd.ENABLED = False`` (or ``MINICNN_WINOGRAD=0`` in the environment) turns
-it off.
+run on the direct kernels, with at least thresholds.WINOGRAD_MIN_CHANNELS channels each way
+(``conv_paths.WinogradPath``); ``minicnn.functional.conv_winograd.ENABLED = False`` (or
+``MINICNN_WINOGRAD=0`` in the environment) turns it off.
 """
 import os
 import warnings
 
 import numpy as np
 
-from . import gemm
+from .. import gemm
+from .conv_image import IMAGE_RUNS
+
+__all__ = ["BT", "G", "AT", "ENABLED", "forward", "backward"]
 
 #: B^T, G and A^T of F(2x2, 3x3)
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
@@ -53,24 +56,6 @@ def _enabled(value, source="MINICNN_WINOGRAD"):
 
 #: whether minicnn's convolutions use it where it fits
 ENABLED = _enabled(os.environ.get("MINICNN_WINOGRAD"))
-#: only with at least this many input and output channels: the transforms cost per channel
-#: (and pad the channels to the register tile's NR), the products save per pair of channels,
-#: so below this the direct kernels win (measured per shape: benchmarks/README.md, "Why the
-#: thresholds are what they are")
-MIN_CHANNELS = 32
-
-
-def fits(dtype, groups, batch, w_shape, stride, dilation):
-    """Whether a convolution runs on Winograd: float32 on one of minicnn's GEMM kernels, a
-    3x3 kernel, stride 1, no dilation, groups 1, at least MIN_CHANNELS channels each way and
-    a batch of gemm.IMAGE_BATCH_MIN images (a choice from the shape alone, as the other
-    paths: the bits do not follow the thread count). conv2d_forward asks only where the
-    direct kernels would run (at most gemm.DIRECT_TAPS_MAX taps: 56 input channels), which
-    gives the fallback for non-finite values."""
-    o, c, kh, kw = w_shape
-    return (ENABLED and gemm._kernel is not None and dtype == np.float32 and groups == 1
-            and (kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and batch >= gemm.IMAGE_BATCH_MIN and c >= MIN_CHANNELS and o >= MIN_CHANNELS)
 
 
 def _weight_panels(kernel, w, rotated):
@@ -78,7 +63,7 @@ def _weight_panels(kernel, w, rotated):
     panels (kernel.wino_panels; ``rotated``: the input gradient's kernel)."""
     nr = kernel.tile()[1]
     no, ni = (w.shape[1], w.shape[0]) if rotated else w.shape[:2]
-    dst = gemm._buffer("wino_w" + "r" * rotated, (16 * -(-no // nr) * nr * ni,))
+    dst = gemm.scratch("wino_w" + "r" * rotated, (16 * -(-no // nr) * nr * ni,))
     kernel.wino_panels(np.ascontiguousarray(w), dst, rotated)
     return dst
 
@@ -86,19 +71,20 @@ def _weight_panels(kernel, w, rotated):
 def _check(owner, w, xp, threads):
     """(OH, OW) of a 3x3 valid convolution of the padded xp, after the checks the kernels
     assume (they run with bounds checks off)."""
-    gemm._check_threads(owner, threads, "winograd")
+    gemm.check_threads(owner, threads, "conv_winograd")
     if not isinstance(w, np.ndarray):
-        raise ValueError(f"winograd.{owner}: expected the weight as a NumPy array, got "
+        raise ValueError(f"conv_winograd.{owner}: expected the weight as a NumPy array, got "
                          f"{type(w).__name__}")
     if (not isinstance(xp, np.ndarray) or xp.dtype != np.float32 or xp.ndim != 4
             or not xp.flags.c_contiguous):
-        raise ValueError(f"winograd.{owner}: expected a C-contiguous float32 (N, C, H, W) input")
+        raise ValueError(f"conv_winograd.{owner}: expected a C-contiguous float32 "
+                         "(N, C, H, W) input")
     if (w.ndim != 4 or w.shape[2:] != (3, 3) or w.shape[1] != xp.shape[1]
             or w.dtype != np.float32 or w.shape[0] == 0 or w.shape[1] == 0):
-        raise ValueError(f"winograd.{owner}: expected a float32 weight (O, {xp.shape[1]}, 3, "
+        raise ValueError(f"conv_winograd.{owner}: expected a float32 weight (O, {xp.shape[1]}, 3, "
                          f"3) with O and C at least 1, got {w.shape} {w.dtype}")
     if xp.shape[2] < 3 or xp.shape[3] < 3:
-        raise ValueError(f"winograd.{owner}: a 3x3 kernel does not fit the input {xp.shape}")
+        raise ValueError(f"conv_winograd.{owner}: a 3x3 kernel does not fit the input {xp.shape}")
     return xp.shape[2] - 2, xp.shape[3] - 2
 
 
@@ -117,12 +103,12 @@ def forward(kernel, w, xp, b, out, relu, threads):
     if (not isinstance(out, np.ndarray) or not isinstance(b, np.ndarray)
             or out.shape != (n, o, oh, ow) or out.dtype != np.float32
             or not out.flags.c_contiguous or b.shape != (o,) or b.dtype != np.float32):
-        raise ValueError(f"winograd.forward: expected a float32 output {(n, o, oh, ow)} and "
+        raise ValueError(f"conv_winograd.forward: expected a float32 output {(n, o, oh, ow)} and "
                          f"bias ({o},), got {_describe(out)} and {_describe(b)}")
     if n == 0:
         return True
     bw = _weight_panels(kernel, w, False)
-    buf = gemm._buffer("wino", (threads, kernel.wino_floats(c, o, oh, ow)))
+    buf = gemm.scratch("wino", (threads, kernel.wino_floats(c, o, oh, ow)))
     return kernel.wino_forward(xp, bw, np.ascontiguousarray(b), out, buf, relu, threads) == 0
 
 
@@ -138,25 +124,25 @@ def backward(kernel, dout, gate, xp, w, dxp, threads):
     o, c = w.shape[:2]
     n = xp.shape[0]
     if dout.shape != (n, o, oh, ow) or dout.dtype != np.float32 or not dout.flags.c_contiguous:
-        raise ValueError(f"winograd.backward: dout must be a C-contiguous float32 "
+        raise ValueError(f"conv_winograd.backward: dout must be a C-contiguous float32 "
                          f"{(n, o, oh, ow)}, got {dout.shape} {dout.dtype}")
     if gate is not None and (gate.shape != dout.shape or gate.dtype != np.float32
                              or not gate.flags.c_contiguous):
-        raise ValueError(f"winograd.backward: gate must be a C-contiguous float32 "
+        raise ValueError(f"conv_winograd.backward: gate must be a C-contiguous float32 "
                          f"{dout.shape}, got {gate.shape} {gate.dtype}")
     want_dx = dxp is not None
     if want_dx and (not isinstance(dxp, np.ndarray) or dxp.shape != xp.shape
                     or dxp.dtype != np.float32 or not dxp.flags.c_contiguous):
-        raise ValueError(f"winograd.backward: dxp must be a C-contiguous float32 {xp.shape}, "
+        raise ValueError(f"conv_winograd.backward: dxp must be a C-contiguous float32 {xp.shape}, "
                          f"got {_describe(dxp)}")
     nr = kernel.tile()[1]
     # runs of images with their own partial sums, fixed by the batch size (added in order:
     # the same bits on any thread count)
-    runs = max(1, min(gemm.IMAGE_RUNS, n))
+    runs = max(1, min(IMAGE_RUNS, n))
     du = np.empty((runs, 16, -(-o // nr) * nr, -(-c // nr) * nr), np.float32)
     db = np.empty((runs, o), np.float64)
     bwr = _weight_panels(kernel, w, True) if want_dx else _NO_DX[0]
-    buf = gemm._buffer("wino", (threads, kernel.wino_grad_floats(c, o, oh, ow)))
+    buf = gemm.scratch("wino", (threads, kernel.wino_grad_floats(c, o, oh, ow)))
     bad = kernel.wino_backward(dout, dout if gate is None else gate, gate is not None, xp, du,
                                db, bwr, dxp if want_dx else _NO_DX[1], want_dx, buf, runs,
                                threads)
