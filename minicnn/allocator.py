@@ -25,7 +25,7 @@ from numbers import Integral
 from ._kernels import alloc as _alloc
 
 __all__ = ["cached_allocation", "cache_info", "release_cache", "set_cache_limit",
-           "get_cache_limit", "LARGE_MIN", "HANDLER_NAME"]
+           "get_cache_limit", "set_enabled", "is_enabled", "LARGE_MIN", "HANDLER_NAME"]
 
 #: the smallest block the handler keeps when it is freed (smaller ones go back to malloc)
 LARGE_MIN = _alloc.LARGE_MIN
@@ -33,20 +33,41 @@ LARGE_MIN = _alloc.LARGE_MIN
 HANDLER_NAME = _alloc.HANDLER_NAME
 
 
+_enabled = True
+
+
+def set_enabled(enabled):
+    """Whether minicnn's calls use the caching handler (True, the default) or leave NumPy's
+    current handler alone (False: arrays are allocated exactly as without minicnn; for
+    comparisons, e.g. benchmarks/page_faults.py). Blocks already open are not affected."""
+    global _enabled
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_enabled: enabled must be True or False, got {enabled!r}")
+    _enabled = enabled
+
+
+def is_enabled():
+    """Whether minicnn's calls use the caching handler (see set_enabled)."""
+    return _enabled
+
+
 class cached_allocation:
     """Context manager: NumPy arrays created inside the block (in this thread or task) get
     their memory from minicnn's caching handler; the handler current before is restored on
-    leaving, also when the block raises. Blocks nest."""
+    leaving, also when the block raises. Blocks nest. Does nothing when set_enabled(False)."""
 
-    __slots__ = ("_previous",)
+    __slots__ = ("_previous", "_installed")
 
     def __enter__(self):
-        self._previous = _alloc.install()
+        self._installed = _enabled
+        if self._installed:
+            self._previous = _alloc.install()
         return self
 
     def __exit__(self, *exc):
-        previous, self._previous = self._previous, None
-        _alloc.restore(previous)
+        if self._installed:
+            previous, self._previous = self._previous, None
+            _alloc.restore(previous)
         return False
 
 

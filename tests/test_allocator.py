@@ -88,6 +88,32 @@ def test_optimizer_step_and_trainer_batches_run_inside(rng, monkeypatch):
     assert get_handler_name() == DEFAULT
 
 
+def test_set_enabled_false_leaves_numpys_handler(rng):
+    probe = Probe()
+    model = minicnn.Sequential(probe)
+    with cached_allocation():
+        allocator.set_enabled(False)        # a block open before the switch still closes right
+        try:
+            model.forward(np.ones((2, 3)))
+            with cached_allocation():
+                assert get_handler_name() == HANDLER_NAME
+        finally:
+            allocator.set_enabled(True)
+        assert get_handler_name() == HANDLER_NAME
+    assert get_handler_name() == DEFAULT
+    model.forward(np.ones((2, 3)))
+    assert probe.seen == [("forward", HANDLER_NAME), ("forward", HANDLER_NAME)]
+    allocator.set_enabled(False)
+    try:
+        model.forward(np.ones((2, 3)))
+        assert not allocator.is_enabled()
+    finally:
+        allocator.set_enabled(True)
+    assert probe.seen[-1] == ("forward", DEFAULT)
+    with pytest.raises(TypeError, match="set_enabled: enabled must be True or False, got 0"):
+        allocator.set_enabled(0)
+
+
 def test_previous_handler_restored_on_exceptions(rng):
     model = small_net(rng)
     with pytest.raises(ValueError, match="layer 0"):
@@ -260,17 +286,16 @@ def _train(model, batches, steps):
         opt.step()
 
 
-def test_results_are_the_same_with_the_default_handler(monkeypatch):
+def test_results_are_the_same_with_the_default_handler():
     cached = small_net(np.random.default_rng(5))
     _train(cached, _batches(np.random.default_rng(6)), 6)
 
-    class DefaultHandler:
-        install = staticmethod(lambda: None)
-        restore = staticmethod(lambda previous: None)
-
-    monkeypatch.setattr(allocator, "_alloc", DefaultHandler)
-    plain = small_net(np.random.default_rng(5))
-    _train(plain, _batches(np.random.default_rng(6)), 6)
+    allocator.set_enabled(False)
+    try:
+        plain = small_net(np.random.default_rng(5))
+        _train(plain, _batches(np.random.default_rng(6)), 6)
+    finally:
+        allocator.set_enabled(True)
     for a, b in zip(cached.parameters(), plain.parameters()):
         assert np.array_equal(a.value, b.value), a.name
 
