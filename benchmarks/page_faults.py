@@ -2,7 +2,8 @@
 
     python benchmarks/page_faults.py [--nets lenet5,dwsep,convnet] [--batch 64] [--steps 200]
 
-In one process, two copies of each network (the same weights) train step by step in turn:
+In a fresh process per network (glibc's malloc adapts its thresholds to what a process
+freed before), two copies of the network (the same weights) train step by step in turn:
 one as minicnn runs (its caching NumPy memory handler inside its calls, minicnn/allocator.py),
 one with ``minicnn.allocator.set_enabled(False)``, where every array comes from NumPy's default
 handler, as before the handler existed. Taking turns, both copies see the same load of a shared
@@ -73,28 +74,39 @@ def measure(net, batch, steps, warmup):
     return {mode: (faults[mode] / steps, sorted(times[mode])) for mode in MODES}
 
 
+def rows(net, batch, steps, warmup):
+    """The table rows of one network (run in a process of its own)."""
+    for mode, (faults, ms) in measure(net, batch, steps, warmup).items():
+        med, p95 = statistics.median(ms), ms[int(0.95 * (len(ms) - 1))]
+        what = "minicnn's handler" if mode == "handler" else "NumPy's default"
+        print(f"| {net} | {batch} | {what} | {faults:.1f} | {med:.2f} | {p95:.2f} | "
+              f"{ms[-1]:.2f} | {p95 / med:.2f} | {ms[-1] / med:.2f} |", flush=True)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nets", default="lenet5,dwsep,convnet")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--one", help=argparse.SUPPRESS)     # a child: this network's rows only
     args = p.parse_args(argv)
     if args.batch < 1 or args.steps < 1 or args.warmup < 0:
         p.error(f"--batch and --steps must be positive, --warmup at least 0; got {args.batch}, "
                 f"{args.steps}, {args.warmup}")
+    if args.one:
+        rows(args.one, args.batch, args.steps, args.warmup)
+        return
     print(f"**{time.strftime('%Y-%m-%d %H:%M')}**, commit {commit()}, "
-          f"`python benchmarks/page_faults.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
-          f", {minicnn.get_num_threads()} threads, load average (1 min) "
-          f"{os.getloadavg()[0]:.1f} at the start\n")
+          f"`python benchmarks/page_faults.py {' '.join(argv)}`, {minicnn.get_num_threads()} "
+          f"threads, load average (1 min) {os.getloadavg()[0]:.1f} at the start\n")
     print("| net | batch | allocation | faults a step | median ms | p95 ms | max ms | p95/median "
-          "| max/median |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| max/median |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for net in args.nets.split(","):
-        for mode, (faults, ms) in measure(net, args.batch, args.steps, args.warmup).items():
-            med, p95 = statistics.median(ms), ms[int(0.95 * (len(ms) - 1))]
-            what = "minicnn's handler" if mode == "handler" else "NumPy's default"
-            print(f"| {net} | {args.batch} | {what} | {faults:.1f} | {med:.2f} | {p95:.2f} | "
-                  f"{ms[-1]:.2f} | {p95 / med:.2f} | {ms[-1] / med:.2f} |", flush=True)
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--one", net, "--batch",
+                        str(args.batch), "--steps", str(args.steps), "--warmup",
+                        str(args.warmup)], check=True)
     print(f"\nload average (1 min) {os.getloadavg()[0]:.1f} at the end")
 
 
