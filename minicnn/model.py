@@ -5,6 +5,7 @@ import numpy as np
 
 from .backend import ops
 from .layers import register_container
+from .allocator import cached_allocation
 from .layers.base import Layer, check_dtype, modules, one_line
 from .rng import get_rng
 from .runtime import blas_single_thread
@@ -121,7 +122,8 @@ class Sequential:
 
     def _run(self, x, training):
         shape = tuple(np.shape(x)[1:])
-        with blas_single_thread():          # once for the whole pass, not per product
+        # once for the whole pass, not per product; temporaries reuse freed blocks
+        with blas_single_thread(), cached_allocation():
             for i, layer in enumerate(self.layers):
                 try:
                     x = layer.forward(x, training)
@@ -142,11 +144,14 @@ class Sequential:
         try:
             if self._forward_thread not in (None, self._busy_thread):
                 self._refuse("a backward", "whose last training forward ran in another thread")
-            with blas_single_thread():      # once for the whole pass, not per product
+            with blas_single_thread(), cached_allocation():    # (as in _run)
                 for i in range(len(self.layers) - 1, -1, -1):
                     layer = self.layers[i]
                     if i == 0 and not input_grad and layer.skips_input_grad:
-                        return layer.backward(dout, need_dx=False)
+                        # (assigned, not returned: the last gradient dies inside the block,
+                        # where the allocator keeps its memory for the next step)
+                        dout = layer.backward(dout, need_dx=False)
+                        break
                     dout = layer.backward(dout)
             return dout
         finally:

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from . import functional as F
+from .allocator import cached_allocation
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
@@ -53,8 +54,9 @@ class Optimizer:
 
     def step(self):
         self.steps += 1
-        for p in self.params:
-            self._update(p, self.state.setdefault(p.name, {}))
+        with cached_allocation():          # Adam's temporaries reuse freed blocks
+            for p in self.params:
+                self._update(p, self.state.setdefault(p.name, {}))
 
     def state_dict(self):
         """Scalars and arrays only (no pickle): {'steps', 'lr', 'state': {name: {key: array}}}."""

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from . import metrics
+from .allocator import cached_allocation
 from . import trainer_checks as checks
 from . import trainer_state
 from .rng import get_rng
@@ -197,14 +198,15 @@ class Trainer:
                    leave=False, dynamic_ncols=True, mininterval=interval)
         try:
             for b, idx in enumerate(_batches(n, batch_size, order)):
-                xb, yb = x[idx], y[idx]
                 for hook in begin_hooks:
                     hook(self, b, {"batch": b, "size": len(idx), "lr": self.optimizer.lr})
-                if augment is not None:
-                    xb = augment(xb, augment_rng)
-                xb, yb = self._share(xb, yb)
-                if transform is not None:
-                    xb = transform(xb)
+                with cached_allocation():   # the batch's copies reuse freed blocks too
+                    xb, yb = x[idx], y[idx]
+                    if augment is not None:
+                        xb = augment(xb, augment_rng)
+                    xb, yb = self._share(xb, yb)
+                    if transform is not None:
+                        xb = transform(xb)
                 if self._check_scale:
                     self._warn_if_unnormalised(xb)
                 value, k, right = self._step(b, xb, yb, classify)
@@ -286,8 +288,10 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            outs = [self.model.forward(transform(x[i:i + batch_size]) if transform else x[i:i + batch_size],
-                                       training=False) for i in range(0, len(x), batch_size)]
+            with cached_allocation():       # (as the training batches)
+                outs = [self.model.forward(transform(x[i:i + batch_size]) if transform
+                                           else x[i:i + batch_size], training=False)
+                        for i in range(0, len(x), batch_size)]
         finally:
             if was_training:
                 self.model.train()
