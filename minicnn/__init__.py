@@ -18,10 +18,11 @@ from .rng import seed
 from . import functional, geometry, layers, reference
 from .backend import get_backend, register_op, use_backend
 from .layers import Conv2D, Pad
-from .layers import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
+from .layers import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Pool2D
 
 # === compose (owner: compose) ===
 from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
+from .layers import Concat, Identity, LogSoftmax, Residual, Softmax
 from .losses import MSELoss, SoftmaxCrossEntropy
 
 # === norm (owner: norm) ===
@@ -37,8 +38,8 @@ from .summary import receptive_field
 from . import callbacks, metrics, schedules
 from .callbacks import Callback, CSVLogger, EarlyStopping, JSONLinesLogger, ModelCheckpoint
 from .metrics import confusion_matrix
-from .optim import SGD, Adam
-from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
+from .optim import SGD, Adam, AdamW, RMSprop
+from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, ReduceLROnPlateau, StepLR
 from .trainer import Trainer, TrainingDivergedError
 
 # === exchange (owner: interop): PyTorch and ONNX stay optional, imported when used ===
@@ -58,5 +59,7 @@ __all__ = ["__version__", "get_num_threads", "set_num_threads", "GradcheckError"
            "ConcurrentUseError", "Sequential", "architectures", "receptive_field", "callbacks",
            "metrics", "schedules", "Callback", "CSVLogger", "EarlyStopping", "JSONLinesLogger",
            "ModelCheckpoint", "confusion_matrix", "SGD", "Adam", "CosineAnnealingLR",
-           "LinearWarmup", "OneCycleLR", "StepLR", "Trainer", "TrainingDivergedError", "data",
+           "LinearWarmup", "OneCycleLR", "StepLR", "Trainer",
+           "GlobalMaxPool2D", "Concat", "Identity", "LogSoftmax", "Residual", "Softmax", "AdamW",
+           "RMSprop", "ReduceLROnPlateau", "TrainingDivergedError", "data",
            "show_config", "interop", "export_onnx"]

@@ -40,9 +40,11 @@ __all__ = ["OPS", "BACKENDS", "ops", "use_backend", "get_backend", "register_op"
 OPS = ("pad", "pad_backward", "conv2d_forward", "conv2d_backward",
        "max_pool2d", "max_pool2d_backward", "max_pool2d_2x2", "max_pool2d_2x2_backward",
        "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
+       "global_max_pool2d", "global_max_pool2d_backward",
        "dense", "dense_backward", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
        "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "dropout_mask",
-       "softmax", "log_softmax", "softmax_cross_entropy", "softmax_cross_entropy_backward",
+       "softmax", "log_softmax", "softmax_backward", "log_softmax_backward",
+       "softmax_cross_entropy", "softmax_cross_entropy_backward",
        "mse", "mse_backward", "batch_norm_forward", "batch_norm_backward",
        "conv_transpose2d_forward", "conv_transpose2d_backward", "upsample_nearest",
        "upsample_nearest_backward", "upsample_bilinear", "upsample_bilinear_backward")

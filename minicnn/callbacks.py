@@ -1,4 +1,5 @@
-"""Callbacks the Trainer calls at the start and end of training and after every epoch."""
+"""Callbacks the Trainer calls at the start and end of training, around every batch and after
+every epoch."""
 import json
 import math
 import os
@@ -10,9 +11,21 @@ __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "recorded_value", "RO
 
 
 class Callback:
-    """Override any of the hooks. Set ``trainer.stop_training = True`` to stop after this epoch."""
+    """Override any of the hooks. Set ``trainer.stop_training = True`` to stop after this epoch.
+
+    The batch hooks get the batch's index in its epoch (from 0) and a dict ``logs``:
+    on_batch_begin {'batch', 'size', 'lr'}; on_batch_end adds the batch's own 'loss' and,
+    for a classification loss, 'accuracy' (after the optimizer's step, before a per-batch
+    schedule's). They run on every batch: keep them short.
+    """
 
     def on_train_begin(self, trainer):
+        pass
+
+    def on_batch_begin(self, trainer, batch_index, logs):
+        pass
+
+    def on_batch_end(self, trainer, batch_index, logs):
         pass
 
     def on_epoch_end(self, trainer, epoch, logs):

@@ -20,21 +20,31 @@ Pad                                        nn.ZeroPad2d, ConstantPad2d, Reflecti
                                            ReplicationPad2d, CircularPad2d, SymmetricPad2d
 Dense, Flatten, ReLU, LeakyReLU,           nn.Linear, nn.Flatten, nn.ReLU, nn.LeakyReLU,
 Sigmoid, Tanh, Dropout                     nn.Sigmoid, nn.Tanh, nn.Dropout
+BatchNorm2D, BatchNorm1D                   nn.BatchNorm2d, nn.BatchNorm1d, with copies of the
+                                           running statistics and num_batches_tracked
+ConvTranspose2D, Upsample                  nn.ConvTranspose2d, nn.Upsample (an int scale)
+Residual, Concat                           Residual, Concat (minicnn.torch_modules), their
+                                           parts twinned as a whole model is
+Identity, Softmax, LogSoftmax,             nn.Identity, nn.Softmax, nn.LogSoftmax (dim kept),
+GlobalMaxPool2D                            nn.AdaptiveMaxPool2d(1)
 =========================================  =================================================
 
-SymmetricPad2d, SamePad2d and PerSidePool2d are minicnn's (``minicnn.torch_modules``), for
-what ``torch.nn`` has no module for. ``from_torch(module)`` reads all of the above back,
-flattening nested ``nn.Sequential`` s and skipping ``nn.Identity``; a padding module right
+SymmetricPad2d, SamePad2d, PerSidePool2d, Residual and Concat are minicnn's
+(``minicnn.torch_modules``), for what ``torch.nn`` has no module for. ``from_torch(module)``
+reads all of the above back, flattening nested ``nn.Sequential`` s and skipping
+``nn.Identity`` (inside a Residual or Concat it is minicnn's Identity); a padding module right
 before an ``nn.Conv2d`` without padding becomes that Conv2D's padding, and an ``nn.ReLU``
 right after an ``nn.Conv2d`` its ``activation='relu'``, so ``from_torch(to_torch(model))``
 has the model's layers (a flipped kernel comes back as plain weights, rotated).
 """
 import numpy as np
 
-from . import geometry
-from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
-                     MaxPool2D, Pad, Pool2D, ReLU, Sigmoid, Tanh)
-from .layers.base import Layer
+from . import geometry, torch_readers
+from .layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, ConvTranspose2D, Dense,
+                     Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU,
+                     LogSoftmax, MaxPool2D, Pad, Pool2D, ReLU, Residual, Sigmoid, Softmax, Tanh,
+                     Upsample)
+from .layers.base import Layer, modules
 from .model import Sequential
 
 __all__ = ["TORCH_MISSING", "TO_TORCH", "to_torch", "from_torch"]
@@ -131,6 +141,45 @@ def _pad_to_torch(layer, make):
     return [make.pad((left, right, top, bottom), layer.mode, layer.value)]
 
 
+def _batch_norm_to_torch(layer, make):
+    cls = make.nn.BatchNorm2d if isinstance(layer, BatchNorm2D) else make.nn.BatchNorm1d
+    module = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum,
+                 affine=layer.affine, track_running_stats=layer.track_running_stats,
+                 dtype=make.dtype)
+    with make.torch.no_grad():
+        for name, value in list(layer.params.items()) + list(layer.buffers.items()):
+            getattr(module, name).copy_(make.torch.from_numpy(np.array(value)))
+    return [module]
+
+
+def _conv_transpose_to_torch(layer, make):
+    return [make.with_weights(make.nn.ConvTranspose2d, layer, layer.in_channels,
+                              layer.out_channels, layer.kernel_size, stride=layer.stride,
+                              padding=layer.padding, output_padding=layer.output_padding,
+                              groups=layer.groups, bias="bias" in layer.params,
+                              dilation=layer.dilation)]
+
+
+def _upsample_to_torch(layer, make):
+    scale = tuple(float(v) for v in layer.scale_factor)
+    return [make.nn.Upsample(scale_factor=scale, mode=layer.mode,
+                             align_corners=layer.align_corners)]
+
+
+def _part_to_torch(child, make):
+    """One module for a container's part: its twin, or an nn.Sequential of several."""
+    layers = [child] if isinstance(child, Layer) else list(child)
+    twins = [m for layer in layers for m in _layer_to_torch(layer, make, "a block's layer")]
+    if len(twins) == 1 and isinstance(child, Layer):
+        return twins[0]
+    return make.nn.Sequential(*twins)
+
+
+def _residual_to_torch(layer, make):
+    shortcut = None if layer.shortcut is None else _part_to_torch(layer.shortcut, make)
+    return [make.tm.Residual(_part_to_torch(layer.block, make), shortcut)]
+
+
 #: minicnn layer class -> the function returning the PyTorch modules that compute it
 TO_TORCH = {
     Conv2D: _conv_to_torch,
@@ -146,7 +195,26 @@ TO_TORCH = {
     Sigmoid: lambda layer, make: [make.nn.Sigmoid()],
     Tanh: lambda layer, make: [make.nn.Tanh()],
     Dropout: lambda layer, make: [make.nn.Dropout(layer.p)],
+    BatchNorm2D: _batch_norm_to_torch, BatchNorm1D: _batch_norm_to_torch,
+    ConvTranspose2D: _conv_transpose_to_torch,
+    Upsample: _upsample_to_torch,
+    Residual: _residual_to_torch,
+    Concat: lambda layer, make: [make.tm.Concat(*[_part_to_torch(b, make)
+                                                  for b in layer.branches])],
+    Identity: lambda layer, make: [make.nn.Identity()],
+    Softmax: lambda layer, make: [make.nn.Softmax(dim=layer.dim)],
+    LogSoftmax: lambda layer, make: [make.nn.LogSoftmax(dim=layer.dim)],
+    GlobalMaxPool2D: lambda layer, make: [make.nn.AdaptiveMaxPool2d(1)],
 }
+
+
+def _layer_to_torch(layer, make, where):
+    build = TO_TORCH.get(type(layer))
+    if build is None:
+        names = ", ".join(sorted(cls.__name__ for cls in TO_TORCH))
+        raise ValueError(f"to_torch: {where} {layer!r} has no PyTorch counterpart here; "
+                         f"to_torch knows {names}")
+    return build(layer, make)
 
 
 def to_torch(model, per_layer=False):
@@ -158,23 +226,21 @@ def to_torch(model, per_layer=False):
     ``nn.Sequential`` where a layer needs several modules); otherwise the modules are flat.
     See the module's docstring for what each layer becomes.
     """
-    torch, modules = _torch("to_torch")
+    torch, tm = _torch("to_torch")
     layers = [model] if isinstance(model, Layer) else list(model)
-    dtypes = {np.dtype(p.dtype) for layer in layers for p in layer.params.values()}
+    # the parameters' dtypes, and the dtype of layers without any (BatchNorm(affine=False))
+    leaves = [m for layer in layers for m in modules(layer) if isinstance(m, Layer)]
+    dtypes = {np.dtype(p.dtype) for layer in leaves for p in layer.params.values()}
+    dtypes |= {np.dtype(layer.dtype) for layer in leaves if getattr(layer, "dtype", None)}
     if len(dtypes) > 1:
         raise ValueError(f"to_torch: the model's parameters are {sorted(d.name for d in dtypes)}; "
                          "a PyTorch module computes in one dtype (call model.astype(np.float32) "
                          "or model.astype(np.float64) first)")
     dtype = torch.float64 if dtypes == {np.dtype(np.float64)} else torch.float32
-    make = _Maker(torch, modules, dtype)
+    make = _Maker(torch, tm, dtype)
     out = []
     for i, layer in enumerate(layers):
-        build = TO_TORCH.get(type(layer))
-        if build is None:
-            names = ", ".join(sorted(cls.__name__ for cls in TO_TORCH))
-            raise ValueError(f"to_torch: layer {i} {layer!r} has no PyTorch counterpart here; "
-                             f"to_torch knows {names}")
-        twins = build(layer, make)
+        twins = _layer_to_torch(layer, make, f"layer {i}")
         if per_layer:
             out.append(twins[0] if len(twins) == 1 else torch.nn.Sequential(*twins))
         else:
@@ -183,132 +249,6 @@ def to_torch(model, per_layer=False):
 
 
 # --- PyTorch -> minicnn ------------------------------------------------------------------
-def _simplest(sides):
-    """Per-side padding ((top, bottom), (left, right)) in its shortest equivalent form."""
-    (top, bottom), (left, right) = sides
-    if top == bottom and left == right:
-        return top if top == left else (top, left)
-    return ((top, bottom), (left, right))
-
-
-def _short(value):
-    """An (h, w) pair as one int when h == w, as minicnn's constructors take it."""
-    if isinstance(value, int):
-        return value
-    return value[0] if value[0] == value[1] else tuple(value)
-
-
-def _weights(torch, module):
-    """{'weight': array, 'bias': array} copies, and the minicnn dtype name."""
-    params = {name: getattr(module, name) for name in ("weight", "bias")
-              if getattr(module, name, None) is not None}
-    for name, value in params.items():
-        if value.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"its {name} is {value.dtype}; minicnn keeps float32 or float64 "
-                            "(call module.float() or module.double() first)")
-    arrays = {name: value.detach().cpu().numpy().copy() for name, value in params.items()}
-    return arrays, arrays["weight"].dtype.name
-
-
-def _read_conv(m, torch):
-    params, dtype = _weights(torch, m)
-    if m.padding == "same":
-        padding = "same"
-    elif m.padding == "valid":
-        padding = 0
-    else:
-        padding = _short(m.padding)
-    kwargs = dict(in_channels=m.in_channels, out_channels=m.out_channels,
-                  kernel_size=_short(m.kernel_size), stride=_short(m.stride), padding=padding,
-                  dilation=_short(m.dilation), groups=m.groups, bias=m.bias is not None,
-                  padding_mode=m.padding_mode, dtype=dtype)
-    return Conv2D, kwargs, params
-
-
-def _read_pool(m, mode):
-    if mode == "max" and (m.dilation not in (1, (1, 1)) or m.return_indices):
-        raise ValueError("minicnn's max pooling has no dilation and returns no indices")
-    if mode == "avg" and m.divisor_override is not None:
-        raise ValueError("minicnn's average pooling has no divisor_override")
-    kwargs = _pool_kwargs(m.kernel_size, m.stride, _short(m.padding), m.ceil_mode)
-    if mode == "max":
-        return MaxPool2D, kwargs, {}
-    return AvgPool2D, dict(kwargs, count_include_pad=bool(m.count_include_pad)), {}
-
-
-def _pool_kwargs(kernel_size, stride, padding, ceil_mode):
-    """Pooling arguments, stride left out when it is the kernel size (PyTorch's default too)."""
-    if stride is None or (isinstance(stride, (tuple, list)) and not stride):
-        stride = kernel_size
-    kernel_size, stride = _short(kernel_size), _short(stride)
-    kwargs = dict(kernel_size=kernel_size, padding=padding, ceil_mode=bool(ceil_mode))
-    if (geometry.pair(stride, "stride", "from_torch")
-            != geometry.pair(kernel_size, "kernel_size", "from_torch")):
-        kwargs["stride"] = stride
-    return kwargs
-
-
-def _read_per_side_pool(m):
-    kwargs = _pool_kwargs(m.kernel_size, m.stride, _simplest(m.padding), m.ceil_mode)
-    if m.mode == "max":
-        return MaxPool2D, kwargs, {}
-    return AvgPool2D, dict(kwargs, count_include_pad=m.count_include_pad), {}
-
-
-def _read_pad(m, mode):
-    left, right, top, bottom = m.padding
-    kwargs = dict(padding=_simplest(((top, bottom), (left, right))), mode=mode)
-    if mode == "constant":
-        kwargs["value"] = float(m.value)
-    return Pad, kwargs, {}
-
-
-def _read_flatten(m):
-    if (m.start_dim, m.end_dim) != (1, -1):
-        raise ValueError(f"minicnn's Flatten keeps axis 0 and flattens the rest (start_dim=1, "
-                         f"end_dim=-1), not start_dim={m.start_dim}, end_dim={m.end_dim}")
-    return Flatten, {}, {}
-
-
-def _read_adaptive(m):
-    if m.output_size not in (1, (1, 1)):
-        raise ValueError(f"minicnn's GlobalAvgPool2D is output_size=1, not {m.output_size!r}")
-    return GlobalAvgPool2D, {}, {}
-
-
-def _readers(torch, tm):
-    """torch module class -> function(module) returning (minicnn class, kwargs, params)."""
-    nn = torch.nn
-
-    def linear(m):
-        params, dtype = _weights(torch, m)
-        return Dense, dict(in_features=m.in_features, out_features=m.out_features,
-                           bias=m.bias is not None, dtype=dtype), params
-
-    return {
-        nn.Conv2d: lambda m: _read_conv(m, torch),
-        nn.Linear: linear,
-        nn.MaxPool2d: lambda m: _read_pool(m, "max"),
-        nn.AvgPool2d: lambda m: _read_pool(m, "avg"),
-        tm.PerSidePool2d: _read_per_side_pool,
-        nn.AdaptiveAvgPool2d: _read_adaptive,
-        nn.ZeroPad2d: lambda m: _read_pad(m, "zeros"),
-        nn.ConstantPad2d: lambda m: _read_pad(m, "constant"),
-        nn.ReflectionPad2d: lambda m: _read_pad(m, "reflect"),
-        nn.ReplicationPad2d: lambda m: _read_pad(m, "replicate"),
-        nn.CircularPad2d: lambda m: _read_pad(m, "circular"),
-        tm.SymmetricPad2d: lambda m: _read_pad(m, "symmetric"),
-        tm.SamePad2d: lambda m: ("same", dict(kernel_size=m.kernel_size, stride=m.stride,
-                                              dilation=m.dilation, padding_mode=m.mode), {}),
-        nn.Flatten: _read_flatten,
-        nn.ReLU: lambda m: (ReLU, {}, {}),
-        nn.LeakyReLU: lambda m: (LeakyReLU, dict(negative_slope=m.negative_slope), {}),
-        nn.Sigmoid: lambda m: (Sigmoid, {}, {}),
-        nn.Tanh: lambda m: (Tanh, {}, {}),
-        nn.Dropout: lambda m: (Dropout, dict(p=m.p), {}),
-    }
-
-
 def _leaves(module, nn, prefix=""):
     """(dotted name, module) of every module in nested nn.Sequentials, in order."""
     for name, child in module.named_children():
@@ -362,7 +302,12 @@ def from_torch(module, input_shape=None):
     if not isinstance(module, nn.Sequential):
         raise TypeError(f"from_torch: expected a torch.nn.Sequential, got "
                         f"{type(module).__name__}; put the modules in an nn.Sequential")
-    readers = _readers(torch, tm)
+    readers = torch_readers.readers(torch, tm)
+    readers[tm.Residual] = lambda m: (Residual, dict(
+        block=_part(m.block, nn), shortcut=None if m.shortcut is None else _part(m.shortcut, nn)),
+        {})
+    readers[tm.Concat] = lambda m: (_concat, dict(branches=[_part(b, nn) for b in m.branches]),
+                                    {})
     pieces = []
     for name, m in _leaves(module, nn):
         read = readers.get(type(m))
@@ -386,6 +331,23 @@ def from_torch(module, input_shape=None):
     return model.train() if module.training else model.eval()
 
 
+def _part(module, nn):
+    """A container's part: a layer for one module (minicnn's Identity for nn.Identity), the
+    Sequential of an nn.Sequential, except that modules making one layer (an nn.Conv2d and
+    its nn.ReLU, as to_torch writes a Conv2D with activation='relu') give that layer."""
+    if type(module) is nn.Identity:
+        return Identity()
+    if type(module) is nn.Sequential:
+        model = from_torch(module)
+        return model[0] if len(model) == 1 and len(module) > 1 else model
+    model = from_torch(nn.Sequential(module))
+    return model[0] if len(model) == 1 else model
+
+
+def _concat(branches):
+    return Concat(*branches)
+
+
 def _lone_same_pad(piece):
     raise ValueError(f"from_torch: {_where(piece)} (SamePad2d) pads for the nn.Conv2d right "
                      "after it, which must have no padding of its own and the same kernel_size, "
@@ -396,9 +358,9 @@ def _build(piece):
     """The minicnn layer of a piece, holding its weights."""
     cls, kwargs, params = piece["cls"], piece["kwargs"], piece["params"]
     try:
-        layer = cls(**kwargs, rng=0) if cls in (Conv2D, Dense) else cls(**kwargs)
+        layer = cls(**kwargs, rng=0) if cls in (Conv2D, ConvTranspose2D, Dense) else cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise type(e)(f"from_torch: {_where(piece)}: {e}") from None
-    for key, value in params.items():
-        layer.params[key][...] = value
+    for key, value in params.items():          # weights, and BatchNorm's statistics
+        (layer.params if key in layer.params else layer.buffers)[key][...] = value
     return layer

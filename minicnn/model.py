@@ -5,8 +5,8 @@ import numpy as np
 
 from .backend import ops
 from .layers import register_container
-from .layers.base import Layer, check_dtype
 from .allocator import cached_allocation
+from .layers.base import Layer, check_dtype, modules, one_line
 from .rng import get_rng
 from .runtime import blas_single_thread
 
@@ -74,20 +74,31 @@ class Sequential:
         self._init_guard()
 
     def add(self, layer):
-        """Append a layer (returns self); a layer the model already holds is refused."""
+        """Append a layer or a container such as Residual (returns self); a layer the model
+        already holds, at any depth, is refused."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential: layer {len(self.layers)} must be a minicnn Layer, got "
                             f"{type(layer).__name__} ({layer!r})")
-        for i, other in enumerate(self.layers):
-            if other is layer:
+        held = {id(m): (f"layer {i}" if m is other else f"in layer {i}")
+                for i, other in enumerate(self.layers) for m in modules(other)}
+        held[id(self)] = "the model itself"
+        for m in modules(layer):
+            if id(m) in held:
+                what = "is" if m is layer else f"holds {m!r}, which is"
                 raise ValueError(
-                    f"Sequential: layer {len(self.layers)} {layer!r} is layer {i} already; a "
-                    f"layer keeps one forward's cache and writes its gradients in place, so it "
-                    f"can appear only once in a model (use two layers)")
-        if self.rng is not None and getattr(layer, "rng", False) is None:
-            layer.rng = self.rng  # Dropout draws from the model's generator
+                    f"Sequential: layer {len(self.layers)} {one_line(layer)} {what} "
+                    f"{held[id(m)]} already; a layer keeps one forward's cache and writes its "
+                    f"gradients in place, so it can appear only once in a model (use two layers)")
+        if self.rng is not None:
+            for m in modules(layer):
+                if isinstance(m, Layer) and getattr(m, "rng", False) is None:
+                    m.rng = self.rng  # Dropout draws from the model's generator
         self.layers.append(layer)
         return self
+
+    def children(self):
+        """[(index as a string, layer)]: the names of the dotted parameter paths."""
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
     # --- running -------------------------------------------------------------------
     def forward(self, x, training=None):
@@ -99,7 +110,8 @@ class Sequential:
             return self._run(x, False)
         self._enter("a training forward")
         try:
-            if len({id(layer) for layer in self.layers}) != len(self.layers):
+            held = [id(m) for m in modules(self)]
+            if len(set(held)) != len(held):
                 raise ValueError(f"Sequential: a layer appears twice in {self.layers} (changed "
                                  f"through .layers?); each layer can appear only once")
             out = self._run(x, True)
@@ -173,27 +185,33 @@ class Sequential:
         return np.concatenate(out) if out else np.zeros((0, 0))
 
     def _where(self, i, shape):
-        here = f"layer {i} {self.layers[i]!r}"
+        here = f"layer {i} {one_line(self.layers[i])}"
         shape = "(" + ", ".join(str(v) for v in shape) + ("," if len(shape) == 1 else "") + ")"
         if i == 0:
             return f"{here} cannot take the model input of shape {shape}: "
-        return (f"{here} cannot take the output of layer {i - 1} {self.layers[i - 1]!r}, of "
+        return (f"{here} cannot take the output of layer {i - 1} {one_line(self.layers[i - 1])}, of "
                 f"shape {shape}: ")
 
     # --- parameters and modes ------------------------------------------------------------
-    def parameters(self):
-        """Every parameter as a Parameter (name like ``3.weight``, value, grad)."""
-        return [p for i, layer in enumerate(self.layers) for p in layer.parameters(f"{i}.")]
+    def parameters(self, prefix=""):
+        """Every parameter as a Parameter (name like ``3.weight``, or ``2.block.0.weight`` in
+        a container, value, grad); ``prefix`` goes in front of each name."""
+        return [p for i, layer in enumerate(self.layers)
+                for p in layer.parameters(f"{prefix}{i}.")]
 
-    def buffers(self):
+    def buffers(self, prefix=""):
         """Every buffer (saved but not trained, e.g. ``1.running_mean``) as a Buffer."""
-        return [b for i, layer in enumerate(self.layers) for b in layer.named_buffers(f"{i}.")]
+        return [b for i, layer in enumerate(self.layers)
+                for b in layer.named_buffers(f"{prefix}{i}.")]
 
-    def state_entries(self):
+    named_buffers = buffers     # the name a container asks its children for
+
+    def state_entries(self, prefix=""):
         """Parameters and buffers, in PyTorch's order (each layer's parameters, then its
-        buffers), as objects with ``name`` and ``value`` (the live array)."""
+        buffers; a container's children in turn), as objects with ``name`` and ``value``
+        (the live array)."""
         return [e for i, layer in enumerate(self.layers)
-                for e in layer.parameters(f"{i}.") + layer.named_buffers(f"{i}.")]
+                for e in layer.state_entries(f"{prefix}{i}.")]
 
     def state_dict(self):
         """{dotted name: a copy of the parameter or buffer array} (PyTorch's keys)."""
@@ -236,6 +254,21 @@ class Sequential:
         for layer in self.layers:
             layer.astype(dtype)
         return self
+
+    def output_shape(self, input_shape):
+        """The output shape (without batch) for an input shape (without batch)."""
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = tuple(layer.output_shape(shape))
+        return shape
+
+    def macs(self, input_shape):
+        """Multiply-accumulates for one sample of ``input_shape`` (no batch axis)."""
+        total, shape = 0, tuple(input_shape)
+        for layer in self.layers:
+            total += layer.macs(shape)
+            shape = tuple(layer.output_shape(shape))
+        return total
 
     # --- description -------------------------------------------------------------------
     def summary(self, input_shape=None, print_fn="auto"):
@@ -309,5 +342,6 @@ class Sequential:
         return iter(self.layers)
 
     def __repr__(self):
-        body = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        body = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ")
+                       for i, layer in enumerate(self.layers))
         return f"Sequential({body}\n)" if body else "Sequential()"

@@ -46,10 +46,16 @@ def _shape(shape):
     return "(" + ", ".join(str(v) for v in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _keep_indent(text):
+    body = text.lstrip(" ")
+    return "\u00a0" * (len(text) - len(body)) + body
+
+
 def summary_html(table):
     """The summary (a minicnn.summary.Summary) as an HTML table: the columns of its text."""
     rows = [("", "input", _shape(table.input_shape), "", "", "1", "1")]
-    rows += [(r["index"], r["layer"], _shape(r["output_shape"]), f"{r['params']:,}",
+    # a nested row's indentation as no-break spaces: HTML collapses plain ones
+    rows += [(r["index"], _keep_indent(r["layer"]), _shape(r["output_shape"]), f"{r['params']:,}",
               f"{r['macs']:,}", _axes(r["receptive_field"]), _axes(r["jump"])) for r in table.rows]
     footer = (f"parameters: {table.total_params:,} ({table.param_bytes / 1024:.1f} KiB)   "
               f"MACs per image: {table.total_macs:,}   "
@@ -64,7 +70,7 @@ def model_html(model):
         return summary_html(model.summary(print_fn=None))
     except ValueError:  # no shape known, or the layers cannot take it
         pass
-    rows = [(i, repr(layer), f"{sum(p.size for p in layer.params.values()):,}")
+    rows = [(i, repr(layer), f"{sum(p.value.size for p in layer.parameters()):,}")
             for i, layer in enumerate(model.layers)]
     total = sum(p.value.size for p in model.parameters())
     return _table(("#", "layer", "params"), rows, right={0, 2},

@@ -24,13 +24,29 @@ layer needs one function):
 - GlobalAvgPool2D: GlobalAveragePool. Dense: Gemm (transB=1). Flatten: Flatten(axis=1).
 - ReLU, LeakyReLU, Sigmoid, Tanh: Relu, LeakyRelu, Sigmoid, Tanh. Dropout: nothing (the
   identity, as in evaluation).
+- BatchNorm2D, BatchNorm1D: BatchNormalization with the running statistics (ones and zeros
+  for the scale and shift without ``affine``); with ``track_running_stats=False`` evaluation
+  normalises by the batch's own statistics, so the graph computes them (ReduceMean, Sub,
+  Mul, Sqrt, Div), as the layer does.
+- ConvTranspose2D: ConvTranspose (strides, dilations, group, pads, output_padding).
+- Upsample: Resize by the scale factor; 'nearest' as 'nearest' with 'asymmetric'
+  coordinates and 'floor' rounding (PyTorch's nearest), 'bilinear' as 'linear' with
+  'half_pixel' coordinates, or 'align_corners' when the layer aligns corners.
+- Residual: the block's nodes, the shortcut's (none for the identity), then Add. Concat:
+  each branch's nodes on the same input, then Concat(axis=1). A block, shortcut or branch
+  that is a Sequential is its layers' nodes in turn.
+- Identity: nothing. Softmax, LogSoftmax: Softmax, LogSoftmax on the layer's ``dim``.
+  GlobalMaxPool2D: GlobalMaxPool.
 """
 import numpy as np
 
 from . import geometry
 from .extras import require
-from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
-                     MaxPool2D, Pad, Pool2D, ReLU, Sigmoid, Tanh)
+from .layers.base import Layer
+from .layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, ConvTranspose2D, Dense,
+                     Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Identity, LeakyReLU,
+                     LogSoftmax, MaxPool2D, Pad, Pool2D, ReLU, Residual, Sigmoid, Softmax, Tanh,
+                     Upsample)
 
 __all__ = ["OPSET", "EXPORTERS", "Graph", "pad", "to_onnx", "export_onnx"]
 
@@ -179,6 +195,67 @@ def _dense(g, layer, x, shape, hint):
     return g.node("Gemm", inputs, f"{hint}/gemm", transB=1)
 
 
+def _batch_norm(g, layer, x, shape, hint):
+    c = layer.num_features
+    weight = layer.params.get("weight", np.ones(c))
+    bias = layer.params.get("bias", np.zeros(c))
+    if layer.track_running_stats:
+        inputs = [x, g.constant(f"{hint}/scale", weight), g.constant(f"{hint}/bias", bias),
+                  g.constant(f"{hint}/mean", layer.buffers["running_mean"]),
+                  g.constant(f"{hint}/var", layer.buffers["running_var"])]
+        return g.node("BatchNormalization", inputs, f"{hint}/batchnorm", epsilon=layer.eps)
+    # no running statistics: the batch's mean and (biased) variance, per channel
+    axes = [0] + list(range(2, len(shape) + 1))
+    per_channel = (1, c) + (1,) * (len(shape) - 1)
+    mean = g.node("ReduceMean", [x], f"{hint}/mean", axes=axes, keepdims=1)
+    centred = g.node("Sub", [x, mean], f"{hint}/centred")
+    square = g.node("Mul", [centred, centred], f"{hint}/square")
+    var = g.node("ReduceMean", [square], f"{hint}/var", axes=axes, keepdims=1)
+    shifted = g.node("Add", [var, g.constant(f"{hint}/eps", layer.eps)], f"{hint}/var_eps")
+    std = g.node("Sqrt", [shifted], f"{hint}/std")
+    out = g.node("Div", [centred, std], f"{hint}/normalised")
+    if "weight" in layer.params:
+        out = g.node("Mul", [out, g.constant(f"{hint}/scale", weight.reshape(per_channel))],
+                     f"{hint}/scaled")
+        out = g.node("Add", [out, g.constant(f"{hint}/bias", bias.reshape(per_channel))],
+                     f"{hint}/shifted")
+    return out
+
+
+def _conv_transpose(g, layer, x, shape, hint):
+    inputs = [x, g.constant(f"{hint}/weight", layer.params["weight"])]
+    if "bias" in layer.params:
+        inputs.append(g.constant(f"{hint}/bias", layer.params["bias"]))
+    ph, pw = layer.padding
+    return g.node("ConvTranspose", inputs, f"{hint}/convtranspose",
+                  kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                  dilations=list(layer.dilation), group=layer.groups, pads=[ph, pw, ph, pw],
+                  output_padding=list(layer.output_padding))
+
+
+def _upsample(g, layer, x, shape, hint):
+    scales = g.constant(f"{hint}/scales", [1, 1, *layer.scale_factor])
+    if layer.mode == "nearest":
+        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                     nearest_mode="floor")
+    else:
+        attrs = dict(mode="linear", coordinate_transformation_mode=(
+            "align_corners" if layer.align_corners else "half_pixel"))
+    return g.node("Resize", [x, "", scales], f"{hint}/resize", **attrs)
+
+
+def _residual(g, layer, x, shape, hint):
+    out = export_child(g, layer.block, x, shape, f"{hint}.block")
+    skip = x if layer.shortcut is None else export_child(g, layer.shortcut, x, shape,
+                                                         f"{hint}.shortcut")
+    return g.node("Add", [out, skip], f"{hint}/add")
+
+
+def _concat(g, layer, x, shape, hint):
+    outs = [export_child(g, child, x, shape, f"{hint}.{name}") for name, child in layer.children()]
+    return g.node("Concat", outs, f"{hint}/concat", axis=1)
+
+
 def _simple(op, **attributes):
     def export(g, layer, x, shape, hint):
         attrs = {k: f(layer) for k, f in attributes.items()}
@@ -200,7 +277,31 @@ EXPORTERS = {
     Sigmoid: _simple("Sigmoid"),
     Tanh: _simple("Tanh"),
     Dropout: lambda g, layer, x, shape, hint: x,
+    BatchNorm2D: _batch_norm, BatchNorm1D: _batch_norm,
+    ConvTranspose2D: _conv_transpose,
+    Upsample: _upsample,
+    Residual: _residual, Concat: _concat,
+    Identity: lambda g, layer, x, shape, hint: x,
+    Softmax: _simple("Softmax", axis=lambda layer: layer.dim),
+    LogSoftmax: _simple("LogSoftmax", axis=lambda layer: layer.dim),
+    GlobalMaxPool2D: _simple("GlobalMaxPool"),
 }
+
+
+def export_child(g, child, x, shape, hint):
+    """The output name of ``child`` (a layer, or a Sequential: its layers in turn) on ``x``
+    of one sample's ``shape``; ``hint`` names it (its index, dotted inside containers)."""
+    if not isinstance(child, Layer):                 # a Sequential inside a container
+        for i, layer in enumerate(child):
+            x = export_child(g, layer, x, shape, f"{hint}.{i}")
+            shape = tuple(layer.output_shape(shape))
+        return x
+    export = EXPORTERS.get(type(child))
+    if export is None:
+        known = ", ".join(sorted(cls.__name__ for cls in EXPORTERS))
+        raise ValueError(f"export_onnx: layer {hint} {child!r} has no ONNX exporter; "
+                         f"export_onnx knows {known}")
+    return export(g, child, x, shape, hint)
 
 
 def to_onnx(model, input_shape=None, metadata=None):
@@ -215,14 +316,9 @@ def to_onnx(model, input_shape=None, metadata=None):
     g = Graph(onnx)
     x = g.fresh("input")
     shape = table.input_shape
-    for i, (layer, row) in enumerate(zip(model, table.rows)):
-        export = EXPORTERS.get(type(layer))
-        if export is None:
-            known = ", ".join(sorted(cls.__name__ for cls in EXPORTERS))
-            raise ValueError(f"export_onnx: layer {i} {layer!r} has no ONNX exporter; "
-                             f"export_onnx knows {known}")
-        x = export(g, layer, x, shape, str(i))
-        shape = tuple(row["output_shape"])
+    for i, layer in enumerate(model):
+        x = export_child(g, layer, x, shape, str(i))
+        shape = tuple(layer.output_shape(shape))
     if g.nodes and g.nodes[-1].output[0] == x:   # the last node makes the output: name it so
         g.nodes[-1].output[0] = "output"
     else:                                           # the input itself (or a Dropout's)

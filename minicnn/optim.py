@@ -11,7 +11,7 @@ import numpy as np
 from . import functional as F
 from .allocator import cached_allocation
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
 
 def _number(owner, name, value, low=0.0, high=None, high_open=False, low_open=False):
@@ -96,6 +96,10 @@ class SGD(Optimizer):
                              f"got momentum={momentum}, dampening={dampening}")
         self.nesterov = bool(nesterov)
 
+    def state_keys(self):
+        """The arrays a parameter's stepped state holds (a resumed state is checked on it)."""
+        return {"momentum_buffer"}
+
     def _update(self, p, state):
         w, g = p.value, p.grad
         buf = state.get("momentum_buffer")
@@ -134,12 +138,16 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
+        owner = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = tuple(_number("Adam", f"betas[{i}]", b, 0.0, 1.0, high_open=True)
+            raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = tuple(_number(owner, f"betas[{i}]", b, 0.0, 1.0, high_open=True)
                            for i, b in enumerate(betas))
-        self.eps = _number("Adam", "eps", eps, low_open=True)
-        self.weight_decay = _number("Adam", "weight_decay", weight_decay)
+        self.eps = _number(owner, "eps", eps, low_open=True)
+        self.weight_decay = _number(owner, "weight_decay", weight_decay)
+
+    def state_keys(self):
+        return {"exp_avg", "exp_avg_sq"}
 
     def _update(self, p, state):
         w, g = p.value, p.grad
@@ -162,3 +170,103 @@ class Adam(Optimizer):
 
     def __repr__(self):
         return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as torch.optim.AdamW.
+
+    p *= 1 - lr * weight_decay first; then Adam's moments of the raw gradient,
+    m = b1 m + (1 - b1) g and v = b2 v + (1 - b2) g^2, and
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). With ``amsgrad`` the
+    denominator uses the largest v seen so far (kept as ``max_exp_avg_sq``).
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False):
+        super().__init__(params, lr, betas, eps, 0.0)
+        self.weight_decay = _number("AdamW", "weight_decay", weight_decay)
+        if not isinstance(amsgrad, (bool, np.bool_)):
+            raise TypeError(f"AdamW: amsgrad must be True or False, got {amsgrad!r}")
+        self.amsgrad = bool(amsgrad)
+
+    def state_keys(self):
+        return {"exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if self.amsgrad else set())
+
+    def _update(self, p, state):
+        w, g = p.value, p.grad
+        b1, b2 = self.betas
+        if self.weight_decay:
+            w *= w.dtype.type(1 - self.lr * self.weight_decay)
+        if "exp_avg" not in state:
+            state["exp_avg"] = np.zeros_like(w)
+            state["exp_avg_sq"] = np.zeros_like(w)
+            if self.amsgrad:
+                state["max_exp_avg_sq"] = np.zeros_like(w)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += (1 - b1) * (g - m)
+        v *= b2
+        v += (1 - b2) * (g * g)
+        t = self.steps
+        if self.amsgrad:
+            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = state["max_exp_avg_sq"]
+        denom = np.sqrt(v) / np.sqrt(1 - b2 ** t)
+        denom += self.eps
+        w -= w.dtype.type(self.lr / (1 - b1 ** t)) * (m / denom)
+
+    def __repr__(self):
+        return (f"AdamW(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
+                f"weight_decay={self.weight_decay}, amsgrad={self.amsgrad})")
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as torch.optim.RMSprop.
+
+    g += weight_decay * p; s = alpha s + (1 - alpha) g^2; centered: a = alpha a + (1 - alpha) g
+    and d = sqrt(s - a^2) + eps, else d = sqrt(s) + eps; with momentum
+    b = momentum b + g / d and p -= lr b, else p -= lr g / d.
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, lr)
+        self.alpha = _number("RMSprop", "alpha", alpha, 0.0, 1.0)
+        self.eps = _number("RMSprop", "eps", eps, low_open=True)
+        self.weight_decay = _number("RMSprop", "weight_decay", weight_decay)
+        self.momentum = _number("RMSprop", "momentum", momentum, 0.0, 1.0, high_open=True)
+        if not isinstance(centered, (bool, np.bool_)):
+            raise TypeError(f"RMSprop: centered must be True or False, got {centered!r}")
+        self.centered = bool(centered)
+
+    def state_keys(self):
+        return ({"square_avg"} | ({"momentum_buffer"} if self.momentum else set())
+                | ({"grad_avg"} if self.centered else set()))
+
+    def _update(self, p, state):
+        w, g = p.value, p.grad
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        if "square_avg" not in state:
+            for key in self.state_keys():
+                state[key] = np.zeros_like(w)
+        s = state["square_avg"]
+        s *= self.alpha
+        s += (1 - self.alpha) * (g * g)
+        if self.centered:
+            a = state["grad_avg"]
+            a += (1 - self.alpha) * (g - a)
+            denom = np.sqrt(s - a * a)
+        else:
+            denom = np.sqrt(s)
+        denom += self.eps
+        if self.momentum:
+            buf = state["momentum_buffer"]
+            buf *= self.momentum
+            buf += g / denom
+            w -= w.dtype.type(self.lr) * buf
+        else:
+            w -= w.dtype.type(self.lr) * (g / denom)
+
+    def __repr__(self):
+        return (f"RMSprop(lr={self.lr}, alpha={self.alpha}, eps={self.eps}, weight_decay="
+                f"{self.weight_decay}, momentum={self.momentum}, centered={self.centered})")

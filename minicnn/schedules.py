@@ -7,7 +7,8 @@ or after every epoch (False); the Trainer follows it.
 import math
 import numbers
 
-__all__ = ["Schedule", "StepLR", "CosineAnnealingLR", "OneCycleLR", "LinearWarmup"]
+__all__ = ["Schedule", "StepLR", "CosineAnnealingLR", "OneCycleLR", "LinearWarmup",
+           "ReduceLROnPlateau"]
 
 
 class Schedule:
@@ -133,3 +134,101 @@ class LinearWarmup(Schedule):
     def lr_at(self, t):
         frac = min(t, self.warmup_steps) / self.warmup_steps
         return self.base_lr * (self.start_factor + (1 - self.start_factor) * frac)
+
+
+class ReduceLROnPlateau(Schedule):
+    """Multiply the learning rate by ``factor`` when a metric stops improving, as
+    torch.optim.lr_scheduler.ReduceLROnPlateau. Step once per epoch with the metric:
+    ``step(val_loss)``; the Trainer does so with ``logs[monitor]`` (``monitor``, not a
+    PyTorch argument, names the History key: 'val_loss' by default, which needs
+    validation_data).
+
+    An epoch improves on the best when the metric is below best * (1 - threshold) (mode
+    'min', threshold_mode 'rel'), below best - threshold ('abs'), or above best * (1 +
+    threshold) / best + threshold in mode 'max'. After more than ``patience`` epochs
+    without improvement the rate becomes max(lr * factor, min_lr) (unless that changes it
+    by less than 1e-8), and ``cooldown`` epochs follow in which bad epochs are not counted.
+    """
+
+    needs_metric = True
+    #: PyTorch's smallest change of the learning rate worth making
+    EPS = 1e-8
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0.0, monitor="val_loss"):
+        owner = "ReduceLROnPlateau"
+        for name, value, allowed in (("mode", mode, ("min", "max")),
+                                     ("threshold_mode", threshold_mode, ("rel", "abs"))):
+            if value not in allowed:
+                raise ValueError(f"{owner}: {name} must be one of {list(allowed)}, got {value!r}")
+        self.mode, self.threshold_mode = mode, threshold_mode
+        self.factor = _real(owner, "factor", factor)
+        if self.factor >= 1.0:
+            raise ValueError(f"{owner}: factor must be < 1.0 (the rate is multiplied by it), "
+                             f"got {factor!r}")
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{owner}: {name} must be an int >= 0, got {value!r}")
+        self.patience, self.cooldown = patience, cooldown
+        self.threshold = _real(owner, "threshold", threshold, positive=False)
+        self.min_lr = _real(owner, "min_lr", min_lr, positive=False)
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"{owner}: monitor must be a History key such as 'val_loss', "
+                             f"got {monitor!r}")
+        self.monitor = monitor
+        self.lr = optimizer.lr if hasattr(optimizer, "lr") else None
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        return self.lr  # the rate depends on the metrics seen, not on the step count
+
+    def is_better(self, value, best):
+        if self.mode == "min":
+            return value < (best * (1 - self.threshold) if self.threshold_mode == "rel"
+                            else best - self.threshold)
+        return value > (best * (1 + self.threshold) if self.threshold_mode == "rel"
+                        else best + self.threshold)
+
+    def step(self, metric=None):
+        if isinstance(metric, bool) or not isinstance(metric, numbers.Real):
+            raise TypeError(f"ReduceLROnPlateau.step: needs the monitored metric "
+                            f"({self.monitor}) as a number, got {metric!r}")
+        value = float(metric)
+        self.last_step += 1
+        if self.is_better(value, self.best):
+            self.best, self.num_bad_epochs = value, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            old = self.optimizer.lr
+            new = max(old * self.factor, self.min_lr)
+            if old - new > self.EPS:
+                self.optimizer.lr = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self.lr = self.optimizer.lr
+
+    def state_dict(self):
+        """JSON-able: an infinite best (no metric seen yet) is stored as None."""
+        return {"last_step": self.last_step, "base_lr": self.base_lr, "lr": self.optimizer.lr,
+                "best": self.best if math.isfinite(self.best) else None,
+                "num_bad_epochs": self.num_bad_epochs, "cooldown_counter": self.cooldown_counter}
+
+    #: state entries that may be None (trainer_state checks the others are finite numbers)
+    nullable_state = ("best",)
+
+    def load_state_dict(self, d):
+        self.last_step = int(d["last_step"])
+        self.base_lr = float(d["base_lr"])
+        self.lr = float(d["lr"])
+        best = d["best"]
+        self.best = (math.inf if self.mode == "min" else -math.inf) if best is None else float(best)
+        self.num_bad_epochs = int(d["num_bad_epochs"])
+        self.cooldown_counter = int(d["cooldown_counter"])
+        self.optimizer.lr = self.lr

@@ -19,10 +19,12 @@ class Summary:
     def __init__(self, input_shape, rows):
         self.input_shape = tuple(input_shape)
         self.rows = rows
-        self.total_params = sum(r["params"] for r in rows)
-        self.total_macs = sum(r["macs"] for r in rows)
-        self.param_bytes = sum(r["param_bytes"] for r in rows)
-        self.receptive_field = rows[-1]["receptive_field"] if rows else (1, 1)
+        top = [r for r in rows if r.get("depth", 0) == 0]
+        self.total_params = sum(r["params"] for r in top)
+        self.total_macs = sum(r["macs"] for r in top)
+        self.param_bytes = sum(r["param_bytes"] for r in top)
+        self.receptive_field = top[-1]["receptive_field"] if top else (1, 1)
+        self.output_shape = top[-1]["output_shape"] if top else self.input_shape
 
     def __iter__(self):
         return iter(self.rows)
@@ -82,9 +84,9 @@ def check_input_shape(input_shape, owner="summary"):
 
 
 def _spatial_layers():
-    from .layers import Conv2D, GlobalAvgPool2D, Pad, Pool2D
+    from .layers import Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, Pad, Pool2D
 
-    return (Conv2D, GlobalAvgPool2D, Pad, Pool2D)
+    return (Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, Pad, Pool2D)
 
 
 def summarize(model, input_shape):
@@ -92,35 +94,70 @@ def summarize(model, input_shape):
 
     A leading batch axis (N, C, H, W) is accepted and ignored. A layer that cannot take
     the previous layer's output raises ValueError naming both layers and both shapes.
+    Containers (Residual, Concat, a Sequential inside them) get a row with their totals,
+    followed by their children's rows, indented, whose "index" is the dotted path of
+    their parameters (e.g. "2.block.0"); the totals count top-level rows only ("depth" 0).
+    The receptive field through a container is the largest of its branches'.
     """
     shape = check_input_shape(input_shape)
-    first = shape
     rows = []
-    rf, jump = (1, 1), (1, 1)
-    spatial = _spatial_layers()
+    state = (shape, (1, 1), (1, 1))
     for i, layer in enumerate(model.layers):
-        if isinstance(layer, spatial) and len(shape) != 3:
-            raise ValueError(model._where(i, ("N",) + shape) + f"{type(layer).__name__} takes images "
-                             f"(N, C, H, W); give the input shape as (C, H, W), e.g. (1, 28, 28)")
-        try:
-            out_shape = tuple(layer.output_shape(shape))
-            macs = layer.macs(shape)
-        except (ValueError, TypeError) as e:
-            raise ValueError(model._where(i, ("N",) + shape) + str(e)) from e
-        rp = layer.receptive_params_for(shape)
+        state = _describe(layer, state, i, 0, rows, lambda s, i=i: model._where(i, s))
+    return Summary(shape, rows)
+
+
+def _describe(module, state, index, depth, rows, where):
+    """Append the rows of ``module`` (and its children) for ``state`` = (input shape,
+    receptive field, jump) entering it; returns the state leaving it."""
+    shape, rf, jump = state
+    children = module.children()
+    row = {"index": index, "depth": depth, "output_shape": None,
+           "params": sum(p.value.size for p in module.parameters()),
+           "param_bytes": sum(p.value.nbytes for p in module.parameters()),
+           "macs": 0, "receptive_field": rf, "jump": jump,
+           "kind": "container" if children else "layer"}
+    if not children and isinstance(module, _spatial_layers()) and len(shape) != 3:
+        raise ValueError(where(("N",) + shape) + f"{type(module).__name__} takes images "
+                         f"(N, C, H, W); give the input shape as (C, H, W), e.g. (1, 28, 28)")
+    try:
+        out_shape = tuple(module.output_shape(shape))
+        row["macs"] = module.macs(shape)
+    except (ValueError, TypeError) as e:
+        raise ValueError(where(("N",) + shape) + str(e)) from e
+    row["output_shape"] = out_shape
+    rows.append(row)
+    if not children:
+        row["layer"] = "  " * depth + repr(module)
+        rp = module.receptive_params_for(shape)
         if rp is not None:
             (kh, kw), (sh, sw), (dh, dw) = rp
             rh, jh = geometry.receptive_field_step(rf[0], jump[0], kh, sh, dh)
             rw, jw = geometry.receptive_field_step(rf[1], jump[1], kw, sw, dw)
-            rf, jump = (rh, rw), (jh, jw)
-        rows.append({
-            "index": i, "layer": repr(layer), "output_shape": out_shape,
-            "params": sum(p.size for p in layer.params.values()),
-            "param_bytes": sum(p.nbytes for p in layer.params.values()),
-            "macs": macs, "receptive_field": rf, "jump": jump,
-        })
-        shape = out_shape
-    return Summary(first, rows)
+            row["receptive_field"], row["jump"] = (rh, rw), (jh, jw)
+        return out_shape, row["receptive_field"], row["jump"]
+    sequential = not hasattr(module, "block") and not hasattr(module, "branches")
+    row["kind"] = "sequential" if sequential else "container"
+    row["layer"] = "  " * depth + type(module).__name__
+
+    def inner(path, child):
+        return lambda s: (f"layer {path} {child!r} cannot take an input of shape "
+                          f"{_shape(s)}: ")
+
+    ends = []
+    for name, child in children:
+        path = f"{index}.{name}"
+        child_state = (shape, rf, jump) if not sequential or not ends else ends[-1]
+        ends.append(_describe(child, child_state, path, depth + 1, rows, inner(path, child)))
+    if sequential:
+        rf, jump = ends[-1][1:]
+    else:
+        if getattr(module, "shortcut", True) is None:  # a Residual's identity path
+            ends.append((shape, rf, jump))
+        rf = tuple(max(e[1][a] for e in ends) for a in range(2))
+        jump = tuple(max(e[2][a] for e in ends) for a in range(2))
+    row["receptive_field"], row["jump"] = rf, jump
+    return out_shape, rf, jump
 
 
 def activation_bytes(table, itemsize=4):
@@ -129,7 +166,8 @@ def activation_bytes(table, itemsize=4):
     backward)."""
     import math
 
-    sizes = [math.prod(table.input_shape)] + [math.prod(r["output_shape"]) for r in table.rows]
+    sizes = [math.prod(table.input_shape)] + [math.prod(r["output_shape"]) for r in table.rows
+                                              if r.get("kind") != "sequential"]
     return sum(sizes) * itemsize
 
 

@@ -12,6 +12,10 @@ layer computes, in PyTorch, differentiably:
   the bottom or right), in any of minicnn's modes; a convolution without padding follows it.
 - ``PerSidePool2d(kernel_size, stride, padding, mode, ceil_mode, count_include_pad)``: max or
   average pooling with ``((top, bottom), (left, right))`` padding, by minicnn's rules.
+- ``Residual(block, shortcut=None)``: block(x) + shortcut(x) (x itself without a shortcut),
+  as minicnn's Residual, with the attributes ``block`` and ``shortcut``.
+- ``Concat(*branches)``: every branch on x, joined along the channels (dim 1), the
+  branches in an nn.ModuleList ``branches``, as minicnn's Concat.
 
 Only ``minicnn.interop`` imports this module, when asked for PyTorch. Without PyTorch the
 module still imports (its classes are then plain, unused objects).
@@ -26,7 +30,8 @@ except ImportError:                    # PyTorch is optional; minicnn.interop sa
     torch = TF = None
     _Module = object
 
-__all__ = ["SymmetricPad2d", "SamePad2d", "PerSidePool2d", "symmetric_pad", "pad2d"]
+__all__ = ["SymmetricPad2d", "SamePad2d", "PerSidePool2d", "Residual", "Concat", "symmetric_pad",
+           "pad2d"]
 
 _TORCH_MODES = {"zeros": "constant", "constant": "constant", "reflect": "reflect",
                 "replicate": "replicate", "circular": "circular"}
@@ -128,3 +133,25 @@ class PerSidePool2d(_Module):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"mode={self.mode!r}, ceil_mode={self.ceil_mode}, "
                 f"count_include_pad={self.count_include_pad}")
+
+
+class Residual(_Module):
+    """block(x) + shortcut(x); the shortcut is the identity when None."""
+
+    def __init__(self, block, shortcut=None):
+        super().__init__()
+        self.block, self.shortcut = block, shortcut
+
+    def forward(self, x):
+        return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
+
+class Concat(_Module):
+    """Every branch on the same input, the outputs joined along dim 1 (the channels)."""
+
+    def __init__(self, *branches):
+        super().__init__()
+        self.branches = torch.nn.ModuleList(branches)
+
+    def forward(self, x):
+        return torch.cat([branch(x) for branch in self.branches], dim=1)

@@ -112,6 +112,7 @@ class Trainer:
         callbacks = checks.check_callbacks(owner, callbacks)
         checks.check_callable(owner, "transform", transform)
         checks.check_callable(owner, "augment", augment)
+        checks.check_monitored(owner, self.scheduler, self.loss, validation_data)
         if seed is not None:
             seed = checks.positive_int(owner, "seed", seed, low=0)
         if first > self.epoch:  # weights loaded elsewhere: the schedule catches up
@@ -126,7 +127,7 @@ class Trainer:
         with self._interrupt_flag() as interrupt:
             while self.epoch < last and not self.stop_training:
                 logs = self._run_epoch(x, y, batch_size, shuffle, last, verbose, transform, augment,
-                                       interrupt)
+                                       interrupt, callbacks)
                 if logs is None:  # interrupted
                     self.history.interrupted = True
                     if verbose:
@@ -142,7 +143,10 @@ class Trainer:
                 if verbose:
                     print(self._epoch_line(last, logs))
                 if self.scheduler is not None and not self.scheduler.per_batch:
-                    self.scheduler.step()
+                    if getattr(self.scheduler, "needs_metric", False):
+                        self.scheduler.step(logs[self.scheduler.monitor])
+                    else:
+                        self.scheduler.step()
                 for cb in callbacks:
                     cb.on_epoch_end(self, self.epoch, logs)
         for cb in callbacks:
@@ -152,7 +156,7 @@ class Trainer:
     def _skip_epochs(self, count, steps_per_epoch):
         """Start at a later epoch: count it done, and step the schedule as training would have."""
         self.epoch += count
-        if self.scheduler is not None:
+        if self.scheduler is not None and not getattr(self.scheduler, "needs_metric", False):
             for _ in range(count * (steps_per_epoch if self.scheduler.per_batch else 1)):
                 self.scheduler.step()
 
@@ -170,8 +174,14 @@ class Trainer:
                           "learn badly from unnormalised inputs (scale them to a few units, e.g. "
                           "transform=minicnn.data.normalize for uint8 images)", stacklevel=4)
 
-    def _run_epoch(self, x, y, batch_size, shuffle, epochs, verbose, transform, augment, interrupt):
+    def _run_epoch(self, x, y, batch_size, shuffle, epochs, verbose, transform, augment, interrupt,
+                   callbacks=()):
         from tqdm.auto import tqdm
+
+        begin_hooks = [h for h in (getattr(cb, "on_batch_begin", None) for cb in callbacks)
+                       if callable(h)]
+        end_hooks = [h for h in (getattr(cb, "on_batch_end", None) for cb in callbacks)
+                     if callable(h)]
 
         n = len(x)
         order = (np.random.default_rng([self.seed, self.epoch]).permutation(n) if shuffle
@@ -188,6 +198,8 @@ class Trainer:
                    leave=False, dynamic_ncols=True, mininterval=interval)
         try:
             for b, idx in enumerate(_batches(n, batch_size, order)):
+                for hook in begin_hooks:
+                    hook(self, b, {"batch": b, "size": len(idx), "lr": self.optimizer.lr})
                 with cached_allocation():   # the batch's copies reuse freed blocks too
                     xb, yb = x[idx], y[idx]
                     if augment is not None:
@@ -198,6 +210,9 @@ class Trainer:
                 if self._check_scale:
                     self._warn_if_unnormalised(xb)
                 value, k, right = self._step(b, xb, yb, classify)
+                for hook in end_hooks:
+                    hook(self, b, {"batch": b, "size": k, "lr": self.optimizer.lr, "loss": value,
+                                   "accuracy": right / k if classify and k else None})
                 if self.scheduler is not None and self.scheduler.per_batch:
                     self.scheduler.step()
                 total_loss += value * k

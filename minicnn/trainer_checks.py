@@ -150,3 +150,21 @@ def epoch_range(owner, done, epochs, initial_epoch):
         raise ValueError(f"{owner}: initial_epoch={initial_epoch}, but this trainer has completed "
                          f"{done} epochs; pass initial_epoch={done} (or leave it out)")
     return initial_epoch, epochs
+
+
+def check_monitored(owner, scheduler, loss, validation_data):
+    """A schedule fed a metric (ReduceLROnPlateau) must monitor one that every epoch has."""
+    monitor = getattr(scheduler, "monitor", None) if getattr(scheduler, "needs_metric",
+                                                             False) else None
+    if monitor is None:
+        return
+    known = ("loss", "accuracy", "val_loss", "val_accuracy")
+    if monitor not in known:
+        raise ValueError(f"{owner}: the scheduler monitors {monitor!r}; the Trainer feeds it "
+                         f"one of {list(known)}")
+    if monitor.startswith("val_") and validation_data is None:
+        raise ValueError(f"{owner}: the scheduler monitors {monitor!r}: pass validation_data, "
+                         f"or build it with monitor='loss'")
+    if monitor.endswith("accuracy") and not hasattr(loss, "probs"):
+        raise ValueError(f"{owner}: the scheduler monitors {monitor!r}, which {loss!r} does "
+                         f"not give (accuracy needs a classification loss)")

@@ -170,7 +170,8 @@ def _check_scheduler(scheduler, state, bad):
     expected = scheduler.state_dict()
     if not isinstance(state, dict) or set(state) != set(expected):
         raise bad(f"scheduler state must have the keys {sorted(expected)}, got {state!r}")
-    if not all(_finite(v) for v in state.values()):
+    nullable = getattr(scheduler, "nullable_state", ())
+    if not all(_finite(v) or (k in nullable and v is None) for k, v in state.items()):
         raise bad(f"scheduler state must hold finite numbers, got {state!r}")
     if not _is_int(state.get("last_step", 0)) or state.get("last_step", 0) < 0:
         raise bad(f"scheduler last_step must be an int >= 0, got {state.get('last_step')!r}")
@@ -189,13 +190,9 @@ def _check_scheduler(scheduler, state, bad):
 def _check_optimizer_keys(optimizer, path, wanted, opt_entries):
     """Each parameter's optimizer arrays: a parameter the model has, and a set of keys the
     optimizer's step can use (Adam's two moments together, or none)."""
-    from .optim import SGD, Adam
-
     allowed = None
-    if isinstance(optimizer, Adam):
-        allowed = ({"exp_avg", "exp_avg_sq"},)
-    elif isinstance(optimizer, SGD):
-        allowed = ({"momentum_buffer"},)
+    if callable(getattr(optimizer, "state_keys", None)):
+        allowed = (optimizer.state_keys(),)
     for name, keys in opt_entries.items():
         if name not in wanted:
             raise CheckpointError(f"{path}: optimizer state for {name!r}, which the model "

@@ -151,8 +151,13 @@ def test_training_matches_after_the_exchange():
 
 
 @pytest.mark.parametrize("module,message", [
-    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)),
-     r"from_torch: module 1 \(BatchNorm2d\(2, .*\) has no minicnn layer; from_torch knows .*Conv2d"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.GroupNorm(1, 2)),
+     r"from_torch: module 1 \(GroupNorm\(1, 2, .*\) has no minicnn layer; from_torch knows "
+     r".*Conv2d"),
+    (nn.Sequential(nn.Upsample(size=4)), r"module 0 .*: minicnn's Upsample takes a scale_factor"),
+    (nn.Sequential(nn.Upsample(scale_factor=1.5)), r"scales each axis by a positive int, not "
+                                                  r"scale_factor=1.5"),
+    (nn.Sequential(nn.Upsample(scale_factor=2, mode="bicubic")), "not mode='bicubic'"),
     (nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(4, 2), nn.GELU())),
      r"from_torch: module 1\.1 \(GELU\(approximate='none'\)\) has no minicnn layer"),
     (nn.Sequential(nn.Flatten(2)), r"module 0 \(Flatten\(start_dim=2, end_dim=-1\)\): minicnn's "
@@ -191,7 +196,8 @@ def test_to_torch_names_what_it_cannot_write():
         pass
 
     with pytest.raises(ValueError, match=r"to_torch: layer 1 Custom\(\) has no PyTorch "
-                                         "counterpart here; to_torch knows AvgPool2D, Conv2D"):
+                                         "counterpart here; to_torch knows AvgPool2D, "
+                                         "BatchNorm1D, BatchNorm2D, Concat, Conv2D"):
         interop.to_torch(Sequential(ReLU(), Custom()))
     mixed = Sequential(Flatten(), Dense(4, 3, rng=0), Dense(3, 2, dtype=np.float64, rng=0))
     with pytest.raises(ValueError, match=r"the model's parameters are \['float32', 'float64'\]; "
@@ -213,3 +219,119 @@ def test_a_missing_pytorch_is_one_line_naming_it(monkeypatch):
         with pytest.raises(ImportError) as e:
             call()
         assert str(e.value) == f"{who} needs PyTorch, which is not installed: pip install torch"
+
+
+def with_statistics(model, shape, rng=0):
+    """The model with random weights and running statistics after three training batches."""
+    rng = np.random.default_rng(rng)
+    for layer in model:
+        for value in layer.params.values():
+            value[...] = rng.normal(size=value.shape)
+    for _ in range(3):
+        model.forward(rng.normal(2.0, 3.0, size=(4, *shape)), training=True)
+    return model
+
+
+@pytest.mark.parametrize("layers,shape", [
+    (lambda: [Conv2D(2, 3, 3, rng=0), minicnn.BatchNorm2D(3)], (2, 6, 5)),
+    (lambda: [minicnn.BatchNorm2D(2, eps=1e-3, momentum=None)], (2, 4, 3)),
+    (lambda: [minicnn.BatchNorm2D(2, affine=False)], (2, 4, 3)),
+    (lambda: [minicnn.BatchNorm2D(2, track_running_stats=False)], (2, 4, 3)),
+    (lambda: [Flatten(), Dense(12, 5, rng=0), minicnn.BatchNorm1D(5, momentum=0.3)], (3, 2, 2)),
+    (lambda: [minicnn.ConvTranspose2D(2, 3, 3, rng=0)], (2, 5, 4)),
+    (lambda: [minicnn.ConvTranspose2D(4, 6, (3, 2), stride=(2, 3), padding=(1, 0),
+                                      output_padding=(1, 2), groups=2, rng=0)], (4, 5, 4)),
+    (lambda: [minicnn.ConvTranspose2D(2, 2, 2, stride=2, dilation=(2, 1), output_padding=(1, 0),
+                                      bias=False, rng=0)], (2, 5, 4)),
+    (lambda: [minicnn.Upsample(2)], (2, 5, 4)),
+    (lambda: [minicnn.Upsample((3, 2))], (2, 5, 4)),
+    (lambda: [minicnn.Upsample((2, 3), mode="bilinear", align_corners=False)], (2, 5, 4)),
+    (lambda: [minicnn.Upsample(3, mode="bilinear", align_corners=True)], (2, 5, 4)),
+], ids=lambda v: "" if callable(v) else "x".join(map(str, v)))
+def test_norm_and_enlarging_layers_go_both_ways(layers, shape):
+    model = with_statistics(Sequential(*[layer.astype(np.float64) for layer in layers()]), shape)
+    x = inputs(shape, np.float64, n=4)
+    twin, back = assert_both_ways(model, x)
+    assert config(back) == config(model)
+    for ours, theirs in zip(model, back):
+        for name, value in ours.buffers.items():      # BatchNorm's statistics, copied over
+            np.testing.assert_array_equal(theirs.buffers[name], value)
+    assert all(p.dtype == torch.float64 for p in twin.parameters())
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batch_norm_trains_the_same_both_ways(momentum):
+    """In training mode: normalised by the batch's statistics, which update the running ones
+    the same way on both sides."""
+    model = with_statistics(Sequential(minicnn.BatchNorm2D(3, momentum=momentum,
+                                                           dtype=np.float64)), (3, 4, 5))
+    twin = interop.to_torch(model).train()
+    assert int(twin[0].num_batches_tracked) == 3
+    x = inputs((3, 4, 5), np.float64, n=6) * 2 + 1
+    ours = model.forward(x, training=True)
+    with torch.no_grad():
+        theirs = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(theirs, ours, rtol=1e-9, atol=1e-9)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(getattr(twin[0], name).numpy(), model[0].buffers[name],
+                                   rtol=1e-12, atol=1e-12)
+    back = interop.from_torch(twin)
+    assert back.training
+    np.testing.assert_allclose(back.forward(x, training=True), twin(torch.from_numpy(x))
+                               .detach().numpy(), rtol=1e-9, atol=1e-9)
+
+
+def blocks():
+    """Identity and projection shortcuts, a Concat of an identity, a layer, a Sequential and a
+    Residual, and the new heads."""
+    from minicnn import BatchNorm2D, Concat, GlobalMaxPool2D, Identity, LogSoftmax, Residual
+
+    return Sequential(
+        Conv2D(2, 4, 3, padding=1, activation="relu", rng=0),
+        Residual(Sequential(Conv2D(4, 4, 3, padding=1, rng=1), BatchNorm2D(4), ReLU())),
+        Residual(Sequential(Conv2D(4, 6, 3, stride=2, padding=1, rng=2), BatchNorm2D(6)),
+                 shortcut=Conv2D(4, 6, 1, stride=2, rng=3)),
+        Concat(Identity(), Conv2D(6, 2, 1, activation="relu", rng=4),
+               Sequential(MaxPool2D(3, stride=1, padding=1), Conv2D(6, 3, 1, rng=5)),
+               Residual(Identity())),
+        GlobalMaxPool2D(), Flatten(), Dense(17, 5, rng=6), LogSoftmax())
+
+
+def test_blocks_go_both_ways():
+    model = with_statistics(blocks().astype(np.float64), (2, 7, 6))
+    twin, back = assert_both_ways(model, inputs((2, 7, 6), np.float64, n=3))
+    assert [type(m).__name__ for m in twin][2:6] == ["Residual", "Residual", "Concat",
+                                                     "AdaptiveMaxPool2d"]
+    assert [type(m).__name__ for m in twin[4].branches] == [
+        "Identity", "Sequential", "Sequential", "Residual"]
+    assert all(p.dtype == torch.float64 for p in twin.parameters())
+    assert [type(layer).__name__ for layer in back] == [type(layer).__name__ for layer in model]
+    assert back[3].branches[0].__class__.__name__ == "Identity"
+    for ours, theirs in zip(model.parameters(), back.parameters()):
+        assert theirs.name == ours.name
+        np.testing.assert_array_equal(theirs.value, ours.value)
+    for ours, theirs in zip(model.named_buffers(), back.named_buffers()):
+        np.testing.assert_array_equal(theirs.value, ours.value)
+    assert not back.training and not back[1].block[1].training
+
+
+@pytest.mark.parametrize("dim", [1, -1])
+def test_softmax_goes_both_ways(dim):
+    model = Sequential(Conv2D(2, 3, 1, dtype=np.float64, rng=0), minicnn.Softmax(dim=dim),
+                       Conv2D(3, 2, 1, dtype=np.float64, rng=1), minicnn.LogSoftmax(dim=dim))
+    twin, back = assert_both_ways(model, inputs((2, 3, 4), np.float64))
+    assert config(back) == config(model)
+
+
+def test_a_layer_inside_a_block_without_twin_is_named():
+    class Custom(minicnn.layers.ReLU):
+        pass
+
+    with pytest.raises(ValueError, match=r"to_torch: a block's layer Custom\(\) has no PyTorch "
+                                         "counterpart"):
+        interop.to_torch(Sequential(minicnn.Residual(Sequential(ReLU(), Custom()))))
+    with pytest.raises(ValueError, match=r"from_torch: module 0 \(Concat.*\): from_torch: module 0 "
+                                         r"\(GELU.*\) has no minicnn layer"):
+        interop.from_torch(nn.Sequential(minicnn.torch_modules.Concat(nn.GELU())))
+    with pytest.raises(ValueError, match="Softmax needs dim"):
+        interop.from_torch(nn.Sequential(nn.Softmax()))

@@ -113,7 +113,8 @@ def test_a_failed_export_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
         pass
 
     with pytest.raises(ValueError, match=r"export_onnx: layer 1 Custom\(\) has no ONNX exporter; "
-                                         "export_onnx knows AvgPool2D, Conv2D"):
+                                         "export_onnx knows AvgPool2D, BatchNorm1D, "
+                                         "BatchNorm2D, Concat, Conv2D"):
         export_onnx(Sequential(ReLU(), Custom()), path, (1, 2, 2))
 
     def broken_fsync(fd):
@@ -154,3 +155,110 @@ def test_the_export_command_writes_what_onnxruntime_runs(tmp_path, capsys):
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert props == {"minicnn.kind": "mnist", "minicnn.mean": "0.1307", "minicnn.std": "0.3081"}
     assert cli.main(["export", str(ckpt), "--onnx", str(out)]) == 0     # again, over it
+
+
+def trained_norms(model, shape, rng=0):
+    """The model with random affine parameters and running statistics after three batches."""
+    rng = np.random.default_rng(rng)
+    for layer in model:
+        for value in layer.params.values():
+            value[...] = rng.normal(size=value.shape)
+    for _ in range(3):
+        model.forward(rng.normal(2.0, 3.0, size=(4, *shape)).astype(np.float32), training=True)
+    return model
+
+
+@pytest.mark.parametrize("layers,shape,expected", [
+    (lambda: [Conv2D(2, 3, 3, rng=0), minicnn.BatchNorm2D(3), ReLU()], (2, 6, 5),
+     ["Conv", "BatchNormalization", "Relu"]),
+    (lambda: [minicnn.BatchNorm2D(2, affine=False, momentum=None)], (2, 4, 3),
+     ["BatchNormalization"]),
+    (lambda: [minicnn.BatchNorm2D(2, track_running_stats=False)], (2, 4, 3),
+     ["ReduceMean", "Sub", "Mul", "ReduceMean", "Add", "Sqrt", "Div", "Mul", "Add"]),
+    (lambda: [Flatten(), Dense(12, 5, rng=0), minicnn.BatchNorm1D(5, eps=1e-3)], (3, 2, 2),
+     ["Flatten", "Gemm", "BatchNormalization"]),
+    (lambda: [Flatten(), minicnn.BatchNorm1D(12, affine=False, track_running_stats=False)],
+     (3, 2, 2), ["Flatten", "ReduceMean", "Sub", "Mul", "ReduceMean", "Add", "Sqrt", "Div"]),
+    (lambda: [minicnn.BatchNorm1D(3)], (3, 5), ["BatchNormalization"]),
+    (lambda: [minicnn.BatchNorm1D(3, track_running_stats=False)], (3, 5),
+     ["ReduceMean", "Sub", "Mul", "ReduceMean", "Add", "Sqrt", "Div", "Mul", "Add"]),
+], ids=["bn2d", "bn2d-no-affine", "bn2d-batch-stats", "bn1d", "bn1d-batch-stats", "bn1d-seq",
+        "bn1d-seq-batch-stats"])
+def test_batch_norm_runs_in_onnxruntime(layers, shape, expected):
+    model = trained_norms(Sequential(*layers()), shape)
+    norm = [layer for layer in model if "BatchNorm" in type(layer).__name__][0]
+    if norm.track_running_stats:          # the statistics are the trained ones, not 0 and 1
+        assert int(norm.buffers["num_batches_tracked"]) == 3
+        assert np.abs(norm.buffers["running_var"] - 1).max() > 0.1
+    proto = onnx_export.to_onnx(model, shape)
+    assert ops(proto) == expected
+    x = inputs(shape, np.float32, n=4)
+    assert_close(run_onnx(proto, x), model.forward(x, training=False))
+
+
+@pytest.mark.parametrize("layer", [
+    minicnn.ConvTranspose2D(2, 3, 3, rng=0),
+    minicnn.ConvTranspose2D(4, 6, (3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2),
+                            groups=2, dilation=1, rng=1),
+    minicnn.ConvTranspose2D(2, 2, 2, stride=2, dilation=(2, 1), output_padding=(1, 0), bias=False,
+                            rng=2),
+    minicnn.Upsample(2),
+    minicnn.Upsample((3, 2), mode="nearest"),
+    minicnn.Upsample(2, mode="bilinear"),
+    minicnn.Upsample((2, 3), mode="bilinear", align_corners=False),
+    minicnn.Upsample((3, 2), mode="bilinear", align_corners=True),
+], ids=repr)
+def test_layers_that_enlarge_run_in_onnxruntime(layer):
+    c = getattr(layer, "in_channels", 2)
+    rng = np.random.default_rng(0)
+    for value in layer.params.values():
+        value[...] = rng.normal(size=value.shape)
+    model = Sequential(layer)
+    proto = onnx_export.to_onnx(model, (c, 5, 4))
+    assert ops(proto) == ["ConvTranspose" if "in_channels" in dir(layer) else "Resize"]
+    x = inputs((c, 5, 4), np.float32, n=2)
+    assert_close(run_onnx(proto, x), model.forward(x, training=False))
+
+
+def blocks():
+    """A small network of every container shape: identity and projection shortcuts, and a
+    Concat of an identity, a layer, a Sequential and a Residual."""
+    from minicnn import BatchNorm2D, Concat, GlobalMaxPool2D, Identity, LogSoftmax, Residual
+
+    return Sequential(
+        Conv2D(2, 4, 3, padding=1, rng=0),
+        Residual(Sequential(Conv2D(4, 4, 3, padding=1, rng=1), BatchNorm2D(4), ReLU())),
+        Residual(Sequential(Conv2D(4, 6, 3, stride=2, padding=1, rng=2), BatchNorm2D(6)),
+                 shortcut=Conv2D(4, 6, 1, stride=2, rng=3)),
+        Concat(Identity(), Conv2D(6, 2, 1, rng=4),
+               Sequential(AvgPool2D(3, stride=1, padding=1), Conv2D(6, 3, 1, rng=5)),
+               Residual(Identity())),
+        GlobalMaxPool2D(), Flatten(), Dense(17, 5, rng=6), LogSoftmax())
+
+
+def test_blocks_run_in_onnxruntime():
+    model = trained_norms(blocks(), (2, 7, 6))
+    proto = onnx_export.to_onnx(model, (2, 7, 6))
+    assert ops(proto).count("Add") == 3 and ops(proto).count("Concat") == 1
+    assert ops(proto)[-3:] == ["Flatten", "Gemm", "LogSoftmax"]
+    x = inputs((2, 7, 6), np.float32, n=3)
+    assert_close(run_onnx(proto, x), model.forward(x, training=False))
+
+
+@pytest.mark.parametrize("dim", [1, -1])
+def test_softmax_runs_in_onnxruntime(dim):
+    model = Sequential(Conv2D(2, 3, 1, rng=0), minicnn.Softmax(dim=dim))
+    proto = onnx_export.to_onnx(model, (2, 3, 4))
+    assert ops(proto) == ["Conv", "Softmax"]
+    x = inputs((2, 3, 4), np.float32, n=2)
+    assert_close(run_onnx(proto, x), model.forward(x, training=False))
+
+
+def test_a_layer_inside_a_block_without_exporter_is_named_by_its_path():
+    class Custom(ReLU):
+        pass
+
+    model = Sequential(ReLU(), minicnn.Residual(Sequential(ReLU(), Custom())))
+    with pytest.raises(ValueError, match=r"export_onnx: layer 1\.block\.1 Custom\(\) has no ONNX "
+                                         "exporter"):
+        onnx_export.to_onnx(model, (1, 2, 2))

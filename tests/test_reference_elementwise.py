@@ -142,10 +142,11 @@ def test_cross_entropy_of_huge_logits_by_log_sum_exp():
 # Each reference op takes its fast counterpart's arguments (a backend may call either).
 SHARED = ["pad", "pad_backward", "check_pad_mode", "conv2d_forward", "conv2d_backward", "conv2d",
           "pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-          "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward", "dense",
+          "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
+          "global_max_pool2d", "global_max_pool2d_backward", "dense",
           "dense_backward", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
           "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "dropout_mask", "softmax",
-          "log_softmax", "softmax_cross_entropy", "softmax_cross_entropy_backward", "mse",
+          "log_softmax", "softmax_backward", "log_softmax_backward", "softmax_cross_entropy", "softmax_cross_entropy_backward", "mse",
           "mse_backward"]
 
 

@@ -96,7 +96,7 @@ def check_model_fits(model, path, max_memory_mb, batch_size, num_classes=None):
         raise UsageError(f"the model in {path} needs {per_image / 2**20:,.0f} MB of activations per "
                          f"image{where}, more than the {max_memory_mb:g} MB allowed; raise the limit "
                          "with --max-memory MB")
-    out_shape = table.rows[-1]["output_shape"] if table.rows else (1, 28, 28)
+    out_shape = table.output_shape if table.rows else (1, 28, 28)
     if len(out_shape) != 1:
         raise UsageError(f"the model in {path} outputs {tuple(out_shape)} per image, not a vector of "
                          "class scores")

@@ -23,23 +23,26 @@ from .conv_transpose import (conv_transpose2d, conv_transpose2d_args,
 from .upsample import (upsample_args, upsample_bilinear, upsample_bilinear_backward,
                        upsample_nearest, upsample_nearest_backward)
 from .norm import batch_norm, batch_norm_backward, batch_norm_forward
-from .loss import (log_softmax, mse, mse_backward, softmax, softmax_cross_entropy,
-                   softmax_cross_entropy_backward)
+from .loss import (log_softmax, log_softmax_backward, mse, mse_backward, softmax,
+                   softmax_backward, softmax_cross_entropy, softmax_cross_entropy_backward)
 from .optim import sgd_arrays_problem, sgd_update, sgd_update_checked
 from .pad import check_pad_mode, pad, pad_backward, pad_index
 from .pool import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
-                   global_avg_pool2d_backward, max_pool2d, max_pool2d_2x2,
+                   global_avg_pool2d_backward, global_max_pool2d, global_max_pool2d_backward,
+                   max_pool2d, max_pool2d_2x2,
                    max_pool2d_2x2_backward, max_pool2d_backward, pool_args, pool_output_hw)
 
 __all__ = ["thresholds", "CONV_ACTIVATIONS", "conv2d", "conv2d_backward", "conv2d_forward",
            "pad", "pad_backward", "pad_index", "check_pad_mode",
            "max_pool2d", "max_pool2d_backward", "max_pool2d_2x2", "max_pool2d_2x2_backward",
            "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d",
-           "global_avg_pool2d_backward", "pool_args", "pool_output_hw",
+           "global_avg_pool2d_backward", "global_max_pool2d", "global_max_pool2d_backward",
+           "pool_args", "pool_output_hw",
            "dense", "dense_backward",
            "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid",
            "sigmoid_backward", "tanh", "tanh_backward", "dropout_mask",
-           "log_softmax", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_backward",
+           "log_softmax", "log_softmax_backward", "softmax", "softmax_backward",
+           "softmax_cross_entropy", "softmax_cross_entropy_backward",
            "mse", "mse_backward",
            "batch_norm", "batch_norm_forward", "batch_norm_backward",
            "conv_transpose2d", "conv_transpose2d_forward", "conv_transpose2d_backward",

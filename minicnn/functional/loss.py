@@ -2,8 +2,8 @@
 Readable version: minicnn/reference/loss.py."""
 import numpy as np
 
-__all__ = ["log_softmax", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_backward",
-           "mse", "mse_backward"]
+__all__ = ["log_softmax", "log_softmax_backward", "softmax", "softmax_backward",
+           "softmax_cross_entropy", "softmax_cross_entropy_backward", "mse", "mse_backward"]
 
 
 def log_softmax(x, axis=-1):
@@ -16,6 +16,18 @@ def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)), computed stably (the max is subtracted first)."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_backward(dout, out, axis=-1):
+    """dx for out = softmax(x): out * (dout - sum(dout * out)) along ``axis``, out's dtype."""
+    dout = np.asarray(dout, dtype=out.dtype)
+    return out * (dout - (dout * out).sum(axis=axis, keepdims=True))
+
+
+def log_softmax_backward(dout, out, axis=-1):
+    """dx for out = log_softmax(x): dout - exp(out) * sum(dout) along ``axis``, out's dtype."""
+    dout = np.asarray(dout, dtype=out.dtype)
+    return dout - np.exp(out) * dout.sum(axis=axis, keepdims=True)
 
 
 def softmax_cross_entropy(logits, labels):

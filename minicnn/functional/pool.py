@@ -10,7 +10,8 @@ from ._common import threads_for
 
 __all__ = ["pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward",
            "max_pool2d_2x2", "max_pool2d_2x2_backward", "avg_pool2d", "avg_pool2d_backward",
-           "global_avg_pool2d", "global_avg_pool2d_backward"]
+           "global_avg_pool2d", "global_avg_pool2d_backward", "global_max_pool2d",
+           "global_max_pool2d_backward"]
 
 
 def _check_pool_input(x, owner, name="input"):
@@ -176,3 +177,23 @@ def global_avg_pool2d_backward(dout, input_shape, owner="global_avg_pool2d_backw
     """Gradient of ``global_avg_pool2d``: dout (N, C, 1, 1) spread evenly over H x W."""
     shape = checks.input_shape(input_shape, owner)
     return avg_pool2d_backward(dout, shape, shape[2:], owner=owner)
+
+
+def global_max_pool2d(x, owner="global_max_pool2d"):
+    """The maximum over H x W of each channel: returns (out (N, C, 1, 1), argmax (N, C, 1, 1)).
+
+    ``max_pool2d`` with one window the size of the input, so the NaN and tie rules are its
+    own: a NaN wins, else the first maximum in row-major order (argmax is h*W + w)."""
+    _check_pool_input(x, owner)
+    if x.ndim != 4 or min(x.shape[2:]) < 1:
+        raise ValueError(f"{owner}: expected an input (N, C, H, W) with H >= 1 and W >= 1, "
+                         f"got shape {x.shape}")
+    return max_pool2d(x, x.shape[2:], owner=owner)
+
+
+def global_max_pool2d_backward(dout, argmax, input_shape, owner="global_max_pool2d_backward"):
+    """Gradient of ``global_max_pool2d``: dout (N, C, 1, 1) goes to each plane's argmax."""
+    n, c = checks.input_shape(input_shape, owner)[:2]
+    if np.shape(dout) != (n, c, 1, 1):
+        raise ValueError(f"{owner}: dout must be {(n, c, 1, 1)}, got {np.shape(dout)}")
+    return max_pool2d_backward(dout, argmax, input_shape, owner)

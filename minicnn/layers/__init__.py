@@ -4,13 +4,16 @@ from .base import Buffer, Layer, Parameter
 # === engine (owner: conv, pad, pool) ===
 from .conv import Conv2D
 from .pad import Pad
-from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Pool2D
+from .pool import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Pool2D
 
 # === compose (owner: compose) ===
-from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .dense import Dense
 from .dropout import Dropout
-from .shape import Flatten
+from .shape import Flatten, Identity
+
+# === blocks (owner: blocks) ===
+from .containers import Concat, Residual
 
 # === norm (owner: norm) ===
 from .norm import BatchNorm1D, BatchNorm2D
@@ -19,7 +22,8 @@ from .upsampling import ConvTranspose2D, Upsample
 __all__ = ["LAYERS", "CONTAINERS", "register_container", "Layer", "Parameter", "Buffer", "Conv2D",
            "Pad", "AvgPool2D", "GlobalAvgPool2D", "MaxPool2D", "Pool2D", "LeakyReLU", "ReLU",
            "Sigmoid", "Tanh", "Dense", "Dropout", "Flatten", "BatchNorm1D", "BatchNorm2D",
-           "ConvTranspose2D", "Upsample"]
+           "ConvTranspose2D", "Upsample", "GlobalMaxPool2D", "Softmax", "LogSoftmax", "Identity",
+           "Residual", "Concat"]
 
 LAYERS = {
     cls.__name__: cls

@@ -1,4 +1,4 @@
-"""Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh.
+"""Activations: ReLU, LeakyReLU, Sigmoid, Tanh (element-wise), Softmax and LogSoftmax.
 
 They take any rank, compute in the input's dtype, and cache the one array their
 derivative needs (the output, or for LeakyReLU the input).
@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import ops
 from .base import Layer, as_float_input, fixed
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
 
 
 class _Activation(Layer):
@@ -91,3 +91,54 @@ class Tanh(_Activation):
 
     def _backward(self, dout):
         return ops.tanh_backward(dout, self.saved)
+
+
+class _AlongDim(_Activation):
+    """An activation over one axis (``dim``, 1 by default: the classes or channels) of an
+    input of rank >= 2, as torch.nn.Softmax(dim=1)."""
+
+    defaults = {"dim": 1}
+    dim = fixed("dim")
+
+    def __init__(self, dim=1):
+        super().__init__()
+        if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
+            raise TypeError(f"{type(self).__name__}: dim must be an int (1: the classes or "
+                            f"channels), got {dim!r}")
+        self._dim = int(dim)
+
+    def get_config(self):
+        return {"dim": self.dim}
+
+    def _axis(self, ndim):
+        if ndim < 2 or not -ndim <= self.dim < ndim:
+            raise ValueError(f"{self!r}: expected an input (N, C, ...) of rank >= 2 with an "
+                             f"axis dim={self.dim}, got rank {ndim}")
+        return self.dim % ndim
+
+    def output_shape(self, input_shape):
+        self._axis(len(input_shape) + 1)
+        return tuple(input_shape)
+
+
+class Softmax(_AlongDim):
+    """exp(x) / sum(exp(x)) along ``dim``, stably (the max is subtracted first)."""
+
+    def _forward(self, x):
+        out = ops.softmax(x, axis=self._axis(x.ndim))
+        return out, out
+
+    def _backward(self, dout):
+        return ops.softmax_backward(dout, self.saved, axis=self._axis(self.saved.ndim))
+
+
+class LogSoftmax(_AlongDim):
+    """x - log(sum(exp(x))) along ``dim``, stably; pair it with a negative log-likelihood
+    (SoftmaxCrossEntropy takes the raw scores instead)."""
+
+    def _forward(self, x):
+        out = ops.log_softmax(x, axis=self._axis(x.ndim))
+        return out, out
+
+    def _backward(self, dout):
+        return ops.log_softmax_backward(dout, self.saved, axis=self._axis(self.saved.ndim))

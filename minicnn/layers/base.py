@@ -4,7 +4,7 @@ import operator
 import numpy as np
 
 __all__ = ["FLOAT_DTYPES", "check_dtype", "fixed", "Parameter", "Layer", "as_tuples",
-           "as_float_input"]
+           "as_float_input", "modules", "one_line"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -134,6 +134,10 @@ class Layer:
         """receptive_params() for an input of ``input_shape`` (C, H, W); global layers need it."""
         return self.receptive_params()
 
+    def children(self):
+        """[(name, child)] of a container (Residual, Concat); a plain layer has none."""
+        return []
+
     # --- conveniences ------------------------------------------------------
     def parameters(self, prefix=""):
         """The layer's parameters as a list of Parameter, named ``prefix + key``."""
@@ -142,6 +146,11 @@ class Layer:
     def named_buffers(self, prefix=""):
         """The layer's buffers as a list of Buffer, named ``prefix + key``."""
         return [Buffer(self, k, prefix + k) for k in getattr(self, "buffers", {})]
+
+    def state_entries(self, prefix=""):
+        """Parameters and buffers in PyTorch's state_dict order: a module's own parameters,
+        then its own buffers, then each child's entries in turn."""
+        return self.parameters(prefix) + self.named_buffers(prefix)
 
     def __call__(self, x, training=True):
         return self.forward(x, training)
@@ -190,6 +199,21 @@ class Layer:
 
     def __repr__(self):
         return f"{self.name}({self.extra_repr()})"
+
+
+def modules(module):
+    """``module`` and everything nested in it (layers, containers, Sequentials), depth first."""
+    yield module
+    for _, child in module.children():
+        yield from modules(child)
+
+
+def one_line(module, limit=120):
+    """A module's repr on one line (containers and Sequentials written inline), cut at
+    ``limit`` characters: for error messages, where the printed tree would not fit."""
+    text = " ".join(part.strip() for part in repr(module).split("\n"))
+    text = text.replace("( ", "(").replace(" )", ")")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def as_tuples(v):

@@ -1,11 +1,12 @@
-"""Pooling layers: Pool2D (max or average), MaxPool2D, AvgPool2D and GlobalAvgPool2D."""
+"""Pooling layers: Pool2D (max or average), MaxPool2D, AvgPool2D, GlobalAvgPool2D and
+GlobalMaxPool2D."""
 import numpy as np
 
 from .. import functional as F
 from ..backend import ops
 from .base import Layer, as_float_input, as_tuples, fixed
 
-__all__ = ["POOL_MODES", "Pool2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
+__all__ = ["POOL_MODES", "Pool2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
 POOL_MODES = ("max", "avg")
 
@@ -180,3 +181,31 @@ class GlobalAvgPool2D(Layer):
 
     def macs(self, input_shape):
         return 0
+
+
+class GlobalMaxPool2D(Layer):
+    """The maximum of each channel over the whole H x W: (N, C, H, W) -> (N, C, 1, 1).
+
+    MaxPool2D's rules with one window: a NaN wins, otherwise ties go to the first maximum
+    in row-major order, which alone receives the gradient. Its receptive-field step, like
+    GlobalAvgPool2D's, depends on the input size (receptive_params_for).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.cache = None
+
+    output_shape = GlobalAvgPool2D.output_shape
+    receptive_params_for = GlobalAvgPool2D.receptive_params_for
+    macs = GlobalAvgPool2D.macs
+
+    def forward(self, x, training=True):
+        x = as_float_input(x, self, None)
+        out, argmax = ops.global_max_pool2d(x, owner=self)
+        self.cache = (x.shape, x.dtype, argmax) if training else None
+        return out
+
+    def backward(self, dout):
+        self._backward_check()
+        shape, dtype, argmax = self.cache
+        return ops.global_max_pool2d_backward(_float_dout(dout, dtype), argmax, shape, owner=self)

@@ -1,11 +1,11 @@
-"""Flatten: (N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+"""Flatten: (N, d1, d2, ...) -> (N, d1 * d2 * ...); Identity: x -> x."""
 import math
 
 import numpy as np
 
 from .base import Layer, as_float_input
 
-__all__ = ["Flatten"]
+__all__ = ["Flatten", "Identity"]
 
 
 class Flatten(Layer):
@@ -36,3 +36,26 @@ class Flatten(Layer):
 
     def output_shape(self, input_shape):
         return (math.prod(input_shape),)
+
+
+class Identity(Layer):
+    """out = x, any shape (as torch.nn.Identity): a placeholder, e.g. a named shortcut or a
+    Concat branch that passes its input through. The output is the input array itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_shape = None
+
+    def forward(self, x, training=True):
+        x = as_float_input(x, self)
+        self.in_shape = x.shape if training else None
+        return x
+
+    def backward(self, dout):
+        self._backward_check("in_shape")
+        if np.shape(dout) != self.in_shape:
+            raise ValueError(f"{self!r}: dout must have shape {self.in_shape}, got {np.shape(dout)}")
+        return np.asarray(dout)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)

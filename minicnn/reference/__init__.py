@@ -14,7 +14,7 @@ How to read them (each builds on the ones before):
     conv.py            conv2d: stride, dilation, groups (depthwise), padding, true
                        convolution (flip_kernel); the backward gives dx, dw and db
     pool.py            max and average pooling: padding, ceil_mode, count_include_pad;
-                       global average pooling
+                       global average and global max pooling
     fully_connected.py the dense layer
     activation.py      relu, leaky_relu, sigmoid, tanh and dropout
     loss.py            softmax, log_softmax, softmax cross-entropy, mean squared error
@@ -38,15 +38,15 @@ its fast counterpart, in the same order, and returns the same things; where they
   real array is taken, and the result has the dtype NumPy gives).
 - Sums run in another order, so float results may differ from the fast ones in the last
   bits; max pooling, padding and the activations give the same values.
-- Extra, for reading: ``softmax_backward``, ``log_softmax_backward``, ``logsumexp``,
-  ``one_hot``, ``dropout`` and ``dropout_backward`` (the Dropout layer multiplies by the
+- Extra, for reading: ``logsumexp``, ``one_hot``, ``dropout`` and ``dropout_backward`` (the Dropout layer multiplies by the
   mask itself), ``rotate_180`` and ``window`` (conv's kernel flip and window slices).
 """
 from .padding import check_pad_mode, pad, pad_backward, source_index
 from .conv import conv2d, conv2d_backward, conv2d_forward, rotate_180, window
 from .pool import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
-                   global_avg_pool2d_backward, max_pool2d, max_pool2d_2x2,
-                   max_pool2d_2x2_backward, max_pool2d_backward, pool_args, pool_output_hw)
+                   global_avg_pool2d_backward, global_max_pool2d, global_max_pool2d_backward,
+                   max_pool2d, max_pool2d_2x2, max_pool2d_2x2_backward, max_pool2d_backward,
+                   pool_args, pool_output_hw)
 from .fully_connected import dense, dense_backward
 from .activation import (dropout, dropout_backward, dropout_mask, leaky_relu,
                          leaky_relu_backward, relu, relu_backward, sigmoid, sigmoid_backward,
@@ -67,6 +67,7 @@ __all__ = [
     "pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward", "max_pool2d_2x2",
     "max_pool2d_2x2_backward", "avg_pool2d",
     "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
+    "global_max_pool2d", "global_max_pool2d_backward",
     "dense", "dense_backward",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "dropout_mask", "dropout", "dropout_backward",

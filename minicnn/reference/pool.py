@@ -29,7 +29,8 @@ from ..geometry import pool_args, pool_output_hw
 
 __all__ = ["pool_args", "pool_output_hw", "max_pool2d", "max_pool2d_backward",
            "max_pool2d_2x2", "max_pool2d_2x2_backward", "avg_pool2d", "avg_pool2d_backward",
-           "global_avg_pool2d", "global_avg_pool2d_backward"]
+           "global_avg_pool2d", "global_avg_pool2d_backward", "global_max_pool2d",
+           "global_max_pool2d_backward"]
 
 
 def _span(i, k, s, before, n, after):
@@ -181,3 +182,31 @@ def global_avg_pool2d_backward(dout, input_shape, owner="global_avg_pool2d_backw
     if dout.shape != (N, C, 1, 1):
         raise ValueError(f"{owner}: dout must be {(N, C, 1, 1)}, got {dout.shape}")
     return np.broadcast_to(dout / dout.dtype.type(H * W), (N, C, H, W)).copy()
+
+
+def global_max_pool2d(x, owner="global_max_pool2d"):
+    """The maximum of each plane: returns (out, argmax), both (N, C, 1, 1).
+
+    argmax is the flat index h*W + w of the winner: the first NaN if the plane has one,
+    else the first maximum in row-major order (max_pool2d's rule, with one window).
+    """
+    x = _check_input(x, owner)
+    if min(x.shape[2:]) < 1:
+        raise ValueError(f"{owner}: expected an input with H >= 1 and W >= 1, got shape {x.shape}")
+    N, C, H, W = x.shape
+    planes = x.reshape(N, C, H * W)
+    nan = np.isnan(planes)
+    best = np.where(nan.any(axis=2), nan.argmax(axis=2), planes.argmax(axis=2))
+    out = np.take_along_axis(planes, best[:, :, None], axis=2)
+    return out.reshape(N, C, 1, 1), best.reshape(N, C, 1, 1).astype(np.intp)
+
+
+def global_max_pool2d_backward(dout, argmax, input_shape, owner="global_max_pool2d_backward"):
+    """Gradient of ``global_max_pool2d``: each dout[n, c] goes to the pixel argmax names."""
+    N, C, H, W = input_shape
+    dout = _check_input(dout, owner, "dout")
+    if dout.shape != (N, C, 1, 1):
+        raise ValueError(f"{owner}: dout must be {(N, C, 1, 1)}, got {dout.shape}")
+    dx = np.zeros((N, C, H * W), dtype=dout.dtype)
+    np.put_along_axis(dx, np.asarray(argmax).reshape(N, C, 1), dout.reshape(N, C, 1), axis=2)
+    return dx.reshape(N, C, H, W)
