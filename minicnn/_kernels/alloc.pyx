@@ -6,8 +6,8 @@ Computes:  nothing of a network's: it serves the data buffers of the arrays NumP
            is rounded up to a size class (eight per power of two) and, when freed inside a
            minicnn call (in any thread that has a cached_allocation block open), kept in its
            class's free list instead of going back to malloc; the next request of that class
-           takes it back. Smaller blocks, and large ones freed outside minicnn's calls, go
-           straight back to malloc.
+           takes it back. A large block freed outside minicnn's calls goes back to malloc;
+           smaller blocks are NumPy's default allocator's, as without this handler.
 Why:       glibc serves a block above its mmap threshold (128 KiB by default) with a fresh
            mmap and unmaps it on free, so every training step faulted its im2col columns,
            activations and gradients in again, page by page. A kept block's pages stay
@@ -24,15 +24,17 @@ Threads:   any thread may allocate or free (an array allocated in one thread may
            it, so the GIL guards the lists and counters (a free-threaded build takes a mutex
            instead, never held across a call to malloc, free or memset).
 Layout:    a large block is [malloc's start .. padding | Block header | data], the data
-           aligned to 64 bytes; a small one is [size | SMALL | data]. The word before the
+           aligned to 64 bytes; a small one is [size | SMALL | data], from NumPy's default
+           allocator (whose cache of blocks under 1 KiB it keeps using). The word before the
            data says which, so free, realloc and calloc never rely on the size NumPy
            passes to free.
 Must agree with no reference op: arrays hold the same bytes whatever handler served them
 (calloc zeroes a reused block).
 """
-from cpython.pycapsule cimport PyCapsule_New
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
+from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uintptr_t, SIZE_MAX
-from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset, strncpy
 
 
@@ -51,6 +53,7 @@ cdef extern from "numpy/arrayobject.h":
 
     int _import_array() except -1
     object PyDataMem_SetHandler(object handler)
+    PyObject *PyDataMem_DefaultHandler
 
 
 cdef enum:
@@ -318,11 +321,19 @@ cdef void _large_free(Block *b) noexcept nogil:
 
 # --- the handler's four functions -------------------------------------------------------------
 
+# Small blocks go to NumPy's own default allocator (with the header in front), so that its
+# cache of blocks under 1 KiB serves them as it would without this handler.
+cdef PyDataMemAllocator *_numpy = NULL
+
+
 cdef void *_small_alloc(size_t n, bint zero) noexcept nogil:
     cdef size_t *raw
     if n > SIZE_MAX - SMALL_HEADER:
         return NULL
-    raw = <size_t *>(calloc(1, n + SMALL_HEADER) if zero else malloc(n + SMALL_HEADER))
+    if zero:
+        raw = <size_t *>_numpy.calloc(_numpy.ctx, 1, n + SMALL_HEADER)
+    else:
+        raw = <size_t *>_numpy.malloc(_numpy.ctx, n + SMALL_HEADER)
     if raw == NULL:
         return NULL
     raw[0] = n
@@ -350,7 +361,8 @@ cdef void _free(void *ctx, void *ptr, size_t size) noexcept nogil:
     if _kind(ptr) == LARGE:
         _large_free(_header(ptr))
     else:
-        free(<char *>ptr - SMALL_HEADER)
+        ptr = <char *>ptr - SMALL_HEADER
+        _numpy.free(_numpy.ctx, ptr, (<size_t *>ptr)[0] + SMALL_HEADER)
 
 
 cdef void *_realloc(void *ctx, void *ptr, size_t n) noexcept nogil:
@@ -369,7 +381,7 @@ cdef void *_realloc(void *ctx, void *ptr, size_t n) noexcept nogil:
     else:
         old_size = (<size_t *>(<char *>ptr - SMALL_HEADER))[0]
         if n < LARGE_MIN_BYTES:
-            raw = <char *>realloc(<char *>ptr - SMALL_HEADER, n + SMALL_HEADER)
+            raw = <char *>_numpy.realloc(_numpy.ctx, <char *>ptr - SMALL_HEADER, n + SMALL_HEADER)
             if raw == NULL:
                 return NULL
             (<size_t *>raw)[0] = n
@@ -392,6 +404,8 @@ _handler.allocator.realloc = _realloc
 _handler.allocator.free = _free
 
 _import_array()
+_numpy = &(<PyDataMem_Handler *>PyCapsule_GetPointer(<object>PyDataMem_DefaultHandler,
+                                                    b"mem_handler")).allocator
 try:
     from numpy._core.multiarray import _get_madvise_hugepage
 except ImportError:                       # NumPy 1.x
