@@ -114,6 +114,8 @@ def ops_table(ops, frameworks):
     body = []
     for name, per_fw in ops.items():
         s = {fw: stats(runs) for fw, runs in per_fw.items() if runs and all(runs)}
+        if not s:       # an operation no framework timed (a framework's placeholder entry)
+            continue
         cells = [f"{ms(s[fw]['median_ms'])} ({ms(s[fw]['min_ms'])}-{ms(s[fw]['max_ms'])})"
                  if fw in s else "-" for fw in frameworks]
         ratios = [ratio(s[fw]["median_ms"] / s["minicnn"]["median_ms"])
