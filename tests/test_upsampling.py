@@ -53,6 +53,39 @@ def test_conv_transpose_matches_reference(cfg, dtype):
         np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol * 10)
 
 
+@pytest.mark.parametrize("cfg", _valid_configs(5, 20), ids=str)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_moves_equal_the_padded_copies(cfg, dtype):
+    """The transposed convolution's column moves cut the padding inside their loops; their
+    oracle is conv.pyx's im2col and col2im on an explicitly padded copy (the gather is a
+    copy: the same bits; the scatter starts from the bias: the same sums in another order)."""
+    from minicnn._kernels import conv as conv_kernels
+    from minicnn._kernels import conv_transpose as kernels
+
+    _, cin, cout, k, s, p, op, d, hw = cfg
+    oh, ow = F.conv_transpose2d_output_hw(hw, k, s, p, op, d)
+    rng = np.random.default_rng(4)
+    rows = (cout * k[0] * k[1], 3, hw[0] * hw[1])
+    dout = rng.standard_normal((3, cout, oh, ow)).astype(dtype)
+    full = np.zeros((3, cout, oh + 2 * p[0], ow + 2 * p[1]), dtype)
+    full[:, :, p[0]:p[0] + oh, p[1]:p[1] + ow] = dout
+    want = np.empty(rows, dtype)
+    conv_kernels.im2col(full, want, *k, *s, *d, hw[1], 1)
+    got = np.full(rows, np.nan, dtype)
+    kernels.gather_columns(dout, got, *k, *s, *d, *p, hw[1], 2)
+    np.testing.assert_array_equal(got, want)
+
+    cols = rng.standard_normal(rows).astype(dtype)
+    bias = rng.standard_normal(cout).astype(dtype)
+    full[...] = 0
+    conv_kernels.col2im(cols, full, *k, *s, *d, hw[1], 1)
+    want = full[:, :, p[0]:p[0] + oh, p[1]:p[1] + ow] + bias.reshape(1, -1, 1, 1)
+    got = np.full((3, cout, oh, ow), np.nan, dtype)
+    kernels.scatter_columns(cols, bias, got, *k, *s, *d, *p, hw[1], 2)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("cfg", _valid_configs(3, 4), ids=str)
 def test_conv_transpose_gradcheck(cfg):
     g, cin, cout, k, s, p, op, d, hw = cfg

@@ -90,27 +90,38 @@ def normalize(const floating[:, :, ::1] x,     # IN  (N, C, L)
                     out[n, c, l] = (x[n, c, l] - m) * a + b
 
 
-cdef inline void _grad_sums(const floating* dy, const floating* xr, Py_ssize_t L, double m,
+cdef inline void _grad_sums(const floating* dy, const floating* xr, Py_ssize_t L, floating m,
                             double* s1, double* s2) noexcept nogil:
-    """s1 += sum(dy), s2 += sum(dy * (x - m)), four partial sums each."""
-    cdef double a0 = 0, a1 = 0, a2 = 0, a3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0
+    """s1 += sum(dy), s2 += sum(dy * (x - m)): eight partial sums each in the input's type
+    over the row (lanes the compiler turns into vector registers), added into the float64
+    totals at the end of the row."""
+    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0
+    cdef floating q0 = 0, q1 = 0, q2 = 0, q3 = 0, q4 = 0, q5 = 0, q6 = 0, q7 = 0
     cdef Py_ssize_t l = 0
-    while l + 4 <= L:
-        a0 += dy[l]
-        a1 += dy[l + 1]
-        a2 += dy[l + 2]
-        a3 += dy[l + 3]
-        q0 += dy[l] * (xr[l] - m)
-        q1 += dy[l + 1] * (xr[l + 1] - m)
-        q2 += dy[l + 2] * (xr[l + 2] - m)
-        q3 += dy[l + 3] * (xr[l + 3] - m)
-        l += 4
+    while l + 8 <= L:
+        a0 = a0 + dy[l]
+        a1 = a1 + dy[l + 1]
+        a2 = a2 + dy[l + 2]
+        a3 = a3 + dy[l + 3]
+        a4 = a4 + dy[l + 4]
+        a5 = a5 + dy[l + 5]
+        a6 = a6 + dy[l + 6]
+        a7 = a7 + dy[l + 7]
+        q0 = q0 + dy[l] * (xr[l] - m)
+        q1 = q1 + dy[l + 1] * (xr[l + 1] - m)
+        q2 = q2 + dy[l + 2] * (xr[l + 2] - m)
+        q3 = q3 + dy[l + 3] * (xr[l + 3] - m)
+        q4 = q4 + dy[l + 4] * (xr[l + 4] - m)
+        q5 = q5 + dy[l + 5] * (xr[l + 5] - m)
+        q6 = q6 + dy[l + 6] * (xr[l + 6] - m)
+        q7 = q7 + dy[l + 7] * (xr[l + 7] - m)
+        l += 8
     while l < L:
-        a0 += dy[l]
-        q0 += dy[l] * (xr[l] - m)
+        a0 = a0 + dy[l]
+        q0 = q0 + dy[l] * (xr[l] - m)
         l += 1
-    s1[0] += (a0 + a1) + (a2 + a3)
-    s2[0] += (q0 + q1) + (q2 + q3)
+    s1[0] += (<double>a0 + a1 + a2 + a3) + (<double>a4 + a5 + a6 + a7)
+    s2[0] += (<double>q0 + q1 + q2 + q3) + (<double>q4 + q5 + q6 + q7)
 
 
 def backward(const floating[:, :, ::1] dout,   # IN  (N, C, L)
@@ -133,7 +144,7 @@ def backward(const floating[:, :, ::1] dout,   # IN  (N, C, L)
             s1 = 0
             s2 = 0
             for n in range(N):
-                _grad_sums(&dout[n, c, 0], &x[n, c, 0], L, mean[c], &s1, &s2)
+                _grad_sums(&dout[n, c, 0], &x[n, c, 0], L, <floating>mean[c], &s1, &s2)
             dbias[c] = s1
             dweight[c] = s2 * invstd[c]
             if not need_dx:

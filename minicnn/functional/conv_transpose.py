@@ -13,6 +13,7 @@ import numpy as np
 from .. import functional_checks as checks
 from .. import gemm, geometry
 from .._kernels import conv as _conv
+from .._kernels import conv_transpose as _ct
 from . import thresholds
 from ._common import real_array, threads_for
 
@@ -90,11 +91,10 @@ def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0), output
     cols = gemm.matmul(w.reshape(g, cin // g, cout_g * kh * kw).transpose(0, 2, 1),
                        x_t.reshape(g, cin // g, n * h * wd),
                        np.empty((g, cout_g * kh * kw, n * h * wd), x.dtype), threads)
-    full = np.zeros((n, cout, oh + 2 * padding[0], ow + 2 * padding[1]), x.dtype)
-    _conv.col2im(cols.reshape(cout * kh * kw, n, h * wd), full, kh, kw, *stride, *dilation, wd,
-                 threads)
-    out = full[:, :, padding[0]:padding[0] + oh, padding[1]:padding[1] + ow]
-    out = out + b.reshape(1, cout, 1, 1) if b is not None else np.ascontiguousarray(out)
+    out = np.empty((n, cout, oh, ow), x.dtype)
+    bias = np.ascontiguousarray(b) if b is not None else np.zeros(cout, x.dtype)
+    _ct.scatter_columns(cols.reshape(cout * kh * kw, n, h * wd), bias, out, kh, kw, *stride,
+                        *dilation, *padding, wd, threads)
     cache = None
     if training:
         cache = {"x_t": x_t, "x_shape": x.shape, "w": w, "has_bias": b is not None,
@@ -122,10 +122,9 @@ def conv_transpose2d_backward(dout, cache, need_dx=True):
     cout = cout_g * g
     (ph, pw), (sh, sw), (dh, dw) = cache["padding"], cache["stride"], cache["dilation"]
     threads = cache["threads"]
-    full = np.zeros((n, cout, dout.shape[2] + 2 * ph, dout.shape[3] + 2 * pw), w.dtype)
-    full[:, :, ph:ph + dout.shape[2], pw:pw + dout.shape[3]] = dout
+    dout = np.ascontiguousarray(dout)
     cols = np.empty((cout * kh * kw, n, h * wd), w.dtype)
-    _conv.im2col(full, cols, kh, kw, sh, sw, dh, dw, wd, threads)
+    _ct.gather_columns(dout, cols, kh, kw, sh, sw, dh, dw, ph, pw, wd, threads)
     cols_g = cols.reshape(g, cout_g * kh * kw, n * h * wd)
     dw_ = gemm.matmul(cache["x_t"].reshape(g, cin // g, n * h * wd), cols_g.transpose(0, 2, 1),
                       np.empty((g, cin // g, cout_g * kh * kw), w.dtype), threads)
