@@ -299,6 +299,9 @@ def print_report(args, said, peak, rows, extras, run):
            "began: " + " / ".join(f"{v:.1f}" for v in run["round_loads"]) if run["round_loads"]
                                                    else "") + "):", "",
            report.rounds_table(rows, fws), "",
+           "Spread within one process, step counts matched: each round's first k steps of "
+           "both frameworks, k the fewer either took; the median over rounds (bold: minicnn "
+           "wider):", "", report.spread_table(rows, fws), "",
            f"GFLOP/s: 2 FLOPs per multiply-accumulate of the forward pass (minicnn's per-layer "
            f"counts, as model.summary gives them), a training step {report.TRAIN_FACTOR}x the "
            "forward; pooling, activations, loss and optimizer not counted. Winograd and other "

@@ -91,6 +91,51 @@ def rounds_table(rows, frameworks):
     return table(head, body)
 
 
+def matched_spread(runs, peer_runs):
+    """max/median and p95/median of one framework's steps within each process (round),
+    over its first k steps, k = the fewer steps either framework took in that round; the
+    median over rounds of each. The maximum of more samples is larger by chance alone
+    (a faster framework fits more steps in the same budget), and pooling rounds mixes
+    their medians: matched counts within one process leave only the steps' own spread."""
+    maxes, p95s = [], []
+    for run, peer in zip(runs, peer_runs):
+        k = min(len(run), len(peer))
+        if k == 0:
+            continue
+        steps = sorted(run[:k])
+        median = statistics.median(steps)
+        maxes.append(steps[-1] / median)
+        p95s.append(percentile(steps, 95) / median)
+    if not maxes:
+        return None
+    return statistics.median(maxes), statistics.median(p95s)
+
+
+def spread_table(rows, frameworks):
+    """Each peer beside minicnn with step counts matched per round (``matched_spread``)."""
+    peers = [fw for fw in frameworks if fw != "minicnn"]
+    head = ["net", "batch", "step"]
+    for fw in peers:
+        head += [f"minicnn vs {NAMES[fw]}: max/median", "p95/median", "steps a round"]
+    body = []
+    for row in rows:
+        cells = []
+        for fw in peers:
+            ours = row["times_ms"]["minicnn"]
+            theirs = row["times_ms"][fw]
+            a, b = matched_spread(ours, theirs), matched_spread(theirs, ours)
+            if a is None or b is None:
+                cells += ["-", "-", "-"]
+                continue
+            k = statistics.median(min(len(x), len(y)) for x, y in zip(ours, theirs))
+            wide = a[0] > b[0]
+            cells += [("**" if wide else "") + f"{spread(a[0])} vs {spread(b[0])}"
+                      + ("**" if wide else ""),
+                      f"{spread(a[1])} vs {spread(b[1])}", f"{k:.0f}"]
+        body.append(_key(row) + cells)
+    return table(head, body)
+
+
 def gflops_table(rows, frameworks, peak):
     unit = "GFLOP/s (% of peak)" if peak else "GFLOP/s"
     head = ["net", "batch", "step", "GFLOP a step"] + [f"{NAMES[fw]} {unit}" for fw in frameworks]
