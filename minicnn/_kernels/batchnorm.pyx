@@ -11,8 +11,11 @@ Computes:  statistics: mean[c] and the biased variance var[c] of x[:, c, :] (M =
 Layout:    (N, C, L), C-contiguous: an image's channel is a contiguous row of L = H * W values;
            a channel's M values are N such rows.
 Threads:   prange over the channels (each channel's sums on one thread, in a fixed order).
-Sum order: in float64, over n then l, with four partial sums per quantity (positions l mod 4)
-           added at the end of each row: any thread count gives the same bits.
+Sum order: over n then l. Statistics: in float64, four partial sums per quantity
+           (positions l mod 4) added at the end of each row. Backward: eight partial sums
+           (l mod 8) in the input's type within a row (so they fill vector registers),
+           added into float64 totals at the end of each row. Any thread count gives the
+           same bits.
            The statistics pass sums x - x[0, c, 0] and its square (a shift that keeps the
            one-pass variance from cancelling when the mean is large beside the spread).
 Must agree with minicnn.reference.norm (the same values up to the order of the sums).
