@@ -38,7 +38,7 @@ def basic_block(cin, cout, stride, rng):
     return [mc.Residual(body, shortcut), mc.ReLU()]
 
 
-def resnet(stem=16, widths=(32, 64), rng=None):
+def resnet(stem=32, widths=(64, 128), rng=None):
     """28x28 -> a 3x3 stem of ``stem`` channels, then one basic block per width, each halving
     the size (14x14, 7x7), global average pooling and a linear classifier."""
     layers = [*conv_bn(1, stem, 1, rng), mc.ReLU()]

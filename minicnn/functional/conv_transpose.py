@@ -15,7 +15,7 @@ from .. import gemm, geometry
 from .._kernels import conv as _conv
 from .._kernels import conv_transpose as _ct
 from . import thresholds
-from ._common import real_array, threads_for
+from ._common import real_array, scratch, threads_for
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_forward", "conv_transpose2d_backward",
            "conv_transpose2d_args", "conv_transpose2d_output_hw"]
@@ -68,13 +68,21 @@ def _check(x, w, b, groups, owner):
 
 def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
                              groups=1, dilation=(1, 1), training=True,
-                             owner="conv_transpose2d"):
+                             owner="conv_transpose2d", workspace=None):
     """x (N, Cin, H, W), w (Cin, Cout/groups, KH, KW), b (Cout,) or None -> (out, cache);
     out (N, Cout, OH, OW), OH = (H - 1) * stride - 2 * padding + dilation * (KH - 1) +
-    output_padding + 1. The cache (None without ``training``) keeps x itself."""
+    output_padding + 1. The cache (None without ``training``) keeps x, laid out for the
+    GEMM. ``workspace``: a dict in which to keep the large temporaries between training
+    calls (as conv2d_forward's; ConvTranspose2D keeps one per layer), so that backward must
+    come before the next training forward with the same workspace."""
     stride, padding, output_padding, groups, dilation = conv_transpose2d_args(
         stride, padding, output_padding, groups, dilation, owner)
     _check(x, w, b, groups, owner)
+    if workspace is not None and not isinstance(workspace, dict):
+        raise TypeError(f"{owner}: workspace must be None or a dict, got "
+                        f"{type(workspace).__name__}")
+    # inference keeps nothing in the workspace: two threads may run one model's forward at once
+    ws = workspace if training else None
     n, cin, h, wd = x.shape
     _, cout_g, kh, kw = w.shape
     cout, g = cout_g * groups, groups
@@ -85,12 +93,12 @@ def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0), output
     macs = n * cin * h * wd * cout_g * kh * kw
     threads = threads_for(macs, thresholds.PARALLEL_MIN_MACS)
     # x as the GEMM's right side: (Cin, N * H * W)
-    x_t = np.empty((cin, n, h * wd), x.dtype)
+    x_t = scratch(ws, "x_t", (cin, n, h * wd), x.dtype)
     x3 = x.reshape(n, cin, h * wd)
     _conv.images_to_gemm(x3, x3, x_t, False, threads_for(x.size))
     cols = gemm.matmul(w.reshape(g, cin // g, cout_g * kh * kw).transpose(0, 2, 1),
                        x_t.reshape(g, cin // g, n * h * wd),
-                       np.empty((g, cout_g * kh * kw, n * h * wd), x.dtype), threads)
+                       scratch(ws, "cols", (g, cout_g * kh * kw, n * h * wd), x.dtype), threads)
     out = np.empty((n, cout, oh, ow), x.dtype)
     bias = np.ascontiguousarray(b) if b is not None else np.zeros(cout, x.dtype)
     _ct.scatter_columns(cols.reshape(cout * kh * kw, n, h * wd), bias, out, kh, kw, *stride,
@@ -99,7 +107,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0), output
     if training:
         cache = {"x_t": x_t, "x_shape": x.shape, "w": w, "has_bias": b is not None,
                  "stride": stride, "padding": padding, "dilation": dilation, "groups": g,
-                 "out_shape": out.shape, "threads": threads, "owner": owner}
+                 "out_shape": out.shape, "threads": threads, "owner": owner, "workspace": ws}
     return out, cache
 
 
@@ -123,7 +131,9 @@ def conv_transpose2d_backward(dout, cache, need_dx=True):
     (ph, pw), (sh, sw), (dh, dw) = cache["padding"], cache["stride"], cache["dilation"]
     threads = cache["threads"]
     dout = np.ascontiguousarray(dout)
-    cols = np.empty((cout * kh * kw, n, h * wd), w.dtype)
+    ws = cache["workspace"]
+    cols = scratch(ws, "cols", (g, cout_g * kh * kw, n * h * wd), w.dtype)
+    cols = cols.reshape(cout * kh * kw, n, h * wd)
     _ct.gather_columns(dout, cols, kh, kw, sh, sw, dh, dw, ph, pw, wd, threads)
     cols_g = cols.reshape(g, cout_g * kh * kw, n * h * wd)
     dw_ = gemm.matmul(cache["x_t"].reshape(g, cin // g, n * h * wd), cols_g.transpose(0, 2, 1),
@@ -132,7 +142,7 @@ def conv_transpose2d_backward(dout, cache, need_dx=True):
     dx = None
     if need_dx:
         dx_t = gemm.matmul(w.reshape(g, cin // g, cout_g * kh * kw), cols_g,
-                           np.empty((g, cin // g, n * h * wd), w.dtype), threads)
+                           scratch(ws, "dx_t", (g, cin // g, n * h * wd), w.dtype), threads)
         dx = np.empty((n, cin, h, wd), w.dtype)
         _conv.gemm_to_images(dx_t.reshape(cin, n, h * wd), np.zeros(cin, w.dtype),
                              dx.reshape(n, cin, h * wd), False, threads_for(dx.size))

@@ -71,6 +71,8 @@ class ConvTranspose2D(Layer):
             self.params["bias"] = np.zeros(self.out_channels, self.dtype)
             self.grads["bias"] = np.zeros(self.out_channels, self.dtype)
         self.cache = None
+        # large temporaries (the GEMM's columns and layouts) reused from step to step
+        self._workspace = {}
 
     def get_config(self):
         cfg = {"in_channels": self.in_channels, "out_channels": self.out_channels}
@@ -88,7 +90,8 @@ class ConvTranspose2D(Layer):
         x = as_float_input(x, self, self.dtype, ndim=4)
         out, self.cache = ops.conv_transpose2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride, self.padding,
-            self.output_padding, self.groups, self.dilation, training, owner=self)
+            self.output_padding, self.groups, self.dilation, training, owner=self,
+            workspace=self._workspace)
         return out
 
     def backward(self, dout, need_dx=True):

@@ -74,8 +74,9 @@ def _taps(x_hw, w, stride, dilation):
 
 def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
                              groups=1, dilation=(1, 1), training=True,
-                             owner="conv_transpose2d"):
-    """x (N, C, H, W), w (C, O/groups, KH, KW) -> (out, cache)."""
+                             owner="conv_transpose2d", workspace=None):
+    """x (N, C, H, W), w (C, O/groups, KH, KW) -> (out, cache). ``workspace`` is the fast
+    version's buffer dict, unused here."""
     stride, padding = _pair(stride), _pair(padding)
     output_padding, dilation = _pair(output_padding), _pair(dilation)
     if x.ndim != 4 or x.shape[1] != w.shape[0]:
