@@ -264,3 +264,23 @@ def test_bilinear_matches_reference_and_gradcheck(align, scale, hw):
                                rtol=1e-12, atol=1e-14)
     assert gradcheck(layer, x)
     assert layer.forward(x.astype(np.float32)).dtype == np.float32
+
+
+def test_conv_transpose_workspace_survives_an_inference_forward():
+    """A workspace keeps the temporaries between training calls; an inference forward with
+    the same workspace (another input size too) must leave the training cache intact."""
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((5, 4, 6, 6)).astype(np.float32)
+    args = ((2, 2), (1, 1), (1, 1), 1, (1, 1))
+    out, cache = F.conv_transpose2d_forward(x, w, None, *args)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    want = F.conv_transpose2d_backward(dout, cache)
+    ws = {}
+    _, cache = F.conv_transpose2d_forward(x, w, None, *args, workspace=ws)
+    assert ws, "a training forward keeps its temporaries in the workspace"
+    for shape in ((5, 4, 6, 6), (2, 4, 9, 9)):
+        F.conv_transpose2d_forward(rng.standard_normal(shape).astype(np.float32), w, None,
+                                   *args, training=False, workspace=ws)
+    for got, expected in zip(F.conv_transpose2d_backward(dout, cache), want):
+        np.testing.assert_array_equal(got, expected)
