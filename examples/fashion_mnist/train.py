@@ -1,7 +1,7 @@
 """Train a small ResNet (BatchNorm, residual blocks, global average pooling) on Fashion-MNIST.
 
     export MINICNN_DATA=/work/shared/data        # a folder holding fashion-mnist/
-    python examples/fashion_mnist/train.py                 # the ResNet, 15 epochs
+    python examples/fashion_mnist/train.py                 # the ResNet, 25 epochs
     python examples/fashion_mnist/train.py --arch lenet5   # the comparison row
     python examples/fashion_mnist/train.py --epochs 1 --limit 2000   # a quick look
 
@@ -66,7 +66,7 @@ def transform(xb):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arch", choices=("resnet", "lenet5"), default="resnet")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=None,
                         help="the one-cycle peak (default 0.2 for resnet, 0.1 for lenet5)")
