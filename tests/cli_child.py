@@ -9,7 +9,8 @@ Environment:
   CHILD_SLOW_SAVE=name while writing a file of that base name, print ``SAVING name`` once the
                        temporary file is written (not yet renamed into place)
   CHILD_PAUSE_AT=a,b   after printing one of these markers, sleep CHILD_PAUSE seconds (default
-                       0.5): the parent's signal lands at that very moment, however busy the machine
+                       1.5, time for a parent descheduled on a loaded host to read the line):
+                       the parent's signal lands at that very moment
 
 The markers are flushed at once, so a parent reading stdout can send a signal in the middle
 of an epoch or of a save.
@@ -36,7 +37,7 @@ def fake_data(folder):
 def marker(text):
     print(text, flush=True)
     if text in os.environ.get("CHILD_PAUSE_AT", "").split(","):
-        time.sleep(float(os.environ.get("CHILD_PAUSE", "0.5")))
+        time.sleep(float(os.environ.get("CHILD_PAUSE", "1.5")))
 
 
 def count_steps():
