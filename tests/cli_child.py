@@ -9,14 +9,14 @@ Environment:
   CHILD_SLOW_SAVE=name while writing a file of that base name, print ``SAVING name`` once the
                        temporary file is written (not yet renamed into place)
   CHILD_PAUSE_AT=a,b   after printing one of these markers, sleep CHILD_PAUSE seconds (default
-                       1.5, time for a parent descheduled on a loaded host to read the line):
-                       the parent's signal lands at that very moment
+                       0.5): the parent's signal lands at that very moment, however busy the machine
 
 The markers are flushed at once, so a parent reading stdout can send a signal in the middle
 of an epoch or of a save.
 """
 import hashlib
 import os
+import signal
 import sys
 import time
 
@@ -37,7 +37,7 @@ def fake_data(folder):
 def marker(text):
     print(text, flush=True)
     if text in os.environ.get("CHILD_PAUSE_AT", "").split(","):
-        time.sleep(float(os.environ.get("CHILD_PAUSE", "1.5")))
+        time.sleep(float(os.environ.get("CHILD_PAUSE", "0.5")))
 
 
 def count_steps():
@@ -73,6 +73,10 @@ def slow_saves(name):
 
 
 if __name__ == "__main__":
+    # Ctrl-C as at a terminal, however the tests were started: a shell without job control
+    # starts background commands with SIGINT ignored, children inherit that, and Python then
+    # leaves it ignored, so the signals these tests send would do nothing
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if os.environ.get("CHILD_FAKE_DATA"):
         fake_data(os.environ["CHILD_FAKE_DATA"])
     if os.environ.get("CHILD_STEPS"):
