@@ -92,12 +92,14 @@ def rounds_table(rows, frameworks):
 
 
 def matched_spread(runs, peer_runs):
-    """max/median and p95/median of one framework's steps within each process (round),
-    over its first k steps, k = the fewer steps either framework took in that round; the
-    median over rounds of each. The maximum of more samples is larger by chance alone
-    (a faster framework fits more steps in the same budget), and pooling rounds mixes
-    their medians: matched counts within one process leave only the steps' own spread."""
-    maxes, p95s = [], []
+    """max/median, p95/median and max - median (ms) of one framework's steps within each
+    process (round), over its first k steps, k = the fewer steps either framework took in
+    that round; the median over rounds of each. The maximum of more samples is larger by
+    chance alone (a faster framework fits more steps in the same budget), and pooling rounds
+    mixes their medians: matched counts within one process leave only the steps' own spread.
+    The excess in ms is what a stall costs whatever the step's length: the same stall of the
+    host is a larger ratio on a shorter step."""
+    maxes, p95s, excess = [], [], []
     for run, peer in zip(runs, peer_runs):
         k = min(len(run), len(peer))
         if k == 0:
@@ -106,9 +108,10 @@ def matched_spread(runs, peer_runs):
         median = statistics.median(steps)
         maxes.append(steps[-1] / median)
         p95s.append(percentile(steps, 95) / median)
+        excess.append(steps[-1] - median)
     if not maxes:
         return None
-    return statistics.median(maxes), statistics.median(p95s)
+    return statistics.median(maxes), statistics.median(p95s), statistics.median(excess)
 
 
 def spread_table(rows, frameworks):
@@ -116,7 +119,8 @@ def spread_table(rows, frameworks):
     peers = [fw for fw in frameworks if fw != "minicnn"]
     head = ["net", "batch", "step"]
     for fw in peers:
-        head += [f"minicnn vs {NAMES[fw]}: max/median", "p95/median", "steps a round"]
+        head += [f"minicnn vs {NAMES[fw]}: max/median", "p95/median", "max - median ms",
+                 "steps a round"]
     body = []
     for row in rows:
         cells = []
@@ -125,13 +129,14 @@ def spread_table(rows, frameworks):
             theirs = row["times_ms"][fw]
             a, b = matched_spread(ours, theirs), matched_spread(theirs, ours)
             if a is None or b is None:
-                cells += ["-", "-", "-"]
+                cells += ["-", "-", "-", "-"]
                 continue
             k = statistics.median(min(len(x), len(y)) for x, y in zip(ours, theirs))
             wide = a[0] > b[0]
             cells += [("**" if wide else "") + f"{spread(a[0])} vs {spread(b[0])}"
                       + ("**" if wide else ""),
-                      f"{spread(a[1])} vs {spread(b[1])}", f"{k:.0f}"]
+                      f"{spread(a[1])} vs {spread(b[1])}", f"{ms(a[2])} vs {ms(b[2])}",
+                      f"{k:.0f}"]
         body.append(_key(row) + cells)
     return table(head, body)
 

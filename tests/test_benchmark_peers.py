@@ -90,6 +90,22 @@ def test_stats_and_ratios():
     assert compare_report.gflop_per_step(1e6, 10, "train") == pytest.approx(0.06)
 
 
+def test_matched_spread_cuts_each_round_to_the_shorter_count():
+    # round 1: minicnn took 5 steps, the peer 3, so only minicnn's first 3 count (the 9 ms
+    # stalls after them are left out): max/median 2/1, excess 1 ms; round 2: the peer took
+    # 2, so minicnn's [2, 2] count and its 6 ms step does not: 1.0 and 0 ms
+    ours, theirs = [[1, 1, 2, 9, 9], [2, 2, 6]], [[4, 4, 6], [3, 6]]
+    assert compare_report.matched_spread(ours, theirs) == (1.5, 1.5, 0.5)
+    # the peer's own: round 1 all 3 steps (max 6 / median 4), round 2 both (6 / 4.5)
+    a, p95, excess = compare_report.matched_spread(theirs, ours)
+    assert a == pytest.approx((1.5 + 6 / 4.5) / 2) and excess == pytest.approx(1.75)
+    assert compare_report.matched_spread([[]], [[1]]) is None
+    table = compare_report.spread_table(
+        [{"net": "lenet5", "batch": 1, "mode": "train",
+          "times_ms": {"minicnn": ours, "torch": theirs}}], ["minicnn", "torch"])
+    assert "| lenet5 | 1 | train | **1.50 vs 1.42** | 1.50 vs 1.42 | 0.500 vs 1.75 | 2 |" in table
+
+
 @pytest.mark.parametrize("argv", [["--nets", "resnet"], ["--threads", "0"], ["--batches", "a"],
                                   ["--rounds", "0"]])
 def test_bad_arguments_are_one_line_exit_2(argv):
