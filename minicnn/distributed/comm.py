@@ -9,10 +9,18 @@ asked for: importing minicnn.distributed initialises no MPI.
 """
 import os
 import pickle
+import stat
+import struct
 import sys
 import time
 import traceback
 from contextlib import contextmanager
+
+try:
+    import fcntl
+    import termios
+except ImportError:             # not on Windows: a failing rank's report is not waited for
+    fcntl = termios = None
 
 import numpy as np
 
@@ -28,6 +36,10 @@ DEFAULT_TIMEOUT = 120.0
 #: benchmarks/README.md, "Data-parallel training over MPI".
 SPIN_SECONDS = 0.05
 POLL_MAX_SLEEP = 0.001
+#: at most this long, a failing rank waits for the launcher to take its report out of the
+#: pipe before MPI_Abort: the launcher then ends every process at once, and what a rank wrote
+#: that it had not yet read (or forwarded) is lost
+REPORT_DRAIN_SECONDS = 2.0
 #: how to install what is missing, for every error that says it
 INSTALL_HINT = "pip install 'minicnn[mpi]' (mpi4py and MPICH)"
 
@@ -195,8 +207,35 @@ def stop_all_on_error(comm, also_every_rank=()):
         if comm.size == 1 or getattr(e, "minicnn_every_rank_told", False):
             raise
         sys.stdout.flush()
-        traceback.print_exc(file=sys.stderr)
-        print(f"minicnn.distributed: rank {comm.rank} of {comm.size} stops every rank after "
-              f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        write_before_abort(traceback.format_exc()
+               + f"minicnn.distributed: rank {comm.rank} of {comm.size} stops every rank after "
+                 f"{type(e).__name__}: {e}\n")
         comm.abort(1)
         raise
+
+
+def write_before_abort(text, stream=None):
+    """Write ``text`` to ``stream`` (sys.stderr) in one piece and, when the stream is a pipe
+    (a launcher forwarding this rank's output), wait until its reader has taken every byte,
+    for at most REPORT_DRAIN_SECONDS. Written line by line and followed at once by MPI_Abort,
+    a traceback could reach the user cut after its first line."""
+    stream = sys.stderr if stream is None else stream
+    stream.write(text)
+    stream.flush()
+    try:
+        fd = stream.fileno()
+        if fcntl is None or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+    except (AttributeError, OSError, ValueError):   # a stream without a file (capture)
+        return
+    deadline = time.monotonic() + REPORT_DRAIN_SECONDS
+    while _unread_bytes(fd) > 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _unread_bytes(fd):
+    """Bytes written into the pipe ``fd`` that its reader has not read yet (FIONREAD)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
