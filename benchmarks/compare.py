@@ -48,7 +48,7 @@ WATCHED_VARS = THREAD_VARS + ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIN
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         """One line for a user's mistake (no usage block), exit code 2."""
-        self.exit(2, f"compare.py: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def parse_args(argv=None):

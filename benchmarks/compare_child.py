@@ -14,7 +14,8 @@ variable or a thread count: each framework runs at its own defaults, or at what 
 
 Tasks: prepare (build the networks, write DIR/NET.json and DIR/NET.npz, and DIR/NET.pt when
 the job says "torch"), check (losses and
-logits from the shared weights), rows (time one row), ops (time each layer of the networks
+logits from the shared weights), rows (time one row; with "switches", also count each
+step's involuntary context switches, for step_stalls.py), ops (time each layer of the networks
 at batch 64), memory (peak RSS of a training run), same_process (all three interleaved in
 this one process: the old way, an extra).
 """
@@ -122,9 +123,11 @@ def batches(batch, count, seed):
              rng.integers(0, 10, batch)) for _ in range(count)]
 
 
-def timed_steps(step, inputs, job):
+def timed_steps(step, inputs, job, switches=None):
     """Warm-up steps, then steps until ``job['budget']`` seconds are spent (within the job's
-    repeat bounds), cycling through ``inputs``. Returns each timed step's milliseconds."""
+    repeat bounds), cycling through ``inputs``. Returns each timed step's milliseconds; with a
+    ``switches`` list, also appends each step's involuntary context switches of this process
+    (read outside the timed interval)."""
     clock = time.perf_counter
     for i in range(job["warmup"]):
         step(*inputs[i % len(inputs)])
@@ -132,11 +135,21 @@ def timed_steps(step, inputs, job):
     while len(times) < job["max_repeats"] and (len(times) < job["min_repeats"]
                                                or clock() - start < job["budget"]):
         args = inputs[i % len(inputs)]
+        before = involuntary_switches() if switches is not None else 0
         t0 = clock()
         step(*args)
         times.append((clock() - t0) * 1e3)
+        if switches is not None:
+            switches.append(involuntary_switches() - before)
         i += 1
     return times
+
+
+def involuntary_switches():
+    """How many times the kernel has taken a core from this process's threads so far."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
 
 
 def row_inputs(peer, job):
@@ -148,7 +161,11 @@ def row_inputs(peer, job):
 def task_rows(job):
     peer = BUILDERS[job["framework"]](job, job["net"], LR)
     step = peer.train if job["mode"] == "train" else peer.infer
-    return {"times_ms": timed_steps(step, row_inputs(peer, job), job)}
+    if not job.get("switches"):
+        return {"times_ms": timed_steps(step, row_inputs(peer, job), job)}
+    switches = []
+    return {"times_ms": timed_steps(step, row_inputs(peer, job), job, switches),
+            "switches": switches}
 
 
 def task_check(job):

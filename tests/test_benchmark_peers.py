@@ -22,6 +22,7 @@ import compare  # noqa: E402
 import compare_report  # noqa: E402
 import net_spec  # noqa: E402
 import numpy_reference  # noqa: E402
+import step_stalls  # noqa: E402
 
 
 def batch(n=3, seed=5):
@@ -73,7 +74,11 @@ def test_numpy_child_agrees_and_never_imports_minicnn(tmp_path):
     assert said["minicnn"]["losses"][2] < said["minicnn"]["losses"][0] - 0.1   # the steps train
     rows = compare.run_child(dict(base, task="rows", framework="numpy", net="lenet5", batch=2,
                                   mode="train"), env)
-    assert len(rows["times_ms"]) == 2 and min(rows["times_ms"]) > 0
+    assert len(rows["times_ms"]) == 2 and min(rows["times_ms"]) > 0 and "switches" not in rows
+    rows = compare.run_child(dict(base, task="rows", framework="minicnn", net="lenet5",
+                                  batch=2, mode="infer", switches=True), env)
+    assert len(rows["switches"]) == len(rows["times_ms"]) == 2
+    assert all(isinstance(s, int) and s >= 0 for s in rows["switches"])
     with pytest.raises(SystemExit, match="the numpy process imported minicnn"):  # the guard
         compare.run_child(dict(base, task="prepare", nets=["lenet5"], framework="numpy"), env)
 
@@ -106,14 +111,29 @@ def test_matched_spread_cuts_each_round_to_the_shorter_count():
     assert "| lenet5 | 1 | train | **1.50 vs 1.42** | 1.50 vs 1.42 | 0.500 vs 1.75 | 2 |" in table
 
 
+@pytest.mark.parametrize("script", ["compare.py", "step_stalls.py"])
 @pytest.mark.parametrize("argv", [["--nets", "resnet"], ["--threads", "0"], ["--batches", "a"],
                                   ["--rounds", "0"]])
-def test_bad_arguments_are_one_line_exit_2(argv):
-    done = subprocess.run([sys.executable, os.path.join(BENCH, "compare.py"), *argv],
+def test_bad_arguments_are_one_line_exit_2(script, argv):
+    done = subprocess.run([sys.executable, os.path.join(BENCH, script), *argv],
                           capture_output=True, text=True)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert done.stderr.startswith("compare.py: error: ") and argv[0] in done.stderr
+    assert done.stderr.startswith(f"{script}: error: ") and argv[0] in done.stderr
+
+
+def test_step_stalls_counts_slow_steps_and_their_switches():
+    # round 1: median 2, so 3 and 9 are slow (over 1.3x), one of them with a switch; the
+    # other steps had one switch among three; round 2: nothing slow
+    runs = [{"times_ms": [1, 2, 2, 3, 9], "switches": [0, 1, 0, 2, 0]},
+            {"times_ms": [4, 4], "switches": [0, 0]}]
+    s = step_stalls.summarise(runs)
+    assert (s["steps"], s["slow"], s["slow_switched"]) == (7, 2, 0.5)
+    assert s["other_switched"] == pytest.approx(1 / 5) and s["spread"] == pytest.approx(2.75)
+    assert s["switches_a_step"] == pytest.approx(3 / 7)
+    table = step_stalls.table({("lenet5", 64, "train"): {"minicnn": runs, "torch": runs[1:]}})
+    assert "| lenet5 | 64 | train | minicnn | 7 | 2.75 | 2 | 50% | 20% | 0.43 |" in table
+    assert "| lenet5 | 64 | train | PyTorch | 2 | 1.00 | 0 | - | 0% | 0.00 |" in table
 
 
 def test_report_from_saved_json(tmp_path, capsys):
