@@ -123,19 +123,7 @@ class torch_ops:
             return self.model[:i](torch.from_numpy(x)) if i else torch.from_numpy(x)
 
     def layer(self, i, x):
-        import torch
-
-        module = self.model[i]
-        xg = x.detach().clone().requires_grad_(True)
-        out = module(xg)
-        dout = torch.from_numpy(_dout(tuple(out.shape)))
-        inputs = [xg] + list(module.parameters())
-
-        def forward():
-            with torch.no_grad():
-                return module(x)
-
-        return forward, lambda: torch.autograd.grad(out, inputs, dout, retain_graph=True)
+        return self._timed(self.model[i], x)
 
     def extra(self, d):
         import torch
@@ -148,6 +136,14 @@ class torch_ops:
                                               d["kernel_size"], d["stride"], d["padding"],
                                               d["output_padding"])
         module.train()
+        return self._timed(module, x)
+
+    @staticmethod
+    def _timed(module, x):
+        """(forward, backward) of one module: the backward is autograd's gradient of the
+        input and the parameters through a graph built once (retained between calls)."""
+        import torch
+
         xg = x.detach().clone().requires_grad_(True)
         out = module(xg)
         dout = torch.from_numpy(_dout(tuple(out.shape)))

@@ -13,7 +13,7 @@ import numbers
 __all__ = ["PADDING_MODES", "MAX_EXTENT", "is_int", "pair", "normalize_padding",
            "effective_kernel", "same_padding", "resolve_padding", "conv_output_size",
            "pool_output_size", "receptive_field_step", "check_fits", "mac_count", "pool_args",
-           "pool_output_hw", "receptive_field_start_step"]
+           "pool_output_hw", "receptive_field_start_step", "scale_factor_pair"]
 
 PADDING_MODES = ("zeros", "constant", "reflect", "symmetric", "replicate", "circular")
 #: the largest kernel size, stride, dilation or padding: the kernels take them as C ints
@@ -46,6 +46,14 @@ def pair(value, name, owner, minimum=1):
         raise ValueError(f"{owner}: {name} must be at most {MAX_EXTENT:,} in each axis, got "
                          f"{value!r}")
     return out
+
+
+def scale_factor_pair(scale_factor, owner):
+    """An upsampling factor as an (h, w) pair of positive ints; a float is taken only when it
+    is a whole number (2.0), as fractional factors are not supported."""
+    if isinstance(scale_factor, float) and scale_factor.is_integer():
+        scale_factor = int(scale_factor)
+    return pair(scale_factor, "scale_factor", owner)
 
 
 def normalize_padding(padding, owner, allow_same=True):

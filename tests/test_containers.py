@@ -62,8 +62,9 @@ def test_parameter_names_are_pytorch_paths():
     assert list(small_net().state_dict()) == names
 
 
-def test_pytorch_twin_has_the_same_keys():
-    torch = pytest.importorskip("torch")
+def torch_twin_of_small_net(torch):
+    """small_net() in PyTorch, with Residual and Concat written as nn.Modules of the same
+    attribute names (so the state_dict keys match)."""
     nn = torch.nn
 
     class TResidual(nn.Module):
@@ -71,12 +72,18 @@ def test_pytorch_twin_has_the_same_keys():
             super().__init__()
             self.block, self.shortcut = block, shortcut
 
+        def forward(self, x):
+            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
     class TConcat(nn.Module):
         def __init__(self, *branches):
             super().__init__()
             self.branches = nn.ModuleList(branches)
 
-    twin = nn.Sequential(
+        def forward(self, x):
+            return torch.cat([b(x) for b in self.branches], dim=1)
+
+    return nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
         TResidual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
                                 nn.Conv2d(4, 4, 3, padding=1))),
@@ -84,6 +91,10 @@ def test_pytorch_twin_has_the_same_keys():
         TConcat(nn.Conv2d(6, 2, 1), nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(6, 3, 3, 1, 1)),
                 TResidual(nn.Identity())),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(11, 3))
+
+
+def test_pytorch_twin_has_the_same_keys():
+    twin = torch_twin_of_small_net(pytest.importorskip("torch"))
     ours = small_net().state_dict()
     theirs = twin.state_dict()
     assert list(ours) == list(theirs)
@@ -264,31 +275,7 @@ def test_identity_layer():
 def test_five_sgd_steps_beside_the_pytorch_twin():
     torch = pytest.importorskip("torch")
     nn = torch.nn
-
-    class TResidual(nn.Module):
-        def __init__(self, block, shortcut=None):
-            super().__init__()
-            self.block, self.shortcut = block, shortcut
-
-        def forward(self, x):
-            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
-
-    class TConcat(nn.Module):
-        def __init__(self, *branches):
-            super().__init__()
-            self.branches = nn.ModuleList(branches)
-
-        def forward(self, x):
-            return torch.cat([b(x) for b in self.branches], dim=1)
-
-    twin = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
-        TResidual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
-                                nn.Conv2d(4, 4, 3, padding=1))),
-        TResidual(nn.Conv2d(4, 6, 3, 2, 1), nn.Conv2d(4, 6, 1, 2)),
-        TConcat(nn.Conv2d(6, 2, 1), nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(6, 3, 3, 1, 1)),
-                TResidual(nn.Identity())),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(11, 3)).double()
+    twin = torch_twin_of_small_net(torch).double()
     ours = small_net().astype(np.float64)
     twin.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
     opt = m.SGD(ours.parameters(), lr=0.1, momentum=0.9)

@@ -12,9 +12,17 @@ __all__ = ["upsample_args", "upsample_nearest", "upsample_nearest_backward",
 
 def upsample_args(scale_factor, owner="upsample_nearest"):
     """scale_factor as an (h, w) pair of positive ints (fractional factors are not taken)."""
-    if isinstance(scale_factor, float) and scale_factor.is_integer():
-        scale_factor = int(scale_factor)
-    return geometry.pair(scale_factor, "scale_factor", owner)
+    return geometry.scale_factor_pair(scale_factor, owner)
+
+
+def _checked_dout(dout, x_shape, sh, sw, owner):
+    """dout as a real array of the upsampled shape of x_shape, or a ValueError naming both."""
+    dout = real_array(dout, owner, "dout")
+    n, c, h, w = x_shape
+    if dout.shape != (n, c, h * sh, w * sw):
+        raise ValueError(f"{owner}: dout must have shape {(n, c, h * sh, w * sw)}, got "
+                         f"{dout.shape}")
+    return dout
 
 
 def upsample_nearest(x, scale_factor, owner="upsample_nearest"):
@@ -33,11 +41,8 @@ def upsample_nearest_backward(dout, scale_factor, x_shape, dtype=None,
     """dx (x_shape): each pixel's gradient is the sum of dout over the sh x sw block it
     was copied to. ``dtype``: dx's (the input's), else dout's."""
     sh, sw = upsample_args(scale_factor, owner)
-    dout = real_array(dout, owner, "dout")
+    dout = _checked_dout(dout, x_shape, sh, sw, owner)
     n, c, h, w = x_shape
-    if dout.shape != (n, c, h * sh, w * sw):
-        raise ValueError(f"{owner}: dout must have shape {(n, c, h * sh, w * sw)}, got "
-                         f"{dout.shape}")
     dx = dout.reshape(n, c, h, sh, w, sw).sum(axis=(3, 5))
     return dx.astype(dtype or (dout.dtype if dout.dtype.kind == "f" else np.float64), copy=False)
 
@@ -77,11 +82,8 @@ def upsample_bilinear_backward(dout, scale_factor, x_shape, align_corners=False,
                                owner="upsample_bilinear"):
     """dx = A_h^T @ dout @ A_w (the adjoint of upsample_bilinear)."""
     sh, sw = upsample_args(scale_factor, owner)
-    dout = real_array(dout, owner, "dout")
+    dout = _checked_dout(dout, x_shape, sh, sw, owner)
     n, c, h, w = x_shape
-    if dout.shape != (n, c, h * sh, w * sw):
-        raise ValueError(f"{owner}: dout must have shape {(n, c, h * sh, w * sw)}, got "
-                         f"{dout.shape}")
     dtype = dtype or (dout.dtype if dout.dtype.kind == "f" else np.float64)
     dout = dout.astype(dtype, copy=False)
     a_h = interpolation_matrix(h, sh, align_corners, dtype)

@@ -37,14 +37,12 @@ def fixed(name):
                     doc=f"{name} (read-only: fixed when the layer is built)")
 
 
-class Parameter:
-    """A view of one parameter of a layer: its dotted name, value and gradient.
-
-    It looks the arrays up in the layer's dicts on each access, so it stays valid
-    after ``astype`` replaces them. Optimizers update ``value`` in place.
-    """
+class _Entry:
+    """One entry of a layer's dict of arrays, by key: its dotted name and value. It looks the
+    array up on each access, so it stays valid after ``astype`` replaces the arrays."""
 
     __slots__ = ("layer", "key", "name")
+    store = "params"            # the layer's dict the entry is in
 
     def __init__(self, layer, key, name=None):
         self.layer = layer
@@ -53,33 +51,30 @@ class Parameter:
 
     @property
     def value(self):
-        return self.layer.params[self.key]
+        return getattr(self.layer, self.store)[self.key]
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.name!r}, shape={self.value.shape}, "
+                f"dtype={self.value.dtype})")
+
+
+class Parameter(_Entry):
+    """A view of one parameter of a layer: its dotted name, value and gradient.
+    Optimizers update ``value`` in place."""
+
+    __slots__ = ()
 
     @property
     def grad(self):
         return self.layer.grads[self.key]
 
-    def __repr__(self):
-        return f"Parameter({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
 
-
-class Buffer:
+class Buffer(_Entry):
     """A view of one buffer of a layer (state that is saved but not trained, such as
-    BatchNorm's running statistics): its dotted name and value, looked up on each access."""
+    BatchNorm's running statistics): its dotted name and value."""
 
-    __slots__ = ("layer", "key", "name")
-
-    def __init__(self, layer, key, name=None):
-        self.layer = layer
-        self.key = key
-        self.name = name or key
-
-    @property
-    def value(self):
-        return self.layer.buffers[self.key]
-
-    def __repr__(self):
-        return f"Buffer({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
+    __slots__ = ()
+    store = "buffers"
 
 
 class Layer:
@@ -183,6 +178,13 @@ class Layer:
     def _backward_check(self, name="cache"):
         if getattr(self, name, None) is None:
             raise RuntimeError(f"{self!r}: backward called before forward(x, training=True)")
+
+    def _store_grads(self, dw, db=None):
+        """Copy a backward's weight gradient (and bias gradient, when there is one) into
+        ``grads`` in place: optimizers keep references to these arrays."""
+        self.grads["weight"][...] = dw
+        if db is not None:
+            self.grads["bias"][...] = db
 
     @property
     def name(self):

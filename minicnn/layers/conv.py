@@ -144,9 +144,7 @@ class Conv2D(Layer):
         """Fill grads (in place) and return dx; ``need_dx=False`` skips dx and returns None."""
         self._backward_check()
         dx, dw, db = ops.conv2d_backward(dout, self.cache, need_dx)
-        self.grads["weight"][...] = dw
-        if db is not None:
-            self.grads["bias"][...] = db
+        self._store_grads(dw, db)
         return dx
 
     def output_shape(self, input_shape):

@@ -85,9 +85,7 @@ class Dense(Layer):
         self._backward_check("x")
         dx, dw, db = ops.dense_backward(dout, self.x, self.params["weight"], "bias" in self.params,
                                       need_dx)
-        self.grads["weight"][...] = dw
-        if db is not None:
-            self.grads["bias"][...] = db
+        self._store_grads(dw, db)
         return dx
 
     def output_shape(self, input_shape):

@@ -109,8 +109,7 @@ class _BatchNorm(Layer):
         self._backward_check()
         dx, dweight, dbias = ops.batch_norm_backward(dout, self.cache, need_dx)
         if self.affine:
-            self.grads["weight"][...] = dweight
-            self.grads["bias"][...] = dbias
+            self._store_grads(dweight, dbias)
         return dx
 
     def output_shape(self, input_shape):

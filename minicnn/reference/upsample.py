@@ -27,9 +27,7 @@ __all__ = ["upsample_args", "upsample_nearest", "upsample_nearest_backward",
 
 def upsample_args(scale_factor, owner="upsample_nearest"):
     """scale_factor as an (h, w) pair of positive ints."""
-    if isinstance(scale_factor, float) and scale_factor.is_integer():
-        scale_factor = int(scale_factor)
-    return geometry.pair(scale_factor, "scale_factor", owner)
+    return geometry.scale_factor_pair(scale_factor, owner)
 
 
 def upsample_nearest(x, scale_factor, owner="upsample_nearest"):
@@ -44,13 +42,17 @@ def upsample_nearest(x, scale_factor, owner="upsample_nearest"):
     return out
 
 
-def upsample_nearest_backward(dout, scale_factor, x_shape, dtype=None,
-                              owner="upsample_nearest"):
-    sh, sw = upsample_args(scale_factor, owner)
+def _check_dout(dout, x_shape, sh, sw, owner):
     n, c, h, w = x_shape
     if dout.shape != (n, c, h * sh, w * sw):
         raise ValueError(f"{owner}: dout must have shape {(n, c, h * sh, w * sw)}, got "
                          f"{dout.shape}")
+
+
+def upsample_nearest_backward(dout, scale_factor, x_shape, dtype=None,
+                              owner="upsample_nearest"):
+    sh, sw = upsample_args(scale_factor, owner)
+    _check_dout(dout, x_shape, sh, sw, owner)
     dx = np.zeros(x_shape, dtype or dout.dtype)
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
@@ -96,10 +98,7 @@ def upsample_bilinear(x, scale_factor, align_corners=False, owner="upsample_bili
 def upsample_bilinear_backward(dout, scale_factor, x_shape, align_corners=False, dtype=None,
                                owner="upsample_bilinear"):
     sh, sw = upsample_args(scale_factor, owner)
-    n, c, h, w = x_shape
-    if dout.shape != (n, c, h * sh, w * sw):
-        raise ValueError(f"{owner}: dout must have shape {(n, c, h * sh, w * sw)}, got "
-                         f"{dout.shape}")
+    _check_dout(dout, x_shape, sh, sw, owner)
     dx = np.zeros(x_shape, dtype or dout.dtype)
     for i, j, taps in _taps(x_shape, (sh, sw), align_corners):
         for row, col, weight in taps:
