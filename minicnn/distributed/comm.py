@@ -206,25 +206,33 @@ def stop_all_on_error(comm, also_every_rank=()):
     except BaseException as e:
         if comm.size == 1 or getattr(e, "minicnn_every_rank_told", False):
             raise
-        sys.stdout.flush()
-        write_before_abort(traceback.format_exc()
-               + f"minicnn.distributed: rank {comm.rank} of {comm.size} stops every rank after "
-                 f"{type(e).__name__}: {e}\n")
-        comm.abort(1)
+        try:            # whatever happens to the report (no stderr, Ctrl-C), the abort runs
+            if sys.stdout is not None:
+                sys.stdout.flush()
+            write_before_abort(traceback.format_exc()
+                               + f"minicnn.distributed: rank {comm.rank} of {comm.size} stops "
+                                 f"every rank after {type(e).__name__}: {e}\n")
+        finally:
+            comm.abort(1)
         raise
 
 
 def write_before_abort(text, stream=None):
-    """Write ``text`` to ``stream`` (sys.stderr) in one piece and, when the stream is a pipe
-    (a launcher forwarding this rank's output), wait until its reader has taken every byte,
-    for at most REPORT_DRAIN_SECONDS. Written line by line and followed at once by MPI_Abort,
-    a traceback could reach the user cut after its first line."""
+    """Write ``text`` to ``stream`` (sys.stderr; nothing when there is none) in one piece and,
+    when the stream is a pipe (a launcher forwarding this rank's output), wait until its reader
+    has taken every byte, for at most REPORT_DRAIN_SECONDS. Written line by line and followed
+    at once by MPI_Abort, a traceback could reach the user cut after its first line. The wait
+    needs Linux, where FIONREAD on a pipe's write end counts the unread bytes; elsewhere it
+    returns after the write."""
     stream = sys.stderr if stream is None else stream
+    if stream is None:
+        return
     stream.write(text)
     stream.flush()
     try:
         fd = stream.fileno()
-        if fcntl is None or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        if (fcntl is None or not sys.platform.startswith("linux")
+                or not stat.S_ISFIFO(os.fstat(fd).st_mode)):
             return
     except (AttributeError, OSError, ValueError):   # a stream without a file (capture)
         return
