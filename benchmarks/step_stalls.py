@@ -8,12 +8,14 @@ compare.py's children time the rows (the same networks, weights, inputs and defa
 count each step's involuntary context switches (getrusage's ru_nivcsw, read outside the timed
 interval): how often the kernel took a core from one of the process's threads while the step
 ran. The frameworks alternate, in turn first, over the rounds. Per row and framework: the
-steps, max/median (the median over rounds of each process's own), how many steps took more
+steps, max/median (the median over rounds of each process's own, over all its steps: not
+count-matched, so the framework with more steps is biased wider), how many steps took more
 than SLOW times their process's median, and the share of those slow steps, and of the
 others, during which a switch happened. Slow steps with a switch far more often than the
 others were stalls of the host, not of the framework.
 """
 import importlib.util
+import math
 import os
 import statistics
 import sys
@@ -39,6 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, help="the same thread count for both (default: "
                    "each framework's own)")
     args = p.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     args.nets = [n for n in args.nets.split(",") if n]
     unknown = [n for n in args.nets if n not in compare.NETS]
     if unknown or not args.nets:
@@ -50,9 +53,10 @@ def parse_args(argv=None):
         p.error(f"--batches must be comma-separated integers, got {args.batches!r}")
     if not args.batches or min(args.batches) < 1:
         p.error("--batches needs at least one positive batch size")
-    if args.rounds < 1 or args.budget <= 0 or (args.threads is not None and args.threads < 1):
-        p.error(f"--rounds and --threads must be at least 1 and --budget positive; got "
-                f"{args.rounds}, {args.threads}, {args.budget}")
+    if (args.rounds < 1 or not 0 < args.budget < math.inf
+            or (args.threads is not None and args.threads < 1)):
+        p.error(f"--rounds and --threads must be at least 1 and --budget a finite number "
+                f"of seconds > 0; got {args.rounds}, {args.threads}, {args.budget}")
     if importlib.util.find_spec("torch") is None:
         p.error("PyTorch is not installed (pip install torch): there is nothing to compare with")
     return args
@@ -115,7 +119,7 @@ def main(argv=None):
                     per[fw].append(compare.run_child(job, env))
             compare.progress(f"round {r + 1}/{args.rounds} done")
     threads = "each framework's own" if args.threads is None else str(args.threads)
-    print(f"**{started}**, `python benchmarks/step_stalls.py {' '.join(sys.argv[1:])}`, "
+    print(f"**{started}**, `python benchmarks/step_stalls.py {' '.join(args.argv)}`, "
           f"commit {compare.git_commit()}, threads: {threads}, load average {load:.1f} at the "
           f"start and {os.getloadavg()[0]:.1f} at the end\n")
     print(table(rows))
