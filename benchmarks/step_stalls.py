@@ -11,8 +11,11 @@ ran. The frameworks alternate, in turn first, over the rounds. Per row and frame
 steps, max/median (the median over rounds of each process's own, over all its steps: not
 count-matched, so the framework with more steps is biased wider), how many steps took more
 than SLOW times their process's median, and the share of those slow steps, and of the
-others, during which a switch happened. Slow steps with a switch far more often than the
-others were stalls of the host, not of the framework.
+others, during which a switch happened; and the steps that lost the same milliseconds in
+both frameworks (longer than their process's median by (SLOW - 1) times the longer median of
+the two), so that a short stall on the faster framework's shorter step does not count as
+slow there alone. Slow steps with a switch far more often than the others were stalls of the
+host, not of the framework.
 """
 import importlib.util
 import math
@@ -62,10 +65,11 @@ def parse_args(argv=None):
     return args
 
 
-def summarise(runs):
-    """{steps, spread, slow, slow_switched, other_switched, switches_a_step} of a list of
-    per-round {"times_ms", "switches"} answers."""
-    slow = slow_switched = other = other_switched = 0
+def summarise(runs, stall_ms=None):
+    """{steps, spread, slow, slow_switched, other_switched, switches_a_step, stalled} of a
+    list of per-round {"times_ms", "switches"} answers; ``stalled``: the steps longer than
+    their process's median by more than ``stall_ms`` (None without it)."""
+    slow = slow_switched = other = other_switched = stalled = 0
     spreads, switches = [], []
     for run in runs:
         median = statistics.median(run["times_ms"])
@@ -76,10 +80,20 @@ def summarise(runs):
                 slow, slow_switched = slow + 1, slow_switched + (s > 0)
             else:
                 other, other_switched = other + 1, other_switched + (s > 0)
+            stalled += stall_ms is not None and t - median > stall_ms
     return {"steps": slow + other, "spread": statistics.median(spreads), "slow": slow,
             "slow_switched": slow_switched / slow if slow else None,
             "other_switched": other_switched / other if other else None,
-            "switches_a_step": sum(switches) / len(switches)}
+            "switches_a_step": sum(switches) / len(switches),
+            "stalled": stalled if stall_ms is not None else None}
+
+
+def common_stall_ms(per):
+    """The same stall length for both frameworks of a row: (SLOW - 1) times the longer of
+    their medians, so that a step counts as stalled by milliseconds lost, not by a ratio
+    (which a shorter stall crosses on a shorter step)."""
+    return (SLOW - 1) * max(statistics.median(t for run in runs for t in run["times_ms"])
+                            for runs in per.values())
 
 
 def share(v):
@@ -89,15 +103,17 @@ def share(v):
 def table(rows):
     head = ["net", "batch", "step", "framework", "steps", "max/median",
             f"steps over {SLOW}x median", "of those, with a switch", "of the others",
-            "switches a step"]
+            "switches a step", "stalls of the same ms (longer than median + ms)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
     for (net, batch, mode), per in rows.items():
+        stall_ms = common_stall_ms(per)
         for fw in FRAMEWORKS:
-            s = summarise(per[fw])
+            s = summarise(per[fw], stall_ms)
             lines.append(f"| {net} | {batch} | {mode} | {compare.report.NAMES[fw]} | "
                          f"{s['steps']} | {s['spread']:.2f} | {s['slow']} | "
                          f"{share(s['slow_switched'])} | {share(s['other_switched'])} | "
-                         f"{s['switches_a_step']:.2f} |")
+                         f"{s['switches_a_step']:.2f} | {s['stalled']} "
+                         f"({s['stalled'] / s['steps']:.1%}, +{compare.report.ms(stall_ms)}) |")
     return "\n".join(lines)
 
 

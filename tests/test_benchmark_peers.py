@@ -128,12 +128,19 @@ def test_step_stalls_counts_slow_steps_and_their_switches():
     runs = [{"times_ms": [1, 2, 2, 3, 9], "switches": [0, 1, 0, 2, 0]},
             {"times_ms": [4, 4], "switches": [0, 0]}]
     s = step_stalls.summarise(runs)
-    assert (s["steps"], s["slow"], s["slow_switched"]) == (7, 2, 0.5)
+    assert (s["steps"], s["slow"], s["slow_switched"], s["stalled"]) == (7, 2, 0.5, None)
     assert s["other_switched"] == pytest.approx(1 / 5) and s["spread"] == pytest.approx(2.75)
     assert s["switches_a_step"] == pytest.approx(3 / 7)
-    table = step_stalls.table({("lenet5", 64, "train"): {"minicnn": runs, "torch": runs[1:]}})
-    assert "| lenet5 | 64 | train | minicnn | 7 | 2.75 | 2 | 50% | 20% | 0.43 |" in table
-    assert "| lenet5 | 64 | train | PyTorch | 2 | 1.00 | 0 | - | 0% | 0.00 |" in table
+    # stalls of the same ms: 0.3 x the longer median of the two frameworks (4 ms) = 1.2 ms,
+    # so only the 9 ms step (7 ms over its median of 2) counts; the 3 ms one (+1) does not
+    per = {"minicnn": runs, "torch": runs[1:]}
+    assert step_stalls.common_stall_ms(per) == pytest.approx(1.2)
+    assert step_stalls.summarise(runs, 1.2)["stalled"] == 1
+    table = step_stalls.table({("lenet5", 64, "train"): per})
+    assert "| lenet5 | 64 | train | minicnn | 7 | 2.75 | 2 | 50% | 20% | 0.43 | 1 (14.3%, +1.20) |" \
+        in table
+    assert "| lenet5 | 64 | train | PyTorch | 2 | 1.00 | 0 | - | 0% | 0.00 | 0 (0.0%, +1.20) |" \
+        in table
 
 
 def test_report_from_saved_json(tmp_path, capsys):
