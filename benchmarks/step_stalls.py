@@ -65,10 +65,10 @@ def parse_args(argv=None):
     return args
 
 
-def summarise(runs, stall_ms=None):
+def summarise(runs, stall_ms):
     """{steps, spread, slow, slow_switched, other_switched, switches_a_step, stalled} of a
     list of per-round {"times_ms", "switches"} answers; ``stalled``: the steps longer than
-    their process's median by more than ``stall_ms`` (None without it)."""
+    their process's median by more than ``stall_ms``."""
     slow = slow_switched = other = other_switched = stalled = 0
     spreads, switches = [], []
     for run in runs:
@@ -80,12 +80,12 @@ def summarise(runs, stall_ms=None):
                 slow, slow_switched = slow + 1, slow_switched + (s > 0)
             else:
                 other, other_switched = other + 1, other_switched + (s > 0)
-            stalled += stall_ms is not None and t - median > stall_ms
+            stalled += t - median > stall_ms
     return {"steps": slow + other, "spread": statistics.median(spreads), "slow": slow,
             "slow_switched": slow_switched / slow if slow else None,
             "other_switched": other_switched / other if other else None,
             "switches_a_step": sum(switches) / len(switches),
-            "stalled": stalled if stall_ms is not None else None}
+            "stalled": stalled}
 
 
 def common_stall_ms(per):

@@ -127,8 +127,8 @@ def test_step_stalls_counts_slow_steps_and_their_switches():
     # other steps had one switch among three; round 2: nothing slow
     runs = [{"times_ms": [1, 2, 2, 3, 9], "switches": [0, 1, 0, 2, 0]},
             {"times_ms": [4, 4], "switches": [0, 0]}]
-    s = step_stalls.summarise(runs)
-    assert (s["steps"], s["slow"], s["slow_switched"], s["stalled"]) == (7, 2, 0.5, None)
+    s = step_stalls.summarise(runs, 100.0)
+    assert (s["steps"], s["slow"], s["slow_switched"], s["stalled"]) == (7, 2, 0.5, 0)
     assert s["other_switched"] == pytest.approx(1 / 5) and s["spread"] == pytest.approx(2.75)
     assert s["switches_a_step"] == pytest.approx(3 / 7)
     # stalls of the same ms: 0.3 x the longer median of the two frameworks (4 ms) = 1.2 ms,

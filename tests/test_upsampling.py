@@ -279,6 +279,9 @@ def test_conv_transpose_workspace_survives_an_inference_forward():
     ws = {}
     _, cache = F.conv_transpose2d_forward(x, w, None, *args, workspace=ws)
     assert ws, "a training forward keeps its temporaries in the workspace"
+    with pytest.raises(TypeError, match="conv_transpose2d: workspace must be None or a dict, "
+                                        "got list"):
+        F.conv_transpose2d_forward(x, w, None, *args, workspace=[])
     for shape in ((5, 4, 6, 6), (2, 4, 9, 9)):
         F.conv_transpose2d_forward(rng.standard_normal(shape).astype(np.float32), w, None,
                                    *args, training=False, workspace=ws)

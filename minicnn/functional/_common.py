@@ -5,7 +5,7 @@ import numpy as np
 from ..runtime import get_num_threads
 from . import thresholds
 
-__all__ = ["threads_for", "real_array", "float_array", "scratch"]
+__all__ = ["threads_for", "real_array", "float_array", "scratch", "training_workspace"]
 
 
 def threads_for(size, floor=None):
@@ -46,3 +46,13 @@ def scratch(workspace, name, shape, dtype):
     if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
         buf = workspace[name] = np.empty(shape, dtype)
     return buf
+
+
+def training_workspace(workspace, training, owner):
+    """The workspace a forward may keep its temporaries in: ``workspace`` (None or a dict a
+    layer owns) when training, None in inference, which keeps nothing there because two
+    threads may run one model's forward at once."""
+    if workspace is not None and not isinstance(workspace, dict):
+        raise TypeError(f"{owner}: workspace must be None or a dict, got "
+                        f"{type(workspace).__name__}")
+    return workspace if training else None

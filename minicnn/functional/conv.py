@@ -13,7 +13,7 @@ import numpy as np
 from .. import functional_checks as checks
 from .. import geometry
 from . import conv_paths, thresholds
-from ._common import real_array, threads_for
+from ._common import real_array, threads_for, training_workspace
 from .pad import pad, pad_backward
 
 __all__ = ["CONV_ACTIVATIONS", "ConvPlan", "plan", "conv2d_forward", "conv2d",
@@ -98,8 +98,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     if activation not in CONV_ACTIVATIONS:
         raise ValueError(f"{owner}: activation must be None or 'relu', got {activation!r}")
     stride, dilation, groups = _check_conv_args(x, w, b, stride, dilation, groups, owner)
-    if workspace is not None and not isinstance(workspace, dict):
-        raise TypeError(f"{owner}: workspace must be None or a dict, got {type(workspace).__name__}")
+    ws = training_workspace(workspace, training, owner)
     p = conv_plan or plan(x.shape, x.dtype, w.shape, stride, padding, dilation, groups, owner)
     if flip_kernel:
         w = w[:, :, ::-1, ::-1]
@@ -109,17 +108,16 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     o = w.shape[0]
     relu = activation == "relu"
     bias = np.ascontiguousarray(b) if b is not None else np.zeros(o, dtype=w.dtype)
-    # inference keeps nothing in the workspace: two threads may run one model's forward at once
     cache = {"x_shape": x.shape, "padding": p.padding, "padding_mode": padding_mode,
              "stride": stride, "dilation": dilation, "groups": groups, "w": w,
              "flip": flip_kernel, "has_bias": b is not None, "out_hw": p.out_hw,
              "padded_shape": p.padded_shape, "kernel": p.kernel, "image_dx": p.image_dx,
-             "workspace": workspace if training else None}
+             "workspace": ws}
     out = np.empty((x.shape[0], o, *p.out_hw), dtype=w.dtype)
     saved, path = p.path.forward(xp, w, bias, out, relu, cache, p.threads)
     if not training:
         return out, None
-    cache.update(path=path, saved=saved, workspace=workspace, relu_out=out if relu else None)
+    cache.update(path=path, saved=saved, relu_out=out if relu else None)
     if cache["kernel"] is None:
         del cache["kernel"], cache["image_dx"]
     return out, cache

@@ -15,7 +15,7 @@ from .. import gemm, geometry
 from .._kernels import conv as _conv
 from .._kernels import conv_transpose as _ct
 from . import thresholds
-from ._common import real_array, scratch, threads_for
+from ._common import real_array, scratch, threads_for, training_workspace
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_forward", "conv_transpose2d_backward",
            "conv_transpose2d_args", "conv_transpose2d_output_hw"]
@@ -78,11 +78,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0), output
     stride, padding, output_padding, groups, dilation = conv_transpose2d_args(
         stride, padding, output_padding, groups, dilation, owner)
     _check(x, w, b, groups, owner)
-    if workspace is not None and not isinstance(workspace, dict):
-        raise TypeError(f"{owner}: workspace must be None or a dict, got "
-                        f"{type(workspace).__name__}")
-    # inference keeps nothing in the workspace: two threads may run one model's forward at once
-    ws = workspace if training else None
+    ws = training_workspace(workspace, training, owner)
     n, cin, h, wd = x.shape
     _, cout_g, kh, kw = w.shape
     cout, g = cout_g * groups, groups

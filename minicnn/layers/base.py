@@ -42,16 +42,11 @@ class _Entry:
     array up on each access, so it stays valid after ``astype`` replaces the arrays."""
 
     __slots__ = ("layer", "key", "name")
-    store = "params"            # the layer's dict the entry is in
 
     def __init__(self, layer, key, name=None):
         self.layer = layer
         self.key = key
         self.name = name or key
-
-    @property
-    def value(self):
-        return getattr(self.layer, self.store)[self.key]
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.name!r}, shape={self.value.shape}, "
@@ -65,6 +60,10 @@ class Parameter(_Entry):
     __slots__ = ()
 
     @property
+    def value(self):
+        return self.layer.params[self.key]
+
+    @property
     def grad(self):
         return self.layer.grads[self.key]
 
@@ -74,7 +73,10 @@ class Buffer(_Entry):
     BatchNorm's running statistics): its dotted name and value."""
 
     __slots__ = ()
-    store = "buffers"
+
+    @property
+    def value(self):
+        return self.layer.buffers[self.key]
 
 
 class Layer:
